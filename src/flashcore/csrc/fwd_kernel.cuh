@@ -1,0 +1,293 @@
+// Forward attention, FlashAttention-2 style, on mma.sync tensor cores.
+//
+// One thread block owns kBlockM query rows of one (batch, head). Each warp owns
+// kRowsPerWarp of those rows for the whole kernel: its Q fragments stay in
+// registers, S = Q K^T and the online softmax state live in its registers, and
+// P is fed back to the tensor cores straight from registers. S and P never
+// touch shared or global memory.
+//
+// The key range is walked from the last tile to the first, so the only tiles
+// that need masking (the Sk tail and the causal diagonal) come first and the
+// rest of the loop runs mask-free.
+#pragma once
+
+#include <cuda_fp16.h>
+#include <cstdint>
+
+#include "kernel_traits.h"
+#include "params.h"
+#include "primitives.cuh"
+#include "softmax.cuh"
+
+namespace flashcore {
+
+// Copies rows [row0, row0 + kRows) of a (seqlen, 64) fp16 matrix into a swizzled
+// shared tile; rows at or past `nrows` become zeros (V's zero tail keeps
+// P * V free of garbage; K's tail is masked to -inf anyway).
+template <int kRows, int kNThreads>
+__device__ __forceinline__ void load_tile(char* smem, const __half* base, int64_t row_stride,
+                                          int row0, int nrows, bool aligned16, int tid) {
+  constexpr int kChunks = kRows * 8;
+  static_assert(kChunks % kNThreads == 0, "tile chunks must split evenly across threads");
+  const uint32_t smem_base = smem_u32(smem);
+#pragma unroll
+  for (int i = 0; i < kChunks / kNThreads; ++i) {
+    const int idx = tid + i * kNThreads;
+    const int r = idx / 8;  // 8 consecutive threads fetch one 128-byte row: coalesced
+    const int c = idx % 8;
+    const int grow = row0 + r;
+    const bool valid = grow < nrows;
+    const __half* src = base + (valid ? grow * row_stride + c * 8 : 0);
+    if (aligned16) {
+      cp_async_16(smem_base + swizzle_offset(r, c), src, valid ? 16 : 0);
+    } else {
+      // Rows that are not 16-byte aligned (odd strides or storage offsets):
+      // element-wise loads, same zero fill.
+      __align__(16) __half tmp[8];
+#pragma unroll
+      for (int e = 0; e < 8; ++e) tmp[e] = valid ? src[e] : __float2half(0.f);
+      *reinterpret_cast<uint4*>(smem + swizzle_offset(r, c)) =
+          *reinterpret_cast<const uint4*>(tmp);
+    }
+  }
+}
+
+template <typename Traits, bool kIsCausal>
+__global__ void __launch_bounds__(Traits::kNThreads)
+    fwd_kernel(const FwdParams params) {
+  constexpr int kBlockM = Traits::kBlockM;
+  constexpr int kBlockN = Traits::kBlockN;
+  constexpr int kMTiles = Traits::kMTiles;
+  constexpr int kNTilesS = Traits::kNTilesS;
+  constexpr int kNTilesO = Traits::kNTilesO;
+  constexpr int kKStepsQK = Traits::kKStepsQK;
+  constexpr int kKStepsPV = Traits::kKStepsPV;
+  constexpr int kNThreads = Traits::kNThreads;
+
+  extern __shared__ __align__(128) char smem[];
+  char* smem_q = smem;
+  char* smem_k = smem_q + Traits::kSmemQBytes;
+  char* smem_v = smem_k + Traits::kSmemKBytes;
+
+  const int tid = threadIdx.x;
+  const int warp = tid / 32;
+  const int lane = tid % 32;
+
+  // Flattened grid (no 65535 limit on batch * heads). Query tiles of one head
+  // are adjacent, so blocks that share K/V run together and share it in L2;
+  // the last (longest, under causal) query tiles are scheduled first.
+  const int num_m_blocks = (params.seqlen_q + kBlockM - 1) / kBlockM;
+  const int bh = blockIdx.x / num_m_blocks;
+  const int m_block = num_m_blocks - 1 - (blockIdx.x % num_m_blocks);
+  const int b = bh / params.heads;
+  const int h = bh % params.heads;
+  const int m0 = m_block * kBlockM;
+
+  const __half* q_base = static_cast<const __half*>(params.q) + b * params.q_batch_stride +
+                         h * params.q_head_stride;
+  const __half* k_base = static_cast<const __half*>(params.k) + b * params.k_batch_stride +
+                         h * params.k_head_stride;
+  const __half* v_base = static_cast<const __half*>(params.v) + b * params.v_batch_stride +
+                         h * params.v_head_stride;
+
+  const int num_n_blocks_total = (params.seqlen_k + kBlockN - 1) / kBlockN;
+  // Causal: query row i sees keys j <= i, so this block needs keys < m0 + kBlockM;
+  // key tiles entirely above the diagonal are never loaded or computed.
+  const int num_n_blocks =
+      kIsCausal ? min(num_n_blocks_total, (m0 + kBlockM + kBlockN - 1) / kBlockN)
+                : num_n_blocks_total;
+  const int n_block_last = num_n_blocks - 1;
+
+  // Prologue: Q tile and the first K tile in flight together.
+  load_tile<kBlockM, kNThreads>(smem_q, q_base + static_cast<int64_t>(m0) * params.q_row_stride,
+                                params.q_row_stride, 0, params.seqlen_q - m0, params.aligned16,
+                                tid);
+  load_tile<kBlockN, kNThreads>(smem_k, k_base, params.k_row_stride, n_block_last * kBlockN,
+                                params.seqlen_k, params.aligned16, tid);
+  cp_async_commit();
+
+  // Row r of this warp's tile is query row m0 + warp_row0 + r.
+  const int warp_row0 = warp * Traits::kRowsPerWarp;
+  // In mma accumulator layout a thread holds rows lane/4 and lane/4 + 8 of each
+  // m16 tile, and columns 2*(lane%4), +1 of each n8 tile.
+  const int quad_row = lane / 4;
+  const int quad_col = 2 * (lane % 4);
+
+  float acc_o[kMTiles][kNTilesO][4];  // O accumulator: (m16 tile) x (n8 tile over D) x 4
+#pragma unroll
+  for (int mt = 0; mt < kMTiles; ++mt)
+#pragma unroll
+    for (int j = 0; j < kNTilesO; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc_o[mt][j][e] = 0.f;
+
+  OnlineSoftmaxRows<kNTilesS, kNTilesO> softmax[kMTiles];
+#pragma unroll
+  for (int mt = 0; mt < kMTiles; ++mt) softmax[mt].init();
+
+  uint32_t q_frag[kMTiles][kKStepsQK][4];  // A fragments of this warp's Q rows
+
+  for (int n_block = n_block_last; n_block >= 0; --n_block) {
+    // K[n_block] (and on the first pass Q) has landed; every warp is also done
+    // with the previous P V, so V's buffer may be overwritten.
+    cp_async_wait_all();
+    __syncthreads();
+    load_tile<kBlockN, kNThreads>(smem_v, v_base, params.v_row_stride, n_block * kBlockN,
+                                  params.seqlen_k, params.aligned16, tid);
+    cp_async_commit();
+
+    if (n_block == n_block_last) {
+#pragma unroll
+      for (int mt = 0; mt < kMTiles; ++mt) {
+#pragma unroll
+        for (int kd = 0; kd < kKStepsQK; ++kd) {
+          const int row = warp_row0 + mt * 16 + (lane % 8) + ((lane / 8) % 2) * 8;
+          const int chunk = 2 * kd + lane / 16;
+          ldmatrix_x4(smem_u32(smem_q) + swizzle_offset(row, chunk), q_frag[mt][kd][0],
+                      q_frag[mt][kd][1], q_frag[mt][kd][2], q_frag[mt][kd][3]);
+        }
+      }
+    }
+
+    // S = Q K^T for this warp's rows: (kMTiles m16) x (kNTilesS n8), fp32.
+    float s[kMTiles][kNTilesS][4];
+#pragma unroll
+    for (int mt = 0; mt < kMTiles; ++mt)
+#pragma unroll
+      for (int j = 0; j < kNTilesS; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) s[mt][j][e] = 0.f;
+
+#pragma unroll
+    for (int kd = 0; kd < kKStepsQK; ++kd) {
+#pragma unroll
+      for (int jp = 0; jp < kNTilesS / 2; ++jp) {
+        // One ldmatrix.x4 = B fragments of key n8 tiles 2jp and 2jp+1 at this k16 step.
+        uint32_t b00, b01, b10, b11;
+        const int row = jp * 16 + (lane % 8) + (lane / 16) * 8;
+        const int chunk = 2 * kd + (lane / 8) % 2;
+        ldmatrix_x4(smem_u32(smem_k) + swizzle_offset(row, chunk), b00, b01, b10, b11);
+#pragma unroll
+        for (int mt = 0; mt < kMTiles; ++mt) {
+          mma_m16n8k16(s[mt][2 * jp], q_frag[mt][kd], b00, b01);
+          mma_m16n8k16(s[mt][2 * jp + 1], q_frag[mt][kd], b10, b11);
+        }
+      }
+    }
+
+    // Mask only where a tile crosses the Sk tail or the causal diagonal.
+    const int n0 = n_block * kBlockN;
+    const bool tail_tile = n0 + kBlockN > params.seqlen_k;
+    const bool diag_tile = kIsCausal && n0 + kBlockN - 1 > m0;
+    if (tail_tile || diag_tile) {
+#pragma unroll
+      for (int mt = 0; mt < kMTiles; ++mt) {
+#pragma unroll
+        for (int j = 0; j < kNTilesS; ++j) {
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const int key = n0 + j * 8 + quad_col + (e % 2);
+            const int qrow = m0 + warp_row0 + mt * 16 + quad_row + (e / 2) * 8;
+            const bool masked = key >= params.seqlen_k || (kIsCausal && key > qrow);
+            if (masked) s[mt][j][e] = -INFINITY;
+          }
+        }
+      }
+    }
+
+#pragma unroll
+    for (int mt = 0; mt < kMTiles; ++mt) {
+      softmax[mt].update(s[mt], acc_o[mt], params.scale_log2);
+    }
+
+    // V[n_block] has landed, and every warp is done reading K[n_block]: the next
+    // K tile may be fetched into the same buffer while P V runs.
+    cp_async_wait_all();
+    __syncthreads();
+    if (n_block > 0) {
+      load_tile<kBlockN, kNThreads>(smem_k, k_base, params.k_row_stride,
+                                    (n_block - 1) * kBlockN, params.seqlen_k, params.aligned16,
+                                    tid);
+      cp_async_commit();
+    }
+
+    // O += P V. The accumulator layout of S n8 tiles (2kk, 2kk+1) is exactly the
+    // A-fragment layout of a 16x16 P tile, so P goes to fp16 in registers.
+#pragma unroll
+    for (int kk = 0; kk < kKStepsPV; ++kk) {
+      uint32_t p_frag[kMTiles][4];
+#pragma unroll
+      for (int mt = 0; mt < kMTiles; ++mt) {
+        p_frag[mt][0] = pack_half2(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+        p_frag[mt][1] = pack_half2(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+        p_frag[mt][2] = pack_half2(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+        p_frag[mt][3] = pack_half2(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+      }
+#pragma unroll
+      for (int jp = 0; jp < kNTilesO / 2; ++jp) {
+        // B fragments of head-dim n8 tiles 2jp, 2jp+1 over keys 16kk..16kk+15.
+        uint32_t b00, b01, b10, b11;
+        const int row = kk * 16 + (lane % 8) + ((lane / 8) % 2) * 8;
+        const int chunk = 2 * jp + lane / 16;
+        ldmatrix_x4_trans(smem_u32(smem_v) + swizzle_offset(row, chunk), b00, b01, b10, b11);
+#pragma unroll
+        for (int mt = 0; mt < kMTiles; ++mt) {
+          mma_m16n8k16(acc_o[mt][2 * jp], p_frag[mt], b00, b01);
+          mma_m16n8k16(acc_o[mt][2 * jp + 1], p_frag[mt], b10, b11);
+        }
+      }
+    }
+  }
+
+  // Epilogue: normalize, stage the fp16 tile in this warp's own rows of the Q
+  // buffer (only this warp ever read them), then write 16-byte coalesced rows.
+#pragma unroll
+  for (int mt = 0; mt < kMTiles; ++mt) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const float l = quad_sum(softmax[mt].l_i[r]);
+      // Every real query row sees at least key 0, so l > 0 there; rows past
+      // seqlen_q are never stored, the guard only keeps them finite.
+      const float inv_l = l > 0.f ? 1.f / l : 0.f;
+#pragma unroll
+      for (int j = 0; j < kNTilesO; ++j) {
+        acc_o[mt][j][2 * r] *= inv_l;
+        acc_o[mt][j][2 * r + 1] *= inv_l;
+      }
+      const int row_in_tile = warp_row0 + mt * 16 + quad_row + r * 8;
+      const int qrow = m0 + row_in_tile;
+      if (params.lse != nullptr && lane % 4 == 0 && qrow < params.seqlen_q) {
+        // natural-log LSE of scale * s: (m * scale_log2 + log2 l) * ln 2
+        const float m = softmax[mt].m_i[r];
+        const float lse = l > 0.f ? (m * params.scale_log2 + __log2f(l)) * 0.6931471805599453f
+                                  : -INFINITY;
+        params.lse[static_cast<int64_t>(bh) * params.seqlen_q + qrow] = lse;
+      }
+#pragma unroll
+      for (int j = 0; j < kNTilesO; ++j) {
+        const int col = j * 8 + quad_col;
+        *reinterpret_cast<uint32_t*>(smem_q + swizzle_offset(row_in_tile, col / 8) +
+                                     (col % 8) * 2) =
+            pack_half2(acc_o[mt][j][2 * r], acc_o[mt][j][2 * r + 1]);
+      }
+    }
+  }
+  __syncwarp();
+
+  __half* o_base = static_cast<__half*>(params.o) + b * params.o_batch_stride +
+                   h * params.o_head_stride;
+  constexpr int kWarpChunks = Traits::kRowsPerWarp * 8;
+#pragma unroll
+  for (int i = 0; i < kWarpChunks / 32; ++i) {
+    const int idx = lane + i * 32;
+    const int r = warp_row0 + idx / 8;
+    const int c = idx % 8;
+    const int qrow = m0 + r;
+    if (qrow < params.seqlen_q) {
+      *reinterpret_cast<uint4*>(o_base + qrow * params.o_row_stride + c * 8) =
+          *reinterpret_cast<const uint4*>(smem_q + swizzle_offset(r, c));
+    }
+  }
+}
+
+}  // namespace flashcore

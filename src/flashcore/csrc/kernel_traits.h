@@ -1,0 +1,50 @@
+// Compile-time tile configuration of the forward kernel and every constant
+// derived from it. Each divisibility assumption the kernel makes is asserted here.
+#pragma once
+
+namespace flashcore {
+
+template <int kHeadDim_, int kBlockM_, int kBlockN_, int kNWarps_>
+struct FwdKernelTraits {
+  static constexpr int kHeadDim = kHeadDim_;  // D
+  static constexpr int kBlockM = kBlockM_;    // query rows per thread block
+  static constexpr int kBlockN = kBlockN_;    // key/value rows per inner iteration
+  static constexpr int kNWarps = kNWarps_;
+  static constexpr int kNThreads = kNWarps * 32;
+
+  // Each warp owns kRowsPerWarp consecutive query rows for the whole kernel, so
+  // row max / row sum need only shuffles inside a quad of lanes.
+  static constexpr int kRowsPerWarp = kBlockM / kNWarps;
+  static constexpr int kMTiles = kRowsPerWarp / 16;  // m16 tiles per warp
+
+  // mma.sync.m16n8k16 tiling.
+  static constexpr int kNTilesS = kBlockN / 8;     // n8 tiles of S = Q K^T per m16 tile
+  static constexpr int kKStepsQK = kHeadDim / 16;  // k16 steps over head_dim for Q K^T
+  static constexpr int kNTilesO = kHeadDim / 8;    // n8 tiles of O per m16 tile
+  static constexpr int kKStepsPV = kBlockN / 16;   // k16 steps over keys for P V
+
+  // Shared-memory tiles are rows of kHeadDim halves; 16-byte chunks per row.
+  static constexpr int kRowBytes = kHeadDim * 2;
+  static constexpr int kChunksPerRow = kRowBytes / 16;
+
+  static constexpr int kSmemQBytes = kBlockM * kRowBytes;
+  static constexpr int kSmemKBytes = kBlockN * kRowBytes;
+  static constexpr int kSmemVBytes = kBlockN * kRowBytes;
+  static constexpr int kSmemBytes = kSmemQBytes + kSmemKBytes + kSmemVBytes;
+
+  static_assert(kHeadDim == 64,
+                "the XOR swizzle assumes 128-byte rows (head_dim 64 halves)");
+  static_assert(kChunksPerRow == 8, "swizzle pattern is 8 chunks of 16 bytes per row");
+  static_assert(kBlockM % kNWarps == 0, "kBlockM must split evenly across warps");
+  static_assert(kRowsPerWarp % 16 == 0, "each warp must own whole m16 tiles");
+  static_assert(kBlockN % 16 == 0, "kBlockN must be a multiple of the k16 step of P V");
+  static_assert(kHeadDim % 16 == 0, "head_dim must be a multiple of the k16 step");
+  static_assert((kBlockM * kChunksPerRow) % kNThreads == 0,
+                "Q tile chunks must split evenly across threads");
+  static_assert((kBlockN * kChunksPerRow) % kNThreads == 0,
+                "K/V tile chunks must split evenly across threads");
+  static_assert(kSmemBytes <= 48 * 1024,
+                "tiles must fit the default 48 KB of shared memory (no opt-in needed)");
+};
+
+}  // namespace flashcore

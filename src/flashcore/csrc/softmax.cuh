@@ -1,0 +1,71 @@
+// Online softmax state for the two rows (lane/4 and lane/4 + 8) of one m16 tile
+// that a thread holds in mma.sync accumulator layout. A row's values are spread
+// over the 4 lanes of a quad, so reductions are two xor-shuffles.
+#pragma once
+
+#include <cmath>
+
+#include "primitives.cuh"
+
+namespace flashcore {
+
+__device__ __forceinline__ float quad_max(float x) {
+  x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
+  x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
+  return x;
+}
+
+__device__ __forceinline__ float quad_sum(float x) {
+  x += __shfl_xor_sync(0xffffffffu, x, 1);
+  x += __shfl_xor_sync(0xffffffffu, x, 2);
+  return x;
+}
+
+template <int kNTilesS, int kNTilesO>
+struct OnlineSoftmaxRows {
+  float m_i[2];  // running max of raw scores (before scale), per row
+  float l_i[2];  // this thread's partial running sum of exp2; quad-reduced at the end
+
+  __device__ __forceinline__ void init() {
+    m_i[0] = m_i[1] = -INFINITY;
+    l_i[0] = l_i[1] = 0.f;
+  }
+
+  // s: (kNTilesS n8 tiles) x {row r: [0],[1]; row r+8: [2],[3]} raw scores, masked
+  // entries already -inf. Turns s into unnormalized probabilities in place and
+  // rescales acc_o by exp2(m_old - m_new).
+  __device__ __forceinline__ void update(float (&s)[kNTilesS][4], float (&acc_o)[kNTilesO][4],
+                                         float scale_log2) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      float row_max = m_i[r];
+#pragma unroll
+      for (int j = 0; j < kNTilesS; ++j) {
+        row_max = fmaxf(row_max, fmaxf(s[j][2 * r], s[j][2 * r + 1]));
+      }
+      row_max = quad_max(row_max);
+      // A row that has seen only masked keys so far keeps max = -inf. Using 0 as
+      // the subtrahend then gives exp2(-inf) = 0 everywhere instead of
+      // exp2(-inf - -inf) = NaN; the row's first unmasked key resets it.
+      const float max_scaled = row_max == -INFINITY ? 0.f : row_max * scale_log2;
+      const float alpha = fast_exp2(m_i[r] * scale_log2 - max_scaled);
+      m_i[r] = row_max;
+      float row_sum = 0.f;
+#pragma unroll
+      for (int j = 0; j < kNTilesS; ++j) {
+        // scale folded into one FMA: exp(scale*s - scale*m) = exp2(s*c - m*c), c = scale*log2(e)
+        s[j][2 * r] = fast_exp2(fmaf(s[j][2 * r], scale_log2, -max_scaled));
+        s[j][2 * r + 1] = fast_exp2(fmaf(s[j][2 * r + 1], scale_log2, -max_scaled));
+        row_sum += s[j][2 * r] + s[j][2 * r + 1];
+      }
+      l_i[r] = l_i[r] * alpha + row_sum;
+#pragma unroll
+      for (int j = 0; j < kNTilesO; ++j) {
+        acc_o[j][2 * r] *= alpha;
+        acc_o[j][2 * r + 1] *= alpha;
+      }
+    }
+  }
+};
+
+}  // namespace flashcore
