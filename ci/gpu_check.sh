@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Device-side check of a built wheel, in one go:
+#   ci/gpu_check.sh WHEEL LOGDIR
+# installs WHEEL (--no-deps, into a private target dir), prints build info and
+# the self-check table (python -m flashcore), runs the whole pytest suite (GPU
+# tests included), compute-sanitizer memcheck and racecheck on small cases, and
+# the benchmark; writes every log and a summary.md into LOGDIR. Exit status is
+# non-zero if any step failed. Run from the repository root.
+set -u
+wheel=${1:?usage: ci/gpu_check.sh WHEEL LOGDIR}
+logs=${2:?usage: ci/gpu_check.sh WHEEL LOGDIR}
+mkdir -p "$logs"
+site=$(mktemp -d)
+export PYTHONUNBUFFERED=1
+python3 -m pip install -q --no-deps --no-compile --target "$site" "$wheel" || exit 2
+export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
+SAN=${COMPUTE_SANITIZER:-$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)}
+
+status=0
+step() {  # step NAME LOGFILE CMD...
+  local name=$1 log=$2; shift 2
+  local t0=$SECONDS
+  "$@" >"$logs/$log" 2>&1
+  local rc=$?
+  echo "$name: rc=$rc ($((SECONDS - t0)) s)" | tee -a "$logs/steps.txt"
+  [ $rc -eq 0 ] || status=1
+}
+
+step "python -m flashcore" main.txt python3 -m flashcore
+step "pytest" pytest.txt python3 -m pytest -q -rs tests
+export PYTORCH_NO_CUDA_MEMORY_CACHING=1
+step "memcheck" memcheck.txt "$SAN" --tool memcheck --error-exitcode 1 python3 ci/sanitize_cases.py
+step "racecheck" racecheck.txt "$SAN" --tool racecheck --racecheck-report all --error-exitcode 1 \
+  python3 ci/sanitize_cases.py
+unset PYTORCH_NO_CUDA_MEMORY_CACHING
+step "benchmark" bench.txt python3 benchmarks/bench_fwd.py --json "$logs/bench.json" \
+  ${FLASHCORE_COMMIT:+--commit "$FLASHCORE_COMMIT"}
+
+{
+  echo "# flashcore GPU check"
+  echo
+  echo "wheel: $(basename "$wheel")"
+  echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | sed 's/^/gpu, driver: /'
+  python3 -c "import torch, sys; print('torch', torch.__version__, 'CUDA', torch.version.cuda, 'python', sys.version.split()[0])"
+  echo
+  echo "## steps"
+  sed 's/^/- /' "$logs/steps.txt"
+  echo
+  echo "## pytest"
+  tail -n 3 "$logs/pytest.txt"
+  echo
+  echo "## compute-sanitizer"
+  grep -h "ERROR SUMMARY\|passed, " "$logs/memcheck.txt" "$logs/racecheck.txt" | sed 's/^/    /'
+  echo
+  echo "## python -m flashcore"
+  sed 's/^/    /' "$logs/main.txt"
+  echo
+  echo "## benchmark"
+  sed 's/^/    /' "$logs/bench.txt"
+} >"$logs/summary.md" 2>&1
+rm -f "$logs/steps.txt"
+cat "$logs/summary.md"
+exit $status
