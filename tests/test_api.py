@@ -135,8 +135,11 @@ def test_non_tensor_input(fake):
 
 
 def test_different_devices(fake):
+    from torch._subclasses.fake_tensor import FakeTensor
+
     q, k, v = qkv()
-    k1 = torch.empty(k.shape, dtype=k.dtype, device="cuda:1")
+    # Built directly so no second GPU (and no GPU at all) is needed.
+    k1 = FakeTensor(fake, torch.empty(k.shape, dtype=k.dtype, device="meta"), torch.device("cuda:1"))
     with pytest.raises(ValueError, match=r"same device, got q on cuda:0, k on cuda:1"):
         fused_attention(q, k1, v)
 
