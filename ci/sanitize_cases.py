@@ -23,8 +23,9 @@ def ref(q, k, v, causal):
 def main() -> int:
     torch.manual_seed(0)
     bad = 0
+    # few heads: small-grid config (split-KV on sm_90); 8 x 40 heads: large-tile config
     cases = [(1, 1, 1, 1), (1, 2, 17, 113), (2, 1, 113, 17), (1, 2, 130, 130), (1, 1, 64, 64),
-             (1, 1, 200, 333)]
+             (1, 1, 200, 333), (8, 40, 130, 130)]
     for b, h, sq, sk in cases:
         for causal in (False, True):
             for unaligned in (False, True):

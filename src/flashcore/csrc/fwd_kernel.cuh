@@ -8,9 +8,18 @@
 //
 // The key range is walked from the last tile to the first, so the only tiles
 // that need masking (the Sk tail and the causal diagonal) come first and the
-// rest of the loop runs mask-free.
+// rest of the loop runs mask-free. K/V tiles are double-buffered: tile n-1 is in
+// flight while tile n is computed, with one barrier per tile.
+//
+// Split-KV (kSplitKV, sm_90): when (batch * heads * query tiles) is too small to
+// fill the GPU, the key range of each query tile is split across the blocks of
+// one thread-block cluster; each block leaves its fp32 partial O, row max and
+// row sum in its shared memory, and the cluster combines them through
+// distributed shared memory. No workspace, no second launch, no atomics, and a
+// fixed combine order (bitwise reproducible).
 #pragma once
 
+#include <cooperative_groups.h>
 #include <cuda_fp16.h>
 #include <cstdint>
 
@@ -52,8 +61,125 @@ __device__ __forceinline__ void load_tile(char* smem, const __half* base, int64_
   }
 }
 
-template <typename Traits, bool kIsCausal>
-__global__ void __launch_bounds__(Traits::kNThreads)
+// Split-KV epilogue: combine the cluster's partial results for this query tile.
+// Block `rank` of the cluster finalizes rows [rank * kBlockM / S, (rank+1) * kBlockM / S).
+template <typename Traits>
+__device__ __forceinline__ void combine_splits(char* smem_part, const FwdParams& params,
+                                               __half* o_base, int64_t lse_row0, int m0,
+                                               int tid) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  constexpr int kBlockM = Traits::kBlockM;
+  constexpr int kHeadDim = Traits::kHeadDim;
+  namespace cg = cooperative_groups;
+  cg::cluster_group cluster = cg::this_cluster();
+  const int num_splits = static_cast<int>(cluster.num_blocks());
+  const int rank = static_cast<int>(cluster.block_rank());
+  const int rows_per_block = kBlockM / num_splits;
+  constexpr int kVecPerRow = kHeadDim / 4;  // float4 chunks of one partial-O row
+
+  cluster.sync();  // every block's partials are in its shared memory
+  for (int idx = tid; idx < rows_per_block * kVecPerRow; idx += Traits::kNThreads) {
+    const int row = rank * rows_per_block + idx / kVecPerRow;
+    const int c4 = idx % kVecPerRow;
+    const int qrow = m0 + row;
+    if (qrow >= params.seqlen_q) continue;
+    float m_max = -INFINITY;
+    for (int s = 0; s < num_splits; ++s) {
+      const float* part_m = reinterpret_cast<const float*>(
+          cluster.map_shared_rank(smem_part + kBlockM * kHeadDim * 4, s));
+      m_max = fmaxf(m_max, part_m[row]);
+    }
+    float l_sum = 0.f;
+    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+    for (int s = 0; s < num_splits; ++s) {
+      const char* base = static_cast<const char*>(cluster.map_shared_rank(smem_part, s));
+      const float* part_m = reinterpret_cast<const float*>(base + kBlockM * kHeadDim * 4);
+      const float* part_l = part_m + kBlockM;
+      const float m_s = part_m[row];
+      // A split that saw no visible key for this row has m = -inf and weight 0.
+      const float w = m_s == -INFINITY ? 0.f : fast_exp2(m_s - m_max);
+      l_sum += w * part_l[row];
+      const float4 o = reinterpret_cast<const float4*>(base)[row * kVecPerRow + c4];
+      acc.x += w * o.x;
+      acc.y += w * o.y;
+      acc.z += w * o.z;
+      acc.w += w * o.w;
+    }
+    const float inv_l = l_sum > 0.f ? 1.f / l_sum : 0.f;
+    uint2 packed;
+    packed.x = pack_half2(acc.x * inv_l, acc.y * inv_l);
+    packed.y = pack_half2(acc.z * inv_l, acc.w * inv_l);
+    *reinterpret_cast<uint2*>(o_base + qrow * params.o_row_stride + c4 * 4) = packed;
+    if (params.lse != nullptr && c4 == 0) {
+      params.lse[lse_row0 + qrow] =
+          l_sum > 0.f ? (m_max + __log2f(l_sum)) * 0.6931471805599453f : -INFINITY;
+    }
+  }
+  cluster.sync();  // peers may still be reading this block's shared memory
+#else
+  __trap();  // the host launches split-KV only on sm_90 and newer
+#endif
+}
+
+// Epilogue: normalize, stage the fp16 tile in this warp's own rows of the Q
+// buffer (only this warp ever read them), then write 16-byte coalesced rows.
+template <typename Traits, typename Softmax>
+__device__ __forceinline__ void write_output(
+    float (&acc_o)[Traits::kMTiles][Traits::kNTilesO][4], const Softmax (&softmax)[Traits::kMTiles],
+    char* smem_q, const FwdParams& params, __half* o_base, int64_t lse_row0, int m0,
+    int warp_row0, int lane) {
+  constexpr int kMTiles = Traits::kMTiles;
+  constexpr int kNTilesO = Traits::kNTilesO;
+  const int quad_row = lane / 4;
+  const int quad_col = 2 * (lane % 4);
+#pragma unroll
+  for (int mt = 0; mt < kMTiles; ++mt) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const float l = quad_sum(softmax[mt].l_i[r]);
+      // Every real query row sees at least key 0, so l > 0 there; rows past
+      // seqlen_q are never stored, the guard only keeps them finite.
+      const float inv_l = l > 0.f ? 1.f / l : 0.f;
+#pragma unroll
+      for (int j = 0; j < kNTilesO; ++j) {
+        acc_o[mt][j][2 * r] *= inv_l;
+        acc_o[mt][j][2 * r + 1] *= inv_l;
+      }
+      const int row_in_tile = warp_row0 + mt * 16 + quad_row + r * 8;
+      const int qrow = m0 + row_in_tile;
+      if (params.lse != nullptr && lane % 4 == 0 && qrow < params.seqlen_q) {
+        // natural-log LSE of scale * s: (m * scale_log2 + log2 l) * ln 2
+        const float m = softmax[mt].m_i[r];
+        params.lse[lse_row0 + qrow] =
+            l > 0.f ? (m * params.scale_log2 + __log2f(l)) * 0.6931471805599453f : -INFINITY;
+      }
+#pragma unroll
+      for (int j = 0; j < kNTilesO; ++j) {
+        const int col = j * 8 + quad_col;
+        *reinterpret_cast<uint32_t*>(smem_q + swizzle_offset(row_in_tile, col / 8) +
+                                     (col % 8) * 2) =
+            pack_half2(acc_o[mt][j][2 * r], acc_o[mt][j][2 * r + 1]);
+      }
+    }
+  }
+  __syncwarp();
+
+  constexpr int kWarpChunks = Traits::kRowsPerWarp * 8;
+#pragma unroll
+  for (int i = 0; i < kWarpChunks / 32; ++i) {
+    const int idx = lane + i * 32;
+    const int r = warp_row0 + idx / 8;
+    const int c = idx % 8;
+    const int qrow = m0 + r;
+    if (qrow < params.seqlen_q) {
+      *reinterpret_cast<uint4*>(o_base + qrow * params.o_row_stride + c * 8) =
+          *reinterpret_cast<const uint4*>(smem_q + swizzle_offset(r, c));
+    }
+  }
+}
+
+template <typename Traits, bool kIsCausal, bool kSplitKV>
+__global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
     fwd_kernel(const FwdParams params) {
   constexpr int kBlockM = Traits::kBlockM;
   constexpr int kBlockN = Traits::kBlockN;
@@ -63,11 +189,13 @@ __global__ void __launch_bounds__(Traits::kNThreads)
   constexpr int kKStepsQK = Traits::kKStepsQK;
   constexpr int kKStepsPV = Traits::kKStepsPV;
   constexpr int kNThreads = Traits::kNThreads;
+  static_assert(!kSplitKV || Traits::kSmemPartialBytes <= Traits::kSmemKVBytes,
+                "split-KV partials must fit in the K/V stage buffers");
 
   extern __shared__ __align__(128) char smem[];
   char* smem_q = smem;
-  char* smem_k = smem_q + Traits::kSmemQBytes;
-  char* smem_v = smem_k + Traits::kSmemKBytes;
+  char* smem_kv = smem_q + Traits::kSmemQBytes;  // [stage][K tile, V tile]
+  constexpr int kStageBytes = Traits::kSmemKBytes + Traits::kSmemVBytes;
 
   const int tid = threadIdx.x;
   const int warp = tid / 32;
@@ -75,10 +203,14 @@ __global__ void __launch_bounds__(Traits::kNThreads)
 
   // Flattened grid (no 65535 limit on batch * heads). Query tiles of one head
   // are adjacent, so blocks that share K/V run together and share it in L2;
-  // the last (longest, under causal) query tiles are scheduled first.
+  // the last (longest, under causal) query tiles are scheduled first. With
+  // split-KV the num_splits blocks of one query tile form one cluster.
+  const int split = kSplitKV ? static_cast<int>(blockIdx.x % params.num_splits) : 0;
+  const int tile = kSplitKV ? static_cast<int>(blockIdx.x / params.num_splits)
+                            : static_cast<int>(blockIdx.x);
   const int num_m_blocks = (params.seqlen_q + kBlockM - 1) / kBlockM;
-  const int bh = blockIdx.x / num_m_blocks;
-  const int m_block = num_m_blocks - 1 - (blockIdx.x % num_m_blocks);
+  const int bh = tile / num_m_blocks;
+  const int m_block = num_m_blocks - 1 - (tile % num_m_blocks);
   const int b = bh / params.heads;
   const int h = bh % params.heads;
   const int m0 = m_block * kBlockM;
@@ -96,14 +228,27 @@ __global__ void __launch_bounds__(Traits::kNThreads)
   const int num_n_blocks =
       kIsCausal ? min(num_n_blocks_total, (m0 + kBlockM + kBlockN - 1) / kBlockN)
                 : num_n_blocks_total;
-  const int n_block_last = num_n_blocks - 1;
+  // This block's key tiles [n_lo, n_hi]; a split may get none (n_hi < n_lo).
+  int n_lo = 0, n_hi = num_n_blocks - 1;
+  if (kSplitKV) {
+    const int per_split = (num_n_blocks + params.num_splits - 1) / params.num_splits;
+    n_lo = split * per_split;
+    n_hi = min(num_n_blocks, n_lo + per_split) - 1;
+  }
 
-  // Prologue: Q tile and the first K tile in flight together.
+  auto load_kv = [&](int n_block, int stage) {
+    char* dst = smem_kv + stage * kStageBytes;
+    load_tile<kBlockN, kNThreads>(dst, k_base, params.k_row_stride, n_block * kBlockN,
+                                  params.seqlen_k, params.aligned16, tid);
+    load_tile<kBlockN, kNThreads>(dst + Traits::kSmemKBytes, v_base, params.v_row_stride,
+                                  n_block * kBlockN, params.seqlen_k, params.aligned16, tid);
+  };
+
+  // Prologue: Q and the first K/V tile in one group.
   load_tile<kBlockM, kNThreads>(smem_q, q_base + static_cast<int64_t>(m0) * params.q_row_stride,
                                 params.q_row_stride, 0, params.seqlen_q - m0, params.aligned16,
                                 tid);
-  load_tile<kBlockN, kNThreads>(smem_k, k_base, params.k_row_stride, n_block_last * kBlockN,
-                                params.seqlen_k, params.aligned16, tid);
+  if (n_hi >= n_lo) load_kv(n_hi, 0);
   cp_async_commit();
 
   // Row r of this warp's tile is query row m0 + warp_row0 + r.
@@ -127,16 +272,19 @@ __global__ void __launch_bounds__(Traits::kNThreads)
 
   uint32_t q_frag[kMTiles][kKStepsQK][4];  // A fragments of this warp's Q rows
 
-  for (int n_block = n_block_last; n_block >= 0; --n_block) {
-    // K[n_block] (and on the first pass Q) has landed; every warp is also done
-    // with the previous P V, so V's buffer may be overwritten.
+  for (int n_block = n_hi, iter = 0; n_block >= n_lo; --n_block, ++iter) {
+    const int stage = iter & 1;
+    // Tile n_block (and on the first pass Q) has landed. The barrier also
+    // means every warp finished the previous tile, so its stage may be refilled.
     cp_async_wait_all();
     __syncthreads();
-    load_tile<kBlockN, kNThreads>(smem_v, v_base, params.v_row_stride, n_block * kBlockN,
-                                  params.seqlen_k, params.aligned16, tid);
+    if (n_block > n_lo) load_kv(n_block - 1, stage ^ 1);
     cp_async_commit();
 
-    if (n_block == n_block_last) {
+    const char* smem_k = smem_kv + stage * kStageBytes;
+    const char* smem_v = smem_k + Traits::kSmemKBytes;
+
+    if (Traits::kReloadQ || iter == 0) {
 #pragma unroll
       for (int mt = 0; mt < kMTiles; ++mt) {
 #pragma unroll
@@ -200,17 +348,6 @@ __global__ void __launch_bounds__(Traits::kNThreads)
       softmax[mt].update(s[mt], acc_o[mt], params.scale_log2);
     }
 
-    // V[n_block] has landed, and every warp is done reading K[n_block]: the next
-    // K tile may be fetched into the same buffer while P V runs.
-    cp_async_wait_all();
-    __syncthreads();
-    if (n_block > 0) {
-      load_tile<kBlockN, kNThreads>(smem_k, k_base, params.k_row_stride,
-                                    (n_block - 1) * kBlockN, params.seqlen_k, params.aligned16,
-                                    tid);
-      cp_async_commit();
-    }
-
     // O += P V. The accumulator layout of S n8 tiles (2kk, 2kk+1) is exactly the
     // A-fragment layout of a 16x16 P tile, so P goes to fp16 in registers.
 #pragma unroll
@@ -239,54 +376,39 @@ __global__ void __launch_bounds__(Traits::kNThreads)
     }
   }
 
-  // Epilogue: normalize, stage the fp16 tile in this warp's own rows of the Q
-  // buffer (only this warp ever read them), then write 16-byte coalesced rows.
-#pragma unroll
-  for (int mt = 0; mt < kMTiles; ++mt) {
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const float l = quad_sum(softmax[mt].l_i[r]);
-      // Every real query row sees at least key 0, so l > 0 there; rows past
-      // seqlen_q are never stored, the guard only keeps them finite.
-      const float inv_l = l > 0.f ? 1.f / l : 0.f;
-#pragma unroll
-      for (int j = 0; j < kNTilesO; ++j) {
-        acc_o[mt][j][2 * r] *= inv_l;
-        acc_o[mt][j][2 * r + 1] *= inv_l;
-      }
-      const int row_in_tile = warp_row0 + mt * 16 + quad_row + r * 8;
-      const int qrow = m0 + row_in_tile;
-      if (params.lse != nullptr && lane % 4 == 0 && qrow < params.seqlen_q) {
-        // natural-log LSE of scale * s: (m * scale_log2 + log2 l) * ln 2
-        const float m = softmax[mt].m_i[r];
-        const float lse = l > 0.f ? (m * params.scale_log2 + __log2f(l)) * 0.6931471805599453f
-                                  : -INFINITY;
-        params.lse[static_cast<int64_t>(bh) * params.seqlen_q + qrow] = lse;
-      }
-#pragma unroll
-      for (int j = 0; j < kNTilesO; ++j) {
-        const int col = j * 8 + quad_col;
-        *reinterpret_cast<uint32_t*>(smem_q + swizzle_offset(row_in_tile, col / 8) +
-                                     (col % 8) * 2) =
-            pack_half2(acc_o[mt][j][2 * r], acc_o[mt][j][2 * r + 1]);
-      }
-    }
-  }
-  __syncwarp();
-
   __half* o_base = static_cast<__half*>(params.o) + b * params.o_batch_stride +
                    h * params.o_head_stride;
-  constexpr int kWarpChunks = Traits::kRowsPerWarp * 8;
+  const int64_t lse_row0 = static_cast<int64_t>(bh) * params.seqlen_q;
+
+  if constexpr (kSplitKV) {
+    // Stage this split's unnormalized fp32 O, row max (base-2, scaled) and row
+    // sum in the K/V buffers, then combine across the cluster.
+    cp_async_wait_all();
+    __syncthreads();  // every warp is done reading the K/V stages
+    float* part_o = reinterpret_cast<float*>(smem_kv);  // [kBlockM][kHeadDim]
+    float* part_m = part_o + kBlockM * Traits::kHeadDim;  // [kBlockM]
+    float* part_l = part_m + kBlockM;                     // [kBlockM]
 #pragma unroll
-  for (int i = 0; i < kWarpChunks / 32; ++i) {
-    const int idx = lane + i * 32;
-    const int r = warp_row0 + idx / 8;
-    const int c = idx % 8;
-    const int qrow = m0 + r;
-    if (qrow < params.seqlen_q) {
-      *reinterpret_cast<uint4*>(o_base + qrow * params.o_row_stride + c * 8) =
-          *reinterpret_cast<const uint4*>(smem_q + swizzle_offset(r, c));
+    for (int mt = 0; mt < kMTiles; ++mt) {
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const int row = warp_row0 + mt * 16 + quad_row + r * 8;
+        const float l = quad_sum(softmax[mt].l_i[r]);
+        const float m = softmax[mt].m_i[r];
+        if (lane % 4 == 0) {
+          part_m[row] = m == -INFINITY ? -INFINITY : m * params.scale_log2;
+          part_l[row] = l;
+        }
+#pragma unroll
+        for (int j = 0; j < kNTilesO; ++j) {
+          *reinterpret_cast<float2*>(part_o + row * Traits::kHeadDim + j * 8 + quad_col) =
+              make_float2(acc_o[mt][j][2 * r], acc_o[mt][j][2 * r + 1]);
+        }
+      }
     }
+    combine_splits<Traits>(smem_kv, params, o_base, lse_row0, m0, tid);
+  } else {
+    write_output<Traits>(acc_o, softmax, smem_q, params, o_base, lse_row0, m0, warp_row0, lane);
   }
 }
 

@@ -4,13 +4,19 @@
 
 namespace flashcore {
 
-template <int kHeadDim_, int kBlockM_, int kBlockN_, int kNWarps_>
+template <int kHeadDim_, int kBlockM_, int kBlockN_, int kNWarps_, int kMinBlocksPerSm_,
+          bool kReloadQ_>
 struct FwdKernelTraits {
   static constexpr int kHeadDim = kHeadDim_;  // D
   static constexpr int kBlockM = kBlockM_;    // query rows per thread block
   static constexpr int kBlockN = kBlockN_;    // key/value rows per inner iteration
   static constexpr int kNWarps = kNWarps_;
   static constexpr int kNThreads = kNWarps * 32;
+  // Register budget: ptxas caps registers so this many blocks fit on one SM.
+  static constexpr int kMinBlocksPerSm = kMinBlocksPerSm_;
+  // Re-read Q fragments from shared memory every key tile instead of holding
+  // them in registers: more shared-memory traffic, fewer registers.
+  static constexpr bool kReloadQ = kReloadQ_;
 
   // Each warp owns kRowsPerWarp consecutive query rows for the whole kernel, so
   // row max / row sum need only shuffles inside a quad of lanes.
@@ -27,10 +33,17 @@ struct FwdKernelTraits {
   static constexpr int kRowBytes = kHeadDim * 2;
   static constexpr int kChunksPerRow = kRowBytes / 16;
 
+  // K and V are double-buffered: tile n-1 is fetched while tile n is computed.
+  static constexpr int kStages = 2;
   static constexpr int kSmemQBytes = kBlockM * kRowBytes;
-  static constexpr int kSmemKBytes = kBlockN * kRowBytes;
-  static constexpr int kSmemVBytes = kBlockN * kRowBytes;
-  static constexpr int kSmemBytes = kSmemQBytes + kSmemKBytes + kSmemVBytes;
+  static constexpr int kSmemKBytes = kBlockN * kRowBytes;  // one stage
+  static constexpr int kSmemVBytes = kBlockN * kRowBytes;  // one stage
+  static constexpr int kSmemKVBytes = kStages * (kSmemKBytes + kSmemVBytes);
+  static constexpr int kSmemBytes = kSmemQBytes + kSmemKVBytes;
+
+  // Split-KV: the fp32 partial O plus per-row max and sum, staged in the K/V
+  // buffers once the key loop is done.
+  static constexpr int kSmemPartialBytes = kBlockM * kHeadDim * 4 + 2 * kBlockM * 4;
 
   static_assert(kHeadDim == 64,
                 "the XOR swizzle assumes 128-byte rows (head_dim 64 halves)");
