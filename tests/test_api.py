@@ -134,11 +134,14 @@ def test_non_tensor_input(fake):
         fused_attention(q, [1, 2], v)
 
 
-def test_different_devices(fake):
+def test_different_devices(fake, monkeypatch):
+    from torch._subclasses import fake_tensor
     from torch._subclasses.fake_tensor import FakeTensor
 
     q, k, v = qkv()
-    # Built directly so no second GPU (and no GPU at all) is needed.
+    # Built directly so no second GPU (and no GPU at all) is needed; on a
+    # one-GPU machine FakeTensor would otherwise touch cuda:1 to set up a context.
+    monkeypatch.setattr(fake_tensor, "init_gpu_context", lambda device: None)
     k1 = FakeTensor(fake, torch.empty(k.shape, dtype=k.dtype, device="meta"), torch.device("cuda:1"))
     with pytest.raises(ValueError, match=r"same device, got q on cuda:0, k on cuda:1"):
         fused_attention(q, k1, v)

@@ -45,8 +45,9 @@ def poisoned_call(fn, out_shapes):
     res = fn()
     outs = res if isinstance(res, tuple) else (res,)
     got = [o.data_ptr() for o in outs]
-    # as a set: the op may allocate its outputs in another order than listed
-    assert sorted(got) == sorted(ptrs), "outputs did not reuse the poisoned blocks"
+    # The op allocates out, then lse: the same sequence as the poison, so the
+    # deterministic caching allocator hands back exactly the poisoned blocks.
+    assert got == ptrs, "outputs did not reuse the poisoned blocks; the poison check is void"
     return res
 
 

@@ -52,12 +52,16 @@ if _loader.LOAD_ERROR is None:
     _fwd = torch.ops.flashcore.fwd.default
     _fwd_lse = torch.ops.flashcore.fwd_lse.default
 
+    # Fake (meta) implementations: shape/dtype inference for torch.compile. They
+    # validate too, since under tracing the C++ checks do not run.
     @torch.library.register_fake("flashcore::fwd")
     def _fwd_fake(q, k, v, scale, is_causal):
+        _validate(q, k, v, scale)
         return q.new_empty(q.shape)
 
     @torch.library.register_fake("flashcore::fwd_lse")
     def _fwd_lse_fake(q, k, v, scale, is_causal):
+        _validate(q, k, v, scale)
         return q.new_empty(q.shape), q.new_empty(q.shape[:3], dtype=torch.float32)
 
     # No autograd kernel is registered on purpose: a Python autograd kernel would
@@ -96,6 +100,11 @@ def _check_tensor(t: Any, name: str) -> None:
 
 
 def _validate(q: Any, k: Any, v: Any, scale: Any) -> float:
+    """Full argument check with precise errors; returns the effective scale.
+
+    Not on the hot path: the compiled op checks the same conditions in C++ (for
+    nanoseconds instead of microseconds), and fused_attention calls this only to
+    turn a failed call into a clear ValueError / TypeError."""
     _check_tensor(q, "q")
     _check_tensor(k, "k")
     _check_tensor(v, "v")
@@ -122,6 +131,10 @@ def _validate(q: Any, k: Any, v: Any, scale: Any) -> float:
         )
     if scale is None:
         return 1.0 / math.sqrt(q.shape[3])
+    return _check_scale(scale)
+
+
+def _check_scale(scale: Any) -> float:
     if isinstance(scale, bool) or not isinstance(scale, (int, float)):
         raise TypeError(
             f"fused_attention: scale must be a float or None, got {type(scale).__name__}"
@@ -129,6 +142,9 @@ def _validate(q: Any, k: Any, v: Any, scale: Any) -> float:
     if not (math.isfinite(scale) and scale > 0):
         raise ValueError(f"fused_attention: scale must be finite and > 0, got {scale}")
     return float(scale)
+
+
+_DEFAULT_SCALE = 1.0 / math.sqrt(HEAD_DIM)
 
 
 def fused_attention(
@@ -169,14 +185,34 @@ def fused_attention(
             yet); the compiled extension failed to load; or the GPU's
             architecture has no kernel in this build.
     """
-    scale = _validate(q, k, v, scale)
-    if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
+    # Hot path: no Python-side validation. The op checks every condition in C++;
+    # if it (or the dispatcher) refuses the call, _validate names the problem.
+    if scale is None:
+        scale_f = _DEFAULT_SCALE  # head_dim is 64; anything else fails the checks
+    elif type(scale) is float:
+        scale_f = scale
+    else:
+        scale_f = _check_scale(scale)
+    if type(causal) is not bool:
+        causal = bool(causal)
+    try:
+        needs_grad = torch.is_grad_enabled() and (
+            q.requires_grad or k.requires_grad or v.requires_grad
+        )
+    except AttributeError:  # not tensors
+        _validate(q, k, v, scale)
+        raise
+    if needs_grad:
         raise RuntimeError(
             "fused_attention: an input requires grad, but flashcore has no backward pass yet; "
             "call it under torch.no_grad() / torch.inference_mode(), or detach q, k and v"
         )
     if _loader.LOAD_ERROR is not None:
         _ops()
-    if return_lse:
-        return _fwd_lse(q, k, v, scale, bool(causal))
-    return _fwd(q, k, v, scale, bool(causal))
+    try:
+        if return_lse:
+            return _fwd_lse(q, k, v, scale_f, causal)
+        return _fwd(q, k, v, scale_f, causal)
+    except (RuntimeError, TypeError, ValueError):  # NotImplementedError is a RuntimeError
+        _validate(q, k, v, scale)
+        raise

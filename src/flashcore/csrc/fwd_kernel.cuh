@@ -132,6 +132,9 @@ __device__ __forceinline__ void write_output(
   constexpr int kNTilesO = Traits::kNTilesO;
   const int quad_row = lane / 4;
   const int quad_col = 2 * (lane % 4);
+  // The Q rows about to be overwritten were last read by this warp's ldmatrix;
+  // order those reads before these writes for every lane.
+  __syncwarp();
 #pragma unroll
   for (int mt = 0; mt < kMTiles; ++mt) {
 #pragma unroll
@@ -243,6 +246,9 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
     load_tile<kBlockN, kNThreads>(dst + Traits::kSmemKBytes, v_base, params.v_row_stride,
                                   n_block * kBlockN, params.seqlen_k, params.aligned16, tid);
   };
+
+  // Everything above is index math; the first global read comes next.
+  wait_for_previous_grid();
 
   // Prologue: Q and the first K/V tile in one group.
   load_tile<kBlockM, kNThreads>(smem_q, q_base + static_cast<int64_t>(m0) * params.q_row_stride,

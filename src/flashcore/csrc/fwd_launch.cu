@@ -16,6 +16,7 @@ using LargeTraits = FwdKernelTraits</*kHeadDim=*/64, /*kBlockM=*/128, /*kBlockN=
                                     /*kNWarps=*/4, /*kMinBlocksPerSm=*/2,
                                     /*kReloadQ=*/false>;
 using LargeReloadQTraits = FwdKernelTraits<64, 128, 64, 4, 2, /*kReloadQ=*/true>;
+using Wide8Traits = FwdKernelTraits<64, 128, 64, 8, 2, /*kReloadQ=*/true>;
 // Small grids: 64 query rows, 4 warps of 16 rows: twice the blocks, and the
 // only config that runs split-KV.
 using SmallTraits = FwdKernelTraits</*kHeadDim=*/64, /*kBlockM=*/64, /*kBlockN=*/64,
@@ -47,47 +48,50 @@ DeviceInfo device_info(int device) {
 }
 
 template <typename Traits, bool kIsCausal, bool kSplitKV>
-cudaError_t launch(const FwdParams& params, cudaStream_t stream) {
+cudaError_t launch(const FwdParams& params, cudaStream_t stream, bool pdl) {
   const int64_t num_m_blocks = (params.seqlen_q + Traits::kBlockM - 1) / Traits::kBlockM;
   const int64_t splits = kSplitKV ? params.num_splits : 1;
   const int64_t grid = num_m_blocks * params.batch * params.heads * splits;
   if (grid > 0x7fffffff) return cudaErrorInvalidConfiguration;
-  auto kernel = fwd_kernel<Traits, kIsCausal, kSplitKV>;
-  if (!kSplitKV) {
-    kernel<<<static_cast<unsigned>(grid), Traits::kNThreads, Traits::kSmemBytes, stream>>>(
-        params);
-    return cudaGetLastError();
-  }
   cudaLaunchConfig_t config = {};
   config.gridDim = dim3(static_cast<unsigned>(grid));
   config.blockDim = dim3(Traits::kNThreads);
   config.dynamicSmemBytes = Traits::kSmemBytes;
   config.stream = stream;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeClusterDimension;
-  attr[0].val.clusterDim.x = static_cast<unsigned>(params.num_splits);
-  attr[0].val.clusterDim.y = 1;
-  attr[0].val.clusterDim.z = 1;
-  config.attrs = attr;
-  config.numAttrs = 1;
-  return cudaLaunchKernelEx(&config, kernel, params);
+  cudaLaunchAttribute attrs[2];
+  int n = 0;
+  if (kSplitKV) {
+    attrs[n].id = cudaLaunchAttributeClusterDimension;
+    attrs[n].val.clusterDim.x = static_cast<unsigned>(params.num_splits);
+    attrs[n].val.clusterDim.y = 1;
+    attrs[n].val.clusterDim.z = 1;
+    ++n;
+  }
+  if (pdl) {
+    attrs[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attrs[n].val.programmaticStreamSerializationAllowed = 1;
+    ++n;
+  }
+  config.attrs = attrs;
+  config.numAttrs = n;
+  return cudaLaunchKernelEx(&config, fwd_kernel<Traits, kIsCausal, kSplitKV>, params);
 }
 
 template <typename Traits, bool kSplitKV>
-cudaError_t launch_causal(const FwdParams& params, cudaStream_t stream) {
+cudaError_t launch_causal(const FwdParams& params, cudaStream_t stream, bool pdl) {
   // Runtime flags become template arguments here and nowhere else.
-  if (params.is_causal) return launch<Traits, /*kIsCausal=*/true, kSplitKV>(params, stream);
-  return launch<Traits, /*kIsCausal=*/false, kSplitKV>(params, stream);
+  if (params.is_causal) return launch<Traits, /*kIsCausal=*/true, kSplitKV>(params, stream, pdl);
+  return launch<Traits, /*kIsCausal=*/false, kSplitKV>(params, stream, pdl);
 }
 
 int ceil_div(int64_t a, int64_t b) { return static_cast<int>((a + b - 1) / b); }
 
-// TUNING ONLY (removed before the release commit): FLASHCORE_TUNE="cfg,splits"
-// forces cfg 0 = large, 1 = small, 2 = large with Q reloaded, with `splits`.
-bool tune_override(int* cfg, int* splits) {
+// TUNING ONLY (removed before the release commit): FLASHCORE_TUNE="cfg,splits,pdl"
+// forces cfg 0 = large, 1 = small, 2 = large with Q reloaded, 3 = 8 warps x 16 rows.
+bool tune_override(int* cfg, int* splits, int* pdl) {
   const char* env = std::getenv("FLASHCORE_TUNE");
   if (env == nullptr) return false;
-  return std::sscanf(env, "%d,%d", cfg, splits) == 2;
+  return std::sscanf(env, "%d,%d,%d", cfg, splits, pdl) == 3;
 }
 
 }  // namespace
@@ -112,18 +116,21 @@ cudaError_t run_fwd(const FwdParams& params_in, cudaStream_t stream) {
       splits *= 2;
     }
   }
-  tune_override(&cfg, &splits);
+  int pdl = 0;
+  tune_override(&cfg, &splits, &pdl);
+  const bool use_pdl = pdl != 0 && info.cc_major >= 9;
   params.num_splits = splits;
-  if (cfg == 0) return launch_causal<LargeTraits, /*kSplitKV=*/false>(params, stream);
-  if (cfg == 2) return launch_causal<LargeReloadQTraits, /*kSplitKV=*/false>(params, stream);
-  if (splits > 1) return launch_causal<SmallTraits, /*kSplitKV=*/true>(params, stream);
-  return launch_causal<SmallTraits, /*kSplitKV=*/false>(params, stream);
+  if (cfg == 0) return launch_causal<LargeTraits, false>(params, stream, use_pdl);
+  if (cfg == 2) return launch_causal<LargeReloadQTraits, false>(params, stream, use_pdl);
+  if (cfg == 3) return launch_causal<Wide8Traits, false>(params, stream, use_pdl);
+  if (splits > 1) return launch_causal<SmallTraits, /*kSplitKV=*/true>(params, stream, use_pdl);
+  return launch_causal<SmallTraits, /*kSplitKV=*/false>(params, stream, use_pdl);
 }
 
 cudaError_t fwd_kernel_image_status() {
   cudaFuncAttributes attr;
   const cudaError_t err =
-      cudaFuncGetAttributes(&attr, fwd_kernel<LargeTraits, /*kIsCausal=*/false, false>);
+      cudaFuncGetAttributes(&attr, fwd_kernel<LargeTraits, /*kIsCausal=*/false, /*kSplitKV=*/false>);
   // The failure is not sticky; clear it so the next launch check does not see it.
   if (err != cudaSuccess) cudaGetLastError();
   return err;

@@ -59,7 +59,10 @@ void check_qkv(const Tensor& q, const Tensor& k, const Tensor& v, double scale) 
                   k.size(2), " and ", v.size(2));
   STD_TORCH_CHECK(k.size(2) >= 1, "flashcore.fwd: seqlen_k must be >= 1, got ", k.size(2));
   STD_TORCH_CHECK(q.size(2) < (int64_t{1} << 31) && k.size(2) < (int64_t{1} << 31),
-                  "flashcore.fwd: sequence lengths must be < 2^31");
+                  "flashcore.fwd: sequence lengths must be < 2^31, got ", q.size(2), " and ",
+                  k.size(2));
+  STD_TORCH_CHECK(q.size(0) * q.size(1) < (int64_t{1} << 31),
+                  "flashcore.fwd: batch * heads must be < 2^31, got ", q.size(0) * q.size(1));
   STD_TORCH_CHECK(std::isfinite(scale) && scale > 0.0,
                   "flashcore.fwd: scale must be a finite positive number, got ", scale);
 }
@@ -108,21 +111,25 @@ Tensor empty_cuda(const std::array<int64_t, 4>& sizes, int ndim, int32_t dtype, 
   return Tensor(handle);
 }
 
-// Checks, allocates O and launches. `lse`, when given, is a (batch, heads,
-// seqlen_q) float32 tensor the kernel fills.
-Tensor run(const Tensor& q, const Tensor& k, const Tensor& v, double scale, bool is_causal,
-           float* lse) {
+// Allocates O (then LSE, if asked: callers may rely on that order) and launches.
+std::tuple<Tensor, Tensor> run(const Tensor& q, const Tensor& k, const Tensor& v, double scale,
+                               bool is_causal, bool want_lse) {
+  check_qkv(q, k, v, scale);
   const int32_t device = q.get_device_index();
   const int64_t batch = q.size(0), heads = q.size(1), seqlen_q = q.size(2);
   Tensor o = empty_cuda({batch, heads, seqlen_q, kHeadDim}, 4, aoti_torch_dtype_float16(), device);
-  if (batch == 0 || heads == 0 || seqlen_q == 0) return o;
+  Tensor lse = o;  // placeholder when not asked for; never returned then
+  if (want_lse) {
+    lse = empty_cuda({batch, heads, seqlen_q, 0}, 3, aoti_torch_dtype_float32(), device);
+  }
+  if (batch == 0 || heads == 0 || seqlen_q == 0) return {o, lse};
 
   flashcore::FwdParams p{};
   p.q = q.data_ptr();
   p.k = k.data_ptr();
   p.v = v.data_ptr();
   p.o = o.data_ptr();
-  p.lse = lse;
+  p.lse = want_lse ? static_cast<float*>(lse.data_ptr()) : nullptr;
   p.q_batch_stride = q.stride(0);
   p.q_head_stride = q.stride(1);
   p.q_row_stride = q.stride(2);
@@ -149,20 +156,15 @@ Tensor run(const Tensor& q, const Tensor& k, const Tensor& v, double scale, bool
   void* stream = nullptr;
   STABLE_TORCH_ERROR_CODE_CHECK(aoti_torch_get_current_cuda_stream(device, &stream));
   STD_CUDA_CHECK(flashcore::run_fwd(p, static_cast<cudaStream_t>(stream)));
-  return o;
+  return {o, lse};
 }
 
 Tensor fwd(Tensor q, Tensor k, Tensor v, double scale, bool is_causal) {
-  check_qkv(q, k, v, scale);
-  return run(q, k, v, scale, is_causal, /*lse=*/nullptr);
+  return std::get<0>(run(q, k, v, scale, is_causal, /*want_lse=*/false));
 }
 
 std::tuple<Tensor, Tensor> fwd_lse(Tensor q, Tensor k, Tensor v, double scale, bool is_causal) {
-  check_qkv(q, k, v, scale);
-  Tensor lse = empty_cuda({q.size(0), q.size(1), q.size(2), 0}, 3, aoti_torch_dtype_float32(),
-                          q.get_device_index());
-  Tensor o = run(q, k, v, scale, is_causal, static_cast<float*>(lse.data_ptr()));
-  return {o, lse};
+  return run(q, k, v, scale, is_causal, /*want_lse=*/true);
 }
 
 }  // namespace

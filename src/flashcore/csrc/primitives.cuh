@@ -35,6 +35,15 @@ __device__ __forceinline__ void cp_async_wait_all() {
   asm volatile("cp.async.wait_group 0;\n" ::);
 }
 
+// Programmatic dependent launch (sm_90): when this grid was launched early,
+// overlapping the previous kernel in the stream, wait here until that kernel's
+// writes are visible. A no-op for a normal launch and on older GPUs.
+__device__ __forceinline__ void wait_for_previous_grid() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+
 // Four 8x8 b16 matrices; lane L supplies the row address of matrix L / 8.
 __device__ __forceinline__ void ldmatrix_x4(uint32_t addr, uint32_t& r0, uint32_t& r1,
                                             uint32_t& r2, uint32_t& r3) {
