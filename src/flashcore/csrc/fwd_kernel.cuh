@@ -36,26 +36,35 @@ namespace flashcore {
 template <int kRows, int kNThreads>
 __device__ __forceinline__ void load_tile(char* smem, const __half* base, int64_t row_stride,
                                           int row0, int nrows, bool aligned16, int tid) {
-  constexpr int kChunks = kRows * 8;
-  static_assert(kChunks % kNThreads == 0, "tile chunks must split evenly across threads");
-  const uint32_t smem_base = smem_u32(smem);
+  constexpr int kRowStep = kNThreads / 8;  // rows covered by one pass of the block
+  static_assert(kNThreads % 8 == 0 && kRows % kRowStep == 0,
+                "tile rows must split evenly across passes of the block");
+  // Thread tid moves 16-byte chunk tid % 8 of rows tid / 8 + i * kRowStep: 8
+  // consecutive threads fetch one 128-byte row (coalesced). kRowStep is a
+  // multiple of 8, so every pass sees the same swizzle and only adds an offset.
+  const int r = tid / 8;
+  const int c = tid % 8;
+  const uint32_t dst = smem_u32(smem) + swizzle_offset(r, c);
+  const __half* src = base + (row0 + r) * row_stride + c * 8;
+  const int64_t step = kRowStep * row_stride;
+  const int rows_left = nrows - row0 - r;
+  if (aligned16) {
 #pragma unroll
-  for (int i = 0; i < kChunks / kNThreads; ++i) {
-    const int idx = tid + i * kNThreads;
-    const int r = idx / 8;  // 8 consecutive threads fetch one 128-byte row: coalesced
-    const int c = idx % 8;
-    const int grow = row0 + r;
-    const bool valid = grow < nrows;
-    const __half* src = base + (valid ? grow * row_stride + c * 8 : 0);
-    if (aligned16) {
-      cp_async_16(smem_base + swizzle_offset(r, c), src, valid ? 16 : 0);
-    } else {
-      // Rows that are not 16-byte aligned (odd strides or storage offsets):
-      // element-wise loads, same zero fill.
+    for (int i = 0; i < kRows / kRowStep; ++i, src += step) {
+      const bool valid = i * kRowStep < rows_left;
+      cp_async_16(dst + i * kRowStep * 128, valid ? src : base, valid ? 16 : 0);
+    }
+  } else {
+    // Rows that are not 16-byte aligned (odd strides or storage offsets):
+    // element-wise loads, same zero fill, plain shared stores.
+    char* dst_generic = smem + swizzle_offset(r, c);
+#pragma unroll
+    for (int i = 0; i < kRows / kRowStep; ++i, src += step) {
+      const bool valid = i * kRowStep < rows_left;
       __align__(16) __half tmp[8];
 #pragma unroll
       for (int e = 0; e < 8; ++e) tmp[e] = valid ? src[e] : __float2half(0.f);
-      *reinterpret_cast<uint4*>(smem + swizzle_offset(r, c)) =
+      *reinterpret_cast<uint4*>(dst_generic + i * kRowStep * 128) =
           *reinterpret_cast<const uint4*>(tmp);
     }
   }
@@ -290,7 +299,7 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
     const char* smem_k = smem_kv + stage * kStageBytes;
     const char* smem_v = smem_k + Traits::kSmemKBytes;
 
-    if (Traits::kReloadQ || iter == 0) {
+    if (iter == 0) {
 #pragma unroll
       for (int mt = 0; mt < kMTiles; ++mt) {
 #pragma unroll
@@ -337,13 +346,16 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
 #pragma unroll
       for (int mt = 0; mt < kMTiles; ++mt) {
 #pragma unroll
-        for (int j = 0; j < kNTilesS; ++j) {
+        for (int r = 0; r < 2; ++r) {
+          // Columns of this tile at or past `limit` are masked for this row:
+          // the Sk tail, and under causal every key past the row's own index.
+          const int qrow = m0 + warp_row0 + mt * 16 + quad_row + r * 8;
+          const int limit = (kIsCausal ? min(params.seqlen_k, qrow + 1) : params.seqlen_k) - n0;
 #pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            const int key = n0 + j * 8 + quad_col + (e % 2);
-            const int qrow = m0 + warp_row0 + mt * 16 + quad_row + (e / 2) * 8;
-            const bool masked = key >= params.seqlen_k || (kIsCausal && key > qrow);
-            if (masked) s[mt][j][e] = -INFINITY;
+          for (int j = 0; j < kNTilesS; ++j) {
+            const int col = j * 8 + quad_col;
+            if (col >= limit) s[mt][j][2 * r] = -INFINITY;
+            if (col + 1 >= limit) s[mt][j][2 * r + 1] = -INFINITY;
           }
         }
       }

@@ -2,7 +2,6 @@
 #include "fwd_launch.h"
 
 #include <atomic>
-#include <cstdlib>
 
 #include "fwd_kernel.cuh"
 #include "kernel_traits.h"
@@ -11,17 +10,16 @@ namespace flashcore {
 namespace {
 
 // Large grids: 128 query rows x 64 keys, 4 warps of 32 rows, so each K/V
-// fragment read from shared memory feeds two m16 tiles of MMAs.
+// fragment read from shared memory feeds two m16 tiles of MMAs. On H100 this
+// beat 4 warps x 16 rows by 15-25% and 8 warps x 16 rows by 4-15% at
+// (4,16,2048)..(2,16,16384) (benchmarks/NOTES.md, v2).
 using LargeTraits = FwdKernelTraits</*kHeadDim=*/64, /*kBlockM=*/128, /*kBlockN=*/64,
-                                    /*kNWarps=*/4, /*kMinBlocksPerSm=*/2,
-                                    /*kReloadQ=*/false>;
-using LargeReloadQTraits = FwdKernelTraits<64, 128, 64, 4, 2, /*kReloadQ=*/true>;
-using Wide8Traits = FwdKernelTraits<64, 128, 64, 8, 2, /*kReloadQ=*/true>;
-// Small grids: 64 query rows, 4 warps of 16 rows: twice the blocks, and the
-// only config that runs split-KV.
+                                    /*kNWarps=*/4, /*kMinBlocksPerSm=*/2>;
+// Small grids: 64 query rows, 4 warps of 16 rows: twice the blocks, 3 blocks
+// per SM; at (1,8,{256,512,1024}) 30-35% faster than the large config. The only
+// config that runs split-KV.
 using SmallTraits = FwdKernelTraits</*kHeadDim=*/64, /*kBlockM=*/64, /*kBlockN=*/64,
-                                    /*kNWarps=*/4, /*kMinBlocksPerSm=*/3,
-                                    /*kReloadQ=*/false>;
+                                    /*kNWarps=*/4, /*kMinBlocksPerSm=*/3>;
 
 constexpr int kMaxSplits = 8;  // portable thread-block cluster size limit
 
@@ -86,12 +84,21 @@ cudaError_t launch_causal(const FwdParams& params, cudaStream_t stream, bool pdl
 
 int ceil_div(int64_t a, int64_t b) { return static_cast<int>((a + b - 1) / b); }
 
-// TUNING ONLY (removed before the release commit): FLASHCORE_TUNE="cfg,splits,pdl"
-// forces cfg 0 = large, 1 = small, 2 = large with Q reloaded, 3 = 8 warps x 16 rows.
-bool tune_override(int* cfg, int* splits, int* pdl) {
-  const char* env = std::getenv("FLASHCORE_TUNE");
-  if (env == nullptr) return false;
-  return std::sscanf(env, "%d,%d,%d", cfg, splits, pdl) == 3;
+// Split-KV pays only where a grid of small tiles still leaves SMs idle AND
+// each split keeps enough key tiles to amortize the cluster combine. Measured
+// on H100 at (1,8,S,64), small config, kernel time in us (splits 1/2/4):
+//   S=256  full 5.4/7.3/6.5   causal 5.6/7.4/6.5   -> 1 split (4 key tiles)
+//   S=512  full 8.9/9.2/9.4   causal 8.9/9.2/8.0   -> causal 4 (8 key tiles)
+//   S=1024 full 15.8/15.6/20.9 causal 15.7/15.2/17.6 -> 2 (16 key tiles)
+// Causal gains more: its query tiles have unequal key ranges, which splitting
+// evens out.
+int choose_splits(const FwdParams& params, int64_t small_blocks, const DeviceInfo& info) {
+  if (info.cc_major < 9) return 1;  // thread-block clusters are sm_90+
+  const int n_tiles = ceil_div(params.seqlen_k, SmallTraits::kBlockN);
+  const int64_t slots = 3 * static_cast<int64_t>(info.sm_count);  // 3 blocks per SM
+  if (n_tiles >= 16 && small_blocks * 2 <= slots) return 2;
+  if (params.is_causal && n_tiles >= 8 && small_blocks * 4 <= slots) return 4;
+  return 1;
 }
 
 }  // namespace
@@ -103,28 +110,20 @@ cudaError_t run_fwd(const FwdParams& params_in, cudaStream_t stream) {
   const DeviceInfo info = device_info(device);
   const int64_t bh = static_cast<int64_t>(params.batch) * params.heads;
   const int64_t large_blocks = bh * ceil_div(params.seqlen_q, LargeTraits::kBlockM);
-
-  int cfg = large_blocks >= 2 * info.sm_count ? 0 : 1;
-  int splits = 1;
-  if (cfg == 1 && info.cc_major >= 9) {
-    // Aim for about three resident blocks per SM; more splits than key tiles
-    // would only add empty blocks.
-    const int64_t small_blocks = bh * ceil_div(params.seqlen_q, SmallTraits::kBlockM);
-    const int n_tiles = ceil_div(params.seqlen_k, SmallTraits::kBlockN);
-    while (splits * 2 <= kMaxSplits && small_blocks * splits * 2 <= 3 * info.sm_count &&
-           splits * 2 <= n_tiles) {
-      splits *= 2;
-    }
+  if (large_blocks >= 2 * info.sm_count) {
+    // PDL measured neutral to -3% here (v2 notes): plain launch.
+    params.num_splits = 1;
+    return launch_causal<LargeTraits, /*kSplitKV=*/false>(params, stream, /*pdl=*/false);
   }
-  int pdl = 0;
-  tune_override(&cfg, &splits, &pdl);
-  const bool use_pdl = pdl != 0 && info.cc_major >= 9;
-  params.num_splits = splits;
-  if (cfg == 0) return launch_causal<LargeTraits, false>(params, stream, use_pdl);
-  if (cfg == 2) return launch_causal<LargeReloadQTraits, false>(params, stream, use_pdl);
-  if (cfg == 3) return launch_causal<Wide8Traits, false>(params, stream, use_pdl);
-  if (splits > 1) return launch_causal<SmallTraits, /*kSplitKV=*/true>(params, stream, use_pdl);
-  return launch_causal<SmallTraits, /*kSplitKV=*/false>(params, stream, use_pdl);
+  // Small grids are latency-bound: programmatic dependent launch lets the
+  // block setup overlap the previous kernel's tail (-0.2..0.4 us on H100).
+  const bool pdl = info.cc_major >= 9;
+  const int64_t small_blocks = bh * ceil_div(params.seqlen_q, SmallTraits::kBlockM);
+  params.num_splits = choose_splits(params, small_blocks, info);
+  if (params.num_splits > 1) {
+    return launch_causal<SmallTraits, /*kSplitKV=*/true>(params, stream, pdl);
+  }
+  return launch_causal<SmallTraits, /*kSplitKV=*/false>(params, stream, pdl);
 }
 
 cudaError_t fwd_kernel_image_status() {

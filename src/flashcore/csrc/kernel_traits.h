@@ -4,8 +4,7 @@
 
 namespace flashcore {
 
-template <int kHeadDim_, int kBlockM_, int kBlockN_, int kNWarps_, int kMinBlocksPerSm_,
-          bool kReloadQ_>
+template <int kHeadDim_, int kBlockM_, int kBlockN_, int kNWarps_, int kMinBlocksPerSm_>
 struct FwdKernelTraits {
   static constexpr int kHeadDim = kHeadDim_;  // D
   static constexpr int kBlockM = kBlockM_;    // query rows per thread block
@@ -14,9 +13,6 @@ struct FwdKernelTraits {
   static constexpr int kNThreads = kNWarps * 32;
   // Register budget: ptxas caps registers so this many blocks fit on one SM.
   static constexpr int kMinBlocksPerSm = kMinBlocksPerSm_;
-  // Re-read Q fragments from shared memory every key tile instead of holding
-  // them in registers: more shared-memory traffic, fewer registers.
-  static constexpr bool kReloadQ = kReloadQ_;
 
   // Each warp owns kRowsPerWarp consecutive query rows for the whole kernel, so
   // row max / row sum need only shuffles inside a quad of lanes.
