@@ -40,7 +40,10 @@ def _archs() -> tuple[list[str], str]:
 
 def _cuda_version() -> str:
     nvcc = Path(CUDA_HOME or "/usr/local/cuda") / "bin" / "nvcc"
-    out = subprocess.run([str(nvcc), "--version"], capture_output=True, text=True).stdout
+    try:
+        out = subprocess.run([str(nvcc), "--version"], capture_output=True, text=True).stdout
+    except OSError:
+        return "unknown"
     m = re.search(r"release (\d+\.\d+)", out)
     return m.group(1) if m else "unknown"
 

@@ -58,3 +58,9 @@ else:
         torch.ops.load_library(str(LIBRARY_PATH))
     except OSError as exc:  # missing CUDA runtime, incompatible torch, ...
         LOAD_ERROR = f"loading {LIBRARY_PATH.name} failed: {exc}"
+        if "libcudart" in str(exc):
+            LOAD_ERROR += (
+                f". This flashcore wheel is built for another CUDA major version than "
+                f"this torch ({torch.__version__}, CUDA {torch.version.cuda}); install the "
+                "flashcore wheel built for your torch's CUDA (see ci/README.md)"
+            )
