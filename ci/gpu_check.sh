@@ -40,6 +40,8 @@ step "benchmark" bench.txt python3 benchmarks/bench_fwd.py --json "$logs/bench.j
   echo "# flashcore GPU check"
   echo
   echo "wheel: $(basename "$wheel")"
+  echo "wheel sha256: $(sha256sum "$wheel" | cut -d' ' -f1)"
+  python3 -c "import json, sys; sys.path.insert(0, '$site'); import flashcore; print('build info:', json.dumps(flashcore.build_info()))"
   echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | sed 's/^/gpu, driver: /'
   python3 -c "import torch, sys; print('torch', torch.__version__, 'CUDA', torch.version.cuda, 'python', sys.version.split()[0])"
