@@ -190,6 +190,52 @@ __device__ __forceinline__ void write_output(
   }
 }
 
+// Key-group merge. kStore: write this thread's O fragments, row max and partial
+// row sum to the exchange buffer (layout [value][thread]: conflict-free).
+// Otherwise: read the other group's values for the same fragment positions and
+// fold them into this thread's state, rescaling both sides to the joint max.
+template <typename Traits, bool kStore, typename Softmax>
+__device__ __forceinline__ void merge_exchange(
+    float* xchg, int gtid, float (&acc_o)[Traits::kMTiles][Traits::kNTilesO][4],
+    Softmax (&softmax)[Traits::kMTiles], float scale_log2) {
+  constexpr int kStride = Traits::kGroupThreads;
+  int i = 0;
+#pragma unroll
+  for (int mt = 0; mt < Traits::kMTiles; ++mt) {
+    float alpha_self[2], alpha_other[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r, i += 2) {
+      if constexpr (kStore) {
+        xchg[i * kStride + gtid] = softmax[mt].m_i[r];
+        xchg[(i + 1) * kStride + gtid] = softmax[mt].l_i[r];
+      } else {
+        const float m_self = softmax[mt].m_i[r];
+        const float m_other = xchg[i * kStride + gtid];
+        const float l_other = xchg[(i + 1) * kStride + gtid];
+        const float m_new = fmaxf(m_self, m_other);
+        // Both -inf (no visible key yet in either group): weights 0, not NaN.
+        const float m_scaled = m_new == -INFINITY ? 0.f : m_new * scale_log2;
+        alpha_self[r] = fast_exp2(m_self * scale_log2 - m_scaled);
+        alpha_other[r] = fast_exp2(m_other * scale_log2 - m_scaled);
+        softmax[mt].m_i[r] = m_new;
+        softmax[mt].l_i[r] = softmax[mt].l_i[r] * alpha_self[r] + l_other * alpha_other[r];
+      }
+    }
+#pragma unroll
+    for (int j = 0; j < Traits::kNTilesO; ++j) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e, ++i) {
+        if constexpr (kStore) {
+          xchg[i * kStride + gtid] = acc_o[mt][j][e];
+        } else {
+          acc_o[mt][j][e] = acc_o[mt][j][e] * alpha_self[e / 2] +
+                            xchg[i * kStride + gtid] * alpha_other[e / 2];
+        }
+      }
+    }
+  }
+}
+
 template <typename Traits, bool kIsCausal, bool kSplitKV>
 __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
     fwd_kernel(const FwdParams params) {
@@ -204,14 +250,33 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
   static_assert(!kSplitKV || Traits::kSmemPartialBytes <= Traits::kSmemKVBytes,
                 "split-KV partials must fit in the K/V stage buffers");
 
+  constexpr int kKeyGroups = Traits::kKeyGroups;
+  constexpr int kGroupThreads = Traits::kGroupThreads;
+  static_assert(!kSplitKV || kKeyGroups == 1, "split-KV across blocks runs one key group");
+
   extern __shared__ __align__(128) char smem[];
   char* smem_q = smem;
-  char* smem_kv = smem_q + Traits::kSmemQBytes;  // [stage][K tile, V tile]
-  constexpr int kStageBytes = Traits::kSmemKBytes + Traits::kSmemVBytes;
 
   const int tid = threadIdx.x;
   const int warp = tid / 32;
   const int lane = tid % 32;
+  // Key group of this warp, and the thread's index within its group.
+  const int group = warp / Traits::kGroupWarps;
+  const int gtid = tid % kGroupThreads;
+  // This group's K/V stages: [stage][K tile, V tile].
+  char* smem_kv = smem_q + Traits::kSmemQBytes + group * Traits::kSmemGroupKVBytes;
+  constexpr int kStageBytes = Traits::kSmemKBytes + Traits::kSmemVBytes;
+
+  // Barrier over the warps that share this group's K/V buffers.
+  auto group_sync = [&]() {
+    if constexpr (kKeyGroups == 1) {
+      __syncthreads();
+    } else if (group == 0) {
+      named_barrier_sync<1, kGroupThreads>();
+    } else {
+      named_barrier_sync<2, kGroupThreads>();
+    }
+  };
 
   // Flattened grid (no 65535 limit on batch * heads). Query tiles of one head
   // are adjacent, so blocks that share K/V run together and share it in L2;
@@ -247,27 +312,38 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
     n_lo = split * per_split;
     n_hi = min(num_n_blocks, n_lo + per_split) - 1;
   }
+  // Key group g takes tiles n_hi - g, n_hi - g - kKeyGroups, ... (may be none).
+  const int n_first = n_hi - group;
 
-  auto load_kv = [&](int n_block, int stage) {
-    char* dst = smem_kv + stage * kStageBytes;
-    load_tile<kBlockN, kNThreads>(dst, k_base, params.k_row_stride, n_block * kBlockN,
-                                  params.seqlen_k, params.aligned16, tid);
-    load_tile<kBlockN, kNThreads>(dst + Traits::kSmemKBytes, v_base, params.v_row_stride,
-                                  n_block * kBlockN, params.seqlen_k, params.aligned16, tid);
+  auto load_k = [&](int n_block, int stage) {
+    load_tile<kBlockN, kGroupThreads>(smem_kv + stage * kStageBytes, k_base, params.k_row_stride,
+                                      n_block * kBlockN, params.seqlen_k, params.aligned16, gtid);
+  };
+  auto load_v = [&](int n_block, int stage) {
+    load_tile<kBlockN, kGroupThreads>(smem_kv + stage * kStageBytes + Traits::kSmemKBytes, v_base,
+                                      params.v_row_stride, n_block * kBlockN, params.seqlen_k,
+                                      params.aligned16, gtid);
   };
 
   // Everything above is index math; the first global read comes next.
   wait_for_previous_grid();
 
-  // Prologue: Q and the first K/V tile in one group.
+  // Prologue, three groups: Q (every thread), then this key group's first K
+  // tile, then its first V tile, so Q K^T can start while V is still landing.
   load_tile<kBlockM, kNThreads>(smem_q, q_base + static_cast<int64_t>(m0) * params.q_row_stride,
                                 params.q_row_stride, 0, params.seqlen_q - m0, params.aligned16,
                                 tid);
-  if (n_hi >= n_lo) load_kv(n_hi, 0);
   cp_async_commit();
+  if (n_first >= n_lo) load_k(n_first, 0);
+  cp_async_commit();
+  if (n_first >= n_lo) load_v(n_first, 0);
+  cp_async_commit();
+  // Q (loaded by all warps, read by all) is visible to every warp after this.
+  cp_async_wait<2>();
+  __syncthreads();
 
   // Row r of this warp's tile is query row m0 + warp_row0 + r.
-  const int warp_row0 = warp * Traits::kRowsPerWarp;
+  const int warp_row0 = (warp % Traits::kGroupWarps) * Traits::kRowsPerWarp;
   // In mma accumulator layout a thread holds rows lane/4 and lane/4 + 8 of each
   // m16 tile, and columns 2*(lane%4), +1 of each n8 tile.
   const int quad_row = lane / 4;
@@ -287,13 +363,22 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
 
   uint32_t q_frag[kMTiles][kKStepsQK][4];  // A fragments of this warp's Q rows
 
-  for (int n_block = n_hi, iter = 0; n_block >= n_lo; --n_block, ++iter) {
+  for (int n_block = n_first, iter = 0; n_block >= n_lo; n_block -= kKeyGroups, ++iter) {
     const int stage = iter & 1;
-    // Tile n_block (and on the first pass Q) has landed. The barrier also
-    // means every warp finished the previous tile, so its stage may be refilled.
-    cp_async_wait_all();
-    __syncthreads();
-    if (n_block > n_lo) load_kv(n_block - 1, stage ^ 1);
+    // K of tile n_block has landed; on the first pass V may still be in
+    // flight. The barrier also means every warp of the group finished the
+    // previous tile, so its stage may be refilled.
+    if (iter == 0) {
+      cp_async_wait<1>();
+    } else {
+      cp_async_wait<0>();
+    }
+    group_sync();
+    const int n_next = n_block - kKeyGroups;
+    if (n_next >= n_lo) {
+      load_k(n_next, stage ^ 1);
+      load_v(n_next, stage ^ 1);
+    }
     cp_async_commit();
 
     const char* smem_k = smem_kv + stage * kStageBytes;
@@ -366,6 +451,12 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
       softmax[mt].update(s[mt], acc_o[mt], params.scale_log2);
     }
 
+    if (iter == 0) {
+      // First tile's V (the prologue's last group; the prefetch may pend).
+      cp_async_wait<1>();
+      group_sync();
+    }
+
     // O += P V. The accumulator layout of S n8 tiles (2kk, 2kk+1) is exactly the
     // A-fragment layout of a 16x16 P tile, so P goes to fp16 in registers.
 #pragma unroll
@@ -394,6 +485,22 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
     }
   }
 
+  if constexpr (kKeyGroups == 2) {
+    // Group 1 leaves its softmax state and O fragments in its own (now idle)
+    // K/V buffers, in register order, so each group-0 thread reads exactly the
+    // values of the same rows and columns; group 0 merges and writes O.
+    cp_async_wait<0>();
+    float* xchg = reinterpret_cast<float*>(smem_q + Traits::kSmemQBytes +
+                                           Traits::kSmemGroupKVBytes);
+    if (group == 1) {
+      group_sync();  // every group-1 warp is done reading its K/V stages
+      merge_exchange<Traits, /*kStore=*/true>(xchg, gtid, acc_o, softmax, params.scale_log2);
+    }
+    __syncthreads();
+    if (group == 1) return;
+    merge_exchange<Traits, /*kStore=*/false>(xchg, gtid, acc_o, softmax, params.scale_log2);
+  }
+
   __half* o_base = static_cast<__half*>(params.o) + b * params.o_batch_stride +
                    h * params.o_head_stride;
   const int64_t lse_row0 = static_cast<int64_t>(bh) * params.seqlen_q;
@@ -401,7 +508,7 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
   if constexpr (kSplitKV) {
     // Stage this split's unnormalized fp32 O, row max (base-2, scaled) and row
     // sum in the K/V buffers, then combine across the cluster.
-    cp_async_wait_all();
+    cp_async_wait<0>();
     __syncthreads();  // every warp is done reading the K/V stages
     float* part_o = reinterpret_cast<float*>(smem_kv);  // [kBlockM][kHeadDim]
     float* part_m = part_o + kBlockM * Traits::kHeadDim;  // [kBlockM]

@@ -2,6 +2,9 @@
 #include "fwd_launch.h"
 
 #include <atomic>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 
 #include "fwd_kernel.cuh"
 #include "kernel_traits.h"
@@ -20,8 +23,9 @@ using LargeTraits = FwdKernelTraits</*kHeadDim=*/64, /*kBlockM=*/128, /*kBlockN=
 // config that runs split-KV.
 using SmallTraits = FwdKernelTraits</*kHeadDim=*/64, /*kBlockM=*/64, /*kBlockN=*/64,
                                     /*kNWarps=*/4, /*kMinBlocksPerSm=*/3>;
-
-constexpr int kMaxSplits = 8;  // portable thread-block cluster size limit
+// Tiny grids: the small tile with 8 warps in two key groups of 4.
+using TinyTraits = FwdKernelTraits</*kHeadDim=*/64, /*kBlockM=*/64, /*kBlockN=*/64,
+                                   /*kNWarps=*/8, /*kMinBlocksPerSm=*/1, /*kKeyGroups=*/2>;
 
 struct DeviceInfo {
   int sm_count;
@@ -72,7 +76,21 @@ cudaError_t launch(const FwdParams& params, cudaStream_t stream, bool pdl) {
   }
   config.attrs = attrs;
   config.numAttrs = n;
-  return cudaLaunchKernelEx(&config, fwd_kernel<Traits, kIsCausal, kSplitKV>, params);
+  auto kernel = fwd_kernel<Traits, kIsCausal, kSplitKV>;
+  if constexpr (Traits::kSmemBytes > 48 * 1024) {
+    // Over 48 KB of dynamic shared memory needs a per-kernel opt-in, once per device.
+    static std::atomic<uint64_t> opted_in{0};
+    int device = 0;
+    cudaGetDevice(&device);
+    const uint64_t bit = uint64_t{1} << (device & 63);
+    if ((opted_in.load(std::memory_order_relaxed) & bit) == 0) {
+      const cudaError_t err = cudaFuncSetAttribute(
+          kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Traits::kSmemBytes);
+      if (err != cudaSuccess) return err;
+      opted_in.fetch_or(bit, std::memory_order_relaxed);
+    }
+  }
+  return cudaLaunchKernelEx(&config, kernel, params);
 }
 
 template <typename Traits, bool kSplitKV>
@@ -83,6 +101,14 @@ cudaError_t launch_causal(const FwdParams& params, cudaStream_t stream, bool pdl
 }
 
 int ceil_div(int64_t a, int64_t b) { return static_cast<int>((a + b - 1) / b); }
+
+// TUNING ONLY (removed before the release commit): FLASHCORE_TUNE="cfg,splits,pdl",
+// cfg 0 = large, 1 = small (+splits), 4 = tiny (two key groups).
+bool tune_override(int* cfg, int* splits, int* pdl) {
+  const char* env = std::getenv("FLASHCORE_TUNE");
+  if (env == nullptr) return false;
+  return std::sscanf(env, "%d,%d,%d", cfg, splits, pdl) == 3;
+}
 
 // Split-KV pays only where a grid of small tiles still leaves SMs idle AND
 // each split keeps enough key tiles to amortize the cluster combine. Measured
@@ -110,6 +136,15 @@ cudaError_t run_fwd(const FwdParams& params_in, cudaStream_t stream) {
   const DeviceInfo info = device_info(device);
   const int64_t bh = static_cast<int64_t>(params.batch) * params.heads;
   const int64_t large_blocks = bh * ceil_div(params.seqlen_q, LargeTraits::kBlockM);
+  int t_cfg = -1, t_splits = 1, t_pdl = 0;
+  if (tune_override(&t_cfg, &t_splits, &t_pdl)) {
+    params.num_splits = t_splits;
+    const bool p = t_pdl != 0 && info.cc_major >= 9;
+    if (t_cfg == 0) return launch_causal<LargeTraits, false>(params, stream, p);
+    if (t_cfg == 4) return launch_causal<TinyTraits, false>(params, stream, p);
+    if (t_splits > 1) return launch_causal<SmallTraits, true>(params, stream, p);
+    return launch_causal<SmallTraits, false>(params, stream, p);
+  }
   if (large_blocks >= 2 * info.sm_count) {
     // PDL measured neutral to -3% here (v2 notes): plain launch.
     params.num_splits = 1;
@@ -119,6 +154,10 @@ cudaError_t run_fwd(const FwdParams& params_in, cudaStream_t stream) {
   // block setup overlap the previous kernel's tail (-0.2..0.4 us on H100).
   const bool pdl = info.cc_major >= 9;
   const int64_t small_blocks = bh * ceil_div(params.seqlen_q, SmallTraits::kBlockM);
+  if (small_blocks <= info.sm_count) {
+    params.num_splits = 1;
+    return launch_causal<TinyTraits, /*kSplitKV=*/false>(params, stream, pdl);
+  }
   params.num_splits = choose_splits(params, small_blocks, info);
   if (params.num_splits > 1) {
     return launch_causal<SmallTraits, /*kSplitKV=*/true>(params, stream, pdl);

@@ -4,7 +4,8 @@
 
 namespace flashcore {
 
-template <int kHeadDim_, int kBlockM_, int kBlockN_, int kNWarps_, int kMinBlocksPerSm_>
+template <int kHeadDim_, int kBlockM_, int kBlockN_, int kNWarps_, int kMinBlocksPerSm_,
+          int kKeyGroups_ = 1>
 struct FwdKernelTraits {
   static constexpr int kHeadDim = kHeadDim_;  // D
   static constexpr int kBlockM = kBlockM_;    // query rows per thread block
@@ -14,9 +15,17 @@ struct FwdKernelTraits {
   // Register budget: ptxas caps registers so this many blocks fit on one SM.
   static constexpr int kMinBlocksPerSm = kMinBlocksPerSm_;
 
+  // Key groups: the warps split into kKeyGroups groups that share the Q tile and
+  // walk interleaved key tiles, each with its own K/V buffers and barrier; the
+  // groups' softmax states merge in shared memory at the end. More warps per
+  // query tile for grids too small to fill the GPU.
+  static constexpr int kKeyGroups = kKeyGroups_;
+  static constexpr int kGroupWarps = kNWarps / kKeyGroups;
+  static constexpr int kGroupThreads = kGroupWarps * 32;
+
   // Each warp owns kRowsPerWarp consecutive query rows for the whole kernel, so
   // row max / row sum need only shuffles inside a quad of lanes.
-  static constexpr int kRowsPerWarp = kBlockM / kNWarps;
+  static constexpr int kRowsPerWarp = kBlockM / kGroupWarps;
   static constexpr int kMTiles = kRowsPerWarp / 16;  // m16 tiles per warp
 
   // mma.sync.m16n8k16 tiling.
@@ -34,7 +43,8 @@ struct FwdKernelTraits {
   static constexpr int kSmemQBytes = kBlockM * kRowBytes;
   static constexpr int kSmemKBytes = kBlockN * kRowBytes;  // one stage
   static constexpr int kSmemVBytes = kBlockN * kRowBytes;  // one stage
-  static constexpr int kSmemKVBytes = kStages * (kSmemKBytes + kSmemVBytes);
+  static constexpr int kSmemGroupKVBytes = kStages * (kSmemKBytes + kSmemVBytes);
+  static constexpr int kSmemKVBytes = kKeyGroups * kSmemGroupKVBytes;
   static constexpr int kSmemBytes = kSmemQBytes + kSmemKVBytes;
 
   // Split-KV: the fp32 partial O plus per-row max and sum, staged in the K/V
@@ -44,16 +54,22 @@ struct FwdKernelTraits {
   static_assert(kHeadDim == 64,
                 "the XOR swizzle assumes 128-byte rows (head_dim 64 halves)");
   static_assert(kChunksPerRow == 8, "swizzle pattern is 8 chunks of 16 bytes per row");
-  static_assert(kBlockM % kNWarps == 0, "kBlockM must split evenly across warps");
+  static_assert(kKeyGroups == 1 || kKeyGroups == 2, "one or two key groups");
+  static_assert(kNWarps % kKeyGroups == 0, "warps must split evenly into key groups");
+  static_assert(kBlockM % kGroupWarps == 0, "kBlockM must split evenly across a group's warps");
   static_assert(kRowsPerWarp % 16 == 0, "each warp must own whole m16 tiles");
   static_assert(kBlockN % 16 == 0, "kBlockN must be a multiple of the k16 step of P V");
   static_assert(kHeadDim % 16 == 0, "head_dim must be a multiple of the k16 step");
   static_assert((kBlockM * kChunksPerRow) % kNThreads == 0,
                 "Q tile chunks must split evenly across threads");
-  static_assert((kBlockN * kChunksPerRow) % kNThreads == 0,
-                "K/V tile chunks must split evenly across threads");
-  static_assert(kSmemBytes <= 48 * 1024,
-                "tiles must fit the default 48 KB of shared memory (no opt-in needed)");
+  static_assert((kBlockN * kChunksPerRow) % kGroupThreads == 0,
+                "K/V tile chunks must split evenly across a group's threads");
+  // Fragment exchange of the key-group merge: O, m and l of each thread.
+  static constexpr int kMergeFloats = kMTiles * (kHeadDim / 8 * 4 + 4);
+  static_assert(kKeyGroups == 1 || kMergeFloats * kGroupThreads * 4 <= kSmemGroupKVBytes,
+                "key-group merge must fit in one group's K/V buffers");
+  // Over 48 KB needs the launch-time opt-in; 99 KB is sm_86/sm_89's per-block limit.
+  static_assert(kSmemBytes <= 99 * 1024, "tiles must fit 99 KB of shared memory per block");
 };
 
 }  // namespace flashcore

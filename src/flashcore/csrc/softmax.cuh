@@ -21,6 +21,26 @@ __device__ __forceinline__ float quad_sum(float x) {
   return x;
 }
 
+template <int kN>
+__device__ __forceinline__ float tree_reduce_max(float (&x)[kN]) {
+  static_assert((kN & (kN - 1)) == 0, "tree reduction needs a power of two");
+#pragma unroll
+  for (int stride = kN / 2; stride > 0; stride /= 2)
+#pragma unroll
+    for (int j = 0; j < stride; ++j) x[j] = fmaxf(x[j], x[j + stride]);
+  return x[0];
+}
+
+template <int kN>
+__device__ __forceinline__ float tree_reduce_sum(float (&x)[kN]) {
+  static_assert((kN & (kN - 1)) == 0, "tree reduction needs a power of two");
+#pragma unroll
+  for (int stride = kN / 2; stride > 0; stride /= 2)
+#pragma unroll
+    for (int j = 0; j < stride; ++j) x[j] += x[j + stride];
+  return x[0];
+}
+
 template <int kNTilesS, int kNTilesO>
 struct OnlineSoftmaxRows {
   float m_i[2];  // running max of raw scores (before scale), per row
@@ -38,27 +58,26 @@ struct OnlineSoftmaxRows {
                                          float scale_log2) {
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
-      float row_max = m_i[r];
+      // Pairwise (tree) reductions: log2 depth instead of a kNTilesS-long
+      // dependent chain; the warp is latency-bound here, not issue-bound.
+      float part[kNTilesS];
 #pragma unroll
-      for (int j = 0; j < kNTilesS; ++j) {
-        row_max = fmaxf(row_max, fmaxf(s[j][2 * r], s[j][2 * r + 1]));
-      }
-      row_max = quad_max(row_max);
+      for (int j = 0; j < kNTilesS; ++j) part[j] = fmaxf(s[j][2 * r], s[j][2 * r + 1]);
+      const float row_max = quad_max(fmaxf(m_i[r], tree_reduce_max<kNTilesS>(part)));
       // A row that has seen only masked keys so far keeps max = -inf. Using 0 as
       // the subtrahend then gives exp2(-inf) = 0 everywhere instead of
       // exp2(-inf - -inf) = NaN; the row's first unmasked key resets it.
       const float max_scaled = row_max == -INFINITY ? 0.f : row_max * scale_log2;
       const float alpha = fast_exp2(m_i[r] * scale_log2 - max_scaled);
       m_i[r] = row_max;
-      float row_sum = 0.f;
 #pragma unroll
       for (int j = 0; j < kNTilesS; ++j) {
         // scale folded into one FMA: exp(scale*s - scale*m) = exp2(s*c - m*c), c = scale*log2(e)
         s[j][2 * r] = fast_exp2(fmaf(s[j][2 * r], scale_log2, -max_scaled));
         s[j][2 * r + 1] = fast_exp2(fmaf(s[j][2 * r + 1], scale_log2, -max_scaled));
-        row_sum += s[j][2 * r] + s[j][2 * r + 1];
+        part[j] = s[j][2 * r] + s[j][2 * r + 1];
       }
-      l_i[r] = l_i[r] * alpha + row_sum;
+      l_i[r] = l_i[r] * alpha + tree_reduce_sum<kNTilesS>(part);
 #pragma unroll
       for (int j = 0; j < kNTilesO; ++j) {
         acc_o[j][2 * r] *= alpha;
