@@ -11,15 +11,14 @@
 // rest of the loop runs mask-free. K/V tiles are double-buffered: tile n-1 is in
 // flight while tile n is computed, with one barrier per tile.
 //
-// Split-KV (kSplitKV, sm_90): when (batch * heads * query tiles) is too small to
-// fill the GPU, the key range of each query tile is split across the blocks of
-// one thread-block cluster; each block leaves its fp32 partial O, row max and
-// row sum in its shared memory, and the cluster combines them through
-// distributed shared memory. No workspace, no second launch, no atomics, and a
-// fixed combine order (bitwise reproducible).
+// Key groups (Traits::kKeyGroups == 2): when batch * heads * query tiles is too
+// small to fill the GPU, each query tile gets two groups of warps that walk
+// interleaved key tiles with their own K/V buffers and barriers, and merge their
+// softmax states in shared memory at the end: twice the warps per SM and half
+// the serial chain of key tiles per warp, in a fixed merge order (bitwise
+// reproducible).
 #pragma once
 
-#include <cooperative_groups.h>
 #include <cuda_fp16.h>
 #include <cstdint>
 
@@ -68,66 +67,6 @@ __device__ __forceinline__ void load_tile(char* smem, const __half* base, int64_
           *reinterpret_cast<const uint4*>(tmp);
     }
   }
-}
-
-// Split-KV epilogue: combine the cluster's partial results for this query tile.
-// Block `rank` of the cluster finalizes rows [rank * kBlockM / S, (rank+1) * kBlockM / S).
-template <typename Traits>
-__device__ __forceinline__ void combine_splits(char* smem_part, const FwdParams& params,
-                                               __half* o_base, int64_t lse_row0, int m0,
-                                               int tid) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  constexpr int kBlockM = Traits::kBlockM;
-  constexpr int kHeadDim = Traits::kHeadDim;
-  namespace cg = cooperative_groups;
-  cg::cluster_group cluster = cg::this_cluster();
-  const int num_splits = static_cast<int>(cluster.num_blocks());
-  const int rank = static_cast<int>(cluster.block_rank());
-  const int rows_per_block = kBlockM / num_splits;
-  constexpr int kVecPerRow = kHeadDim / 4;  // float4 chunks of one partial-O row
-
-  cluster.sync();  // every block's partials are in its shared memory
-  for (int idx = tid; idx < rows_per_block * kVecPerRow; idx += Traits::kNThreads) {
-    const int row = rank * rows_per_block + idx / kVecPerRow;
-    const int c4 = idx % kVecPerRow;
-    const int qrow = m0 + row;
-    if (qrow >= params.seqlen_q) continue;
-    float m_max = -INFINITY;
-    for (int s = 0; s < num_splits; ++s) {
-      const float* part_m = reinterpret_cast<const float*>(
-          cluster.map_shared_rank(smem_part + kBlockM * kHeadDim * 4, s));
-      m_max = fmaxf(m_max, part_m[row]);
-    }
-    float l_sum = 0.f;
-    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
-    for (int s = 0; s < num_splits; ++s) {
-      const char* base = static_cast<const char*>(cluster.map_shared_rank(smem_part, s));
-      const float* part_m = reinterpret_cast<const float*>(base + kBlockM * kHeadDim * 4);
-      const float* part_l = part_m + kBlockM;
-      const float m_s = part_m[row];
-      // A split that saw no visible key for this row has m = -inf and weight 0.
-      const float w = m_s == -INFINITY ? 0.f : fast_exp2(m_s - m_max);
-      l_sum += w * part_l[row];
-      const float4 o = reinterpret_cast<const float4*>(base)[row * kVecPerRow + c4];
-      acc.x += w * o.x;
-      acc.y += w * o.y;
-      acc.z += w * o.z;
-      acc.w += w * o.w;
-    }
-    const float inv_l = l_sum > 0.f ? 1.f / l_sum : 0.f;
-    uint2 packed;
-    packed.x = pack_half2(acc.x * inv_l, acc.y * inv_l);
-    packed.y = pack_half2(acc.z * inv_l, acc.w * inv_l);
-    *reinterpret_cast<uint2*>(o_base + qrow * params.o_row_stride + c4 * 4) = packed;
-    if (params.lse != nullptr && c4 == 0) {
-      params.lse[lse_row0 + qrow] =
-          l_sum > 0.f ? (m_max + __log2f(l_sum)) * 0.6931471805599453f : -INFINITY;
-    }
-  }
-  cluster.sync();  // peers may still be reading this block's shared memory
-#else
-  __trap();  // the host launches split-KV only on sm_90 and newer
-#endif
 }
 
 // Epilogue: normalize, stage the fp16 tile in this warp's own rows of the Q
@@ -236,7 +175,7 @@ __device__ __forceinline__ void merge_exchange(
   }
 }
 
-template <typename Traits, bool kIsCausal, bool kSplitKV>
+template <typename Traits, bool kIsCausal>
 __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
     fwd_kernel(const FwdParams params) {
   constexpr int kBlockM = Traits::kBlockM;
@@ -247,12 +186,8 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
   constexpr int kKStepsQK = Traits::kKStepsQK;
   constexpr int kKStepsPV = Traits::kKStepsPV;
   constexpr int kNThreads = Traits::kNThreads;
-  static_assert(!kSplitKV || Traits::kSmemPartialBytes <= Traits::kSmemKVBytes,
-                "split-KV partials must fit in the K/V stage buffers");
-
   constexpr int kKeyGroups = Traits::kKeyGroups;
   constexpr int kGroupThreads = Traits::kGroupThreads;
-  static_assert(!kSplitKV || kKeyGroups == 1, "split-KV across blocks runs one key group");
 
   extern __shared__ __align__(128) char smem[];
   char* smem_q = smem;
@@ -280,11 +215,8 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
 
   // Flattened grid (no 65535 limit on batch * heads). Query tiles of one head
   // are adjacent, so blocks that share K/V run together and share it in L2;
-  // the last (longest, under causal) query tiles are scheduled first. With
-  // split-KV the num_splits blocks of one query tile form one cluster.
-  const int split = kSplitKV ? static_cast<int>(blockIdx.x % params.num_splits) : 0;
-  const int tile = kSplitKV ? static_cast<int>(blockIdx.x / params.num_splits)
-                            : static_cast<int>(blockIdx.x);
+  // the last (longest, under causal) query tiles are scheduled first.
+  const int tile = static_cast<int>(blockIdx.x);
   const int num_m_blocks = (params.seqlen_q + kBlockM - 1) / kBlockM;
   const int bh = tile / num_m_blocks;
   const int m_block = num_m_blocks - 1 - (tile % num_m_blocks);
@@ -305,15 +237,9 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
   const int num_n_blocks =
       kIsCausal ? min(num_n_blocks_total, (m0 + kBlockM + kBlockN - 1) / kBlockN)
                 : num_n_blocks_total;
-  // This block's key tiles [n_lo, n_hi]; a split may get none (n_hi < n_lo).
-  int n_lo = 0, n_hi = num_n_blocks - 1;
-  if (kSplitKV) {
-    const int per_split = (num_n_blocks + params.num_splits - 1) / params.num_splits;
-    n_lo = split * per_split;
-    n_hi = min(num_n_blocks, n_lo + per_split) - 1;
-  }
-  // Key group g takes tiles n_hi - g, n_hi - g - kKeyGroups, ... (may be none).
-  const int n_first = n_hi - group;
+  // Key group g takes tiles last - g, last - g - kKeyGroups, ..., >= 0 (with
+  // a single key tile, group 1 has none).
+  const int n_first = num_n_blocks - 1 - group;
 
   auto load_k = [&](int n_block, int stage) {
     load_tile<kBlockN, kGroupThreads>(smem_kv + stage * kStageBytes, k_base, params.k_row_stride,
@@ -328,19 +254,27 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
   // Everything above is index math; the first global read comes next.
   wait_for_previous_grid();
 
-  // Prologue, three groups: Q (every thread), then this key group's first K
-  // tile, then its first V tile, so Q K^T can start while V is still landing.
+  // Prologue. One key group: Q and the first K/V tile in one cp.async group.
+  // Two key groups: Q, then each group's first K tile, then its first V tile,
+  // so Q K^T can start while V is still landing (per-warp latency is what
+  // bounds the tiny grids this config runs). Splitting K from V also in the
+  // single-group configs measured 2-5% slower at large causal shapes and 8% at
+  // (2,8,1024) on H100 (benchmarks/NOTES.md, v3).
+  constexpr bool kSplitPrologue = kKeyGroups > 1;
   load_tile<kBlockM, kNThreads>(smem_q, q_base + static_cast<int64_t>(m0) * params.q_row_stride,
                                 params.q_row_stride, 0, params.seqlen_q - m0, params.aligned16,
                                 tid);
+  if constexpr (kSplitPrologue) cp_async_commit();  // Q alone: published block-wide below
+  if (n_first >= 0) load_k(n_first, 0);
+  if constexpr (kSplitPrologue) cp_async_commit();
+  if (n_first >= 0) load_v(n_first, 0);
   cp_async_commit();
-  if (n_first >= n_lo) load_k(n_first, 0);
-  cp_async_commit();
-  if (n_first >= n_lo) load_v(n_first, 0);
-  cp_async_commit();
-  // Q (loaded by all warps, read by all) is visible to every warp after this.
-  cp_async_wait<2>();
-  __syncthreads();
+  if constexpr (kKeyGroups > 1) {
+    // Every warp reads all of Q, but the groups' barriers cover only their
+    // own warps: wait for the Q group (K and V may still fly) and publish it.
+    cp_async_wait<2>();
+    __syncthreads();
+  }
 
   // Row r of this warp's tile is query row m0 + warp_row0 + r.
   const int warp_row0 = (warp % Traits::kGroupWarps) * Traits::kRowsPerWarp;
@@ -363,19 +297,19 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
 
   uint32_t q_frag[kMTiles][kKStepsQK][4];  // A fragments of this warp's Q rows
 
-  for (int n_block = n_first, iter = 0; n_block >= n_lo; n_block -= kKeyGroups, ++iter) {
+  for (int n_block = n_first, iter = 0; n_block >= 0; n_block -= kKeyGroups, ++iter) {
     const int stage = iter & 1;
-    // K of tile n_block has landed; on the first pass V may still be in
-    // flight. The barrier also means every warp of the group finished the
-    // previous tile, so its stage may be refilled.
-    if (iter == 0) {
+    // K of tile n_block has landed (with a split prologue, V may still be in
+    // flight on the first pass). The barrier also means every warp of the group
+    // finished the previous tile, so its stage may be refilled.
+    if (kSplitPrologue && iter == 0) {
       cp_async_wait<1>();
     } else {
       cp_async_wait<0>();
     }
     group_sync();
     const int n_next = n_block - kKeyGroups;
-    if (n_next >= n_lo) {
+    if (n_next >= 0) {
       load_k(n_next, stage ^ 1);
       load_v(n_next, stage ^ 1);
     }
@@ -451,7 +385,7 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
       softmax[mt].update(s[mt], acc_o[mt], params.scale_log2);
     }
 
-    if (iter == 0) {
+    if (kSplitPrologue && iter == 0) {
       // First tile's V (the prologue's last group; the prefetch may pend).
       cp_async_wait<1>();
       group_sync();
@@ -489,11 +423,13 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
     // Group 1 leaves its softmax state and O fragments in its own (now idle)
     // K/V buffers, in register order, so each group-0 thread reads exactly the
     // values of the same rows and columns; group 0 merges and writes O.
+    // Block-wide barriers on both sides: every warp is past its key loop
+    // before the buffers are reused, and the stores land before the loads.
     cp_async_wait<0>();
+    __syncthreads();
     float* xchg = reinterpret_cast<float*>(smem_q + Traits::kSmemQBytes +
                                            Traits::kSmemGroupKVBytes);
     if (group == 1) {
-      group_sync();  // every group-1 warp is done reading its K/V stages
       merge_exchange<Traits, /*kStore=*/true>(xchg, gtid, acc_o, softmax, params.scale_log2);
     }
     __syncthreads();
@@ -505,36 +441,7 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
                    h * params.o_head_stride;
   const int64_t lse_row0 = static_cast<int64_t>(bh) * params.seqlen_q;
 
-  if constexpr (kSplitKV) {
-    // Stage this split's unnormalized fp32 O, row max (base-2, scaled) and row
-    // sum in the K/V buffers, then combine across the cluster.
-    cp_async_wait<0>();
-    __syncthreads();  // every warp is done reading the K/V stages
-    float* part_o = reinterpret_cast<float*>(smem_kv);  // [kBlockM][kHeadDim]
-    float* part_m = part_o + kBlockM * Traits::kHeadDim;  // [kBlockM]
-    float* part_l = part_m + kBlockM;                     // [kBlockM]
-#pragma unroll
-    for (int mt = 0; mt < kMTiles; ++mt) {
-#pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        const int row = warp_row0 + mt * 16 + quad_row + r * 8;
-        const float l = quad_sum(softmax[mt].l_i[r]);
-        const float m = softmax[mt].m_i[r];
-        if (lane % 4 == 0) {
-          part_m[row] = m == -INFINITY ? -INFINITY : m * params.scale_log2;
-          part_l[row] = l;
-        }
-#pragma unroll
-        for (int j = 0; j < kNTilesO; ++j) {
-          *reinterpret_cast<float2*>(part_o + row * Traits::kHeadDim + j * 8 + quad_col) =
-              make_float2(acc_o[mt][j][2 * r], acc_o[mt][j][2 * r + 1]);
-        }
-      }
-    }
-    combine_splits<Traits>(smem_kv, params, o_base, lse_row0, m0, tid);
-  } else {
-    write_output<Traits>(acc_o, softmax, smem_q, params, o_base, lse_row0, m0, warp_row0, lane);
-  }
+  write_output<Traits>(acc_o, softmax, smem_q, params, o_base, lse_row0, m0, warp_row0, lane);
 }
 
 }  // namespace flashcore

@@ -47,10 +47,6 @@ struct FwdKernelTraits {
   static constexpr int kSmemKVBytes = kKeyGroups * kSmemGroupKVBytes;
   static constexpr int kSmemBytes = kSmemQBytes + kSmemKVBytes;
 
-  // Split-KV: the fp32 partial O plus per-row max and sum, staged in the K/V
-  // buffers once the key loop is done.
-  static constexpr int kSmemPartialBytes = kBlockM * kHeadDim * 4 + 2 * kBlockM * 4;
-
   static_assert(kHeadDim == 64,
                 "the XOR swizzle assumes 128-byte rows (head_dim 64 halves)");
   static_assert(kChunksPerRow == 8, "swizzle pattern is 8 chunks of 16 bytes per row");

@@ -25,10 +25,6 @@ struct FwdParams {
   float scale;       // softmax scale applied to Q K^T
   float scale_log2;  // scale * log2(e): the kernel works in base 2 (ex2.approx)
 
-  // Split-KV (sm_90 only): the key range of each query tile is split over
-  // num_splits blocks of one thread-block cluster, combined through DSMEM.
-  int num_splits;
-
   bool is_causal;    // query i sees keys j <= i (top-left aligned, SDPA's is_causal)
   // Every row start of q, k and v is 16-byte aligned, so tiles can be fetched
   // with 16-byte cp.async. Otherwise the kernel falls back to 2-byte loads.
