@@ -11,11 +11,11 @@
 // rest of the loop runs mask-free. K/V tiles are double-buffered: tile n-1 is in
 // flight while tile n is computed, with one barrier per tile.
 //
-// Key groups (Traits::kKeyGroups == 2): when batch * heads * query tiles is too
-// small to fill the GPU, each query tile gets two groups of warps that walk
+// Key groups (Traits::kKeyGroups > 1): when batch * heads * query tiles is too
+// small to fill the GPU, each query tile gets 2 or 4 groups of warps that walk
 // interleaved key tiles with their own K/V buffers and barriers, and merge their
-// softmax states in shared memory at the end: twice the warps per SM and half
-// the serial chain of key tiles per warp, in a fixed merge order (bitwise
+// softmax states in shared memory at the end: more warps per SM and a shorter
+// serial chain of key tiles per warp, in a fixed merge order (bitwise
 // reproducible).
 #pragma once
 
@@ -206,10 +206,13 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
   auto group_sync = [&]() {
     if constexpr (kKeyGroups == 1) {
       __syncthreads();
-    } else if (group == 0) {
-      named_barrier_sync<1, kGroupThreads>();
     } else {
-      named_barrier_sync<2, kGroupThreads>();
+      switch (group) {  // barrier ids must be immediates
+        case 0: named_barrier_sync<1, kGroupThreads>(); break;
+        case 1: named_barrier_sync<2, kGroupThreads>(); break;
+        case 2: named_barrier_sync<3, kGroupThreads>(); break;
+        default: named_barrier_sync<4, kGroupThreads>(); break;
+      }
     }
   };
 
@@ -238,7 +241,7 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
       kIsCausal ? min(num_n_blocks_total, (m0 + kBlockM + kBlockN - 1) / kBlockN)
                 : num_n_blocks_total;
   // Key group g takes tiles last - g, last - g - kKeyGroups, ..., >= 0 (with
-  // a single key tile, group 1 has none).
+  // fewer key tiles than groups, the last groups have none).
   const int n_first = num_n_blocks - 1 - group;
 
   auto load_k = [&](int n_block, int stage) {
@@ -419,22 +422,29 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
     }
   }
 
-  if constexpr (kKeyGroups == 2) {
-    // Group 1 leaves its softmax state and O fragments in its own (now idle)
-    // K/V buffers, in register order, so each group-0 thread reads exactly the
-    // values of the same rows and columns; group 0 merges and writes O.
+  if constexpr (kKeyGroups > 1) {
+    // Groups 1.. leave their softmax state and O fragments in their own (now
+    // idle) K/V buffers, in register order, so each group-0 thread reads exactly
+    // the values of the same rows and columns; group 0 merges them in group
+    // order (fixed, so results are bitwise reproducible) and writes O.
     // Block-wide barriers on both sides: every warp is past its key loop
     // before the buffers are reused, and the stores land before the loads.
     cp_async_wait<0>();
     __syncthreads();
-    float* xchg = reinterpret_cast<float*>(smem_q + Traits::kSmemQBytes +
-                                           Traits::kSmemGroupKVBytes);
-    if (group == 1) {
-      merge_exchange<Traits, /*kStore=*/true>(xchg, gtid, acc_o, softmax, params.scale_log2);
+    char* group_bufs = smem_q + Traits::kSmemQBytes;
+    if (group > 0) {
+      merge_exchange<Traits, /*kStore=*/true>(
+          reinterpret_cast<float*>(group_bufs + group * Traits::kSmemGroupKVBytes), gtid, acc_o,
+          softmax, params.scale_log2);
     }
     __syncthreads();
-    if (group == 1) return;
-    merge_exchange<Traits, /*kStore=*/false>(xchg, gtid, acc_o, softmax, params.scale_log2);
+    if (group > 0) return;
+#pragma unroll
+    for (int g = 1; g < kKeyGroups; ++g) {
+      merge_exchange<Traits, /*kStore=*/false>(
+          reinterpret_cast<float*>(group_bufs + g * Traits::kSmemGroupKVBytes), gtid, acc_o,
+          softmax, params.scale_log2);
+    }
   }
 
   __half* o_base = static_cast<__half*>(params.o) + b * params.o_batch_stride +

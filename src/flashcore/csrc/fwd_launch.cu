@@ -26,27 +26,48 @@ using SmallTraits = FwdKernelTraits</*kHeadDim=*/64, /*kBlockM=*/64, /*kBlockN=*
 // cluster (benchmarks/NOTES.md, v3).
 using TinyTraits = FwdKernelTraits</*kHeadDim=*/64, /*kBlockM=*/64, /*kBlockN=*/64,
                                    /*kNWarps=*/8, /*kMinBlocksPerSm=*/1, /*kKeyGroups=*/2>;
+// Where the device allows over 99 KB of shared memory per block (sm_80, sm_90):
+// four key groups of 2 warps, on a 32-row tile (16 rows per warp) for grids of
+// at most one such tile per SM, else on a 64-row tile (32 rows per warp).
+using Quad16Traits = FwdKernelTraits</*kHeadDim=*/64, /*kBlockM=*/32, /*kBlockN=*/64,
+                                     /*kNWarps=*/8, /*kMinBlocksPerSm=*/1, /*kKeyGroups=*/4>;
+using Quad32Traits = FwdKernelTraits</*kHeadDim=*/64, /*kBlockM=*/64, /*kBlockN=*/64,
+                                     /*kNWarps=*/8, /*kMinBlocksPerSm=*/1, /*kKeyGroups=*/4>;
 
 struct DeviceInfo {
   int sm_count;
   int cc_major;
+  int smem_optin_kb;  // max dynamic shared memory per block with the opt-in
 };
 
 // Per-device properties, read once: a cudaDeviceGetAttribute per call would be
 // measurable host overhead at the small shapes.
 DeviceInfo device_info(int device) {
-  static std::atomic<int> cache[64];  // (sm_count << 8) | cc_major, 0 = unknown
+  // (smem_optin_kb << 16) | (sm_count << 8) | cc_major; 0 = not read yet
+  static std::atomic<int64_t> cache[64];
   if (device >= 0 && device < 64) {
-    const int packed = cache[device].load(std::memory_order_relaxed);
-    if (packed != 0) return {packed >> 8, packed & 0xff};
+    const int64_t packed = cache[device].load(std::memory_order_relaxed);
+    if (packed != 0) {
+      return {static_cast<int>((packed >> 8) & 0xff), static_cast<int>(packed & 0xff),
+              static_cast<int>(packed >> 16)};
+    }
   }
-  DeviceInfo info{0, 0};
+  DeviceInfo info{0, 0, 0};
+  int smem_optin = 0;
   cudaDeviceGetAttribute(&info.sm_count, cudaDevAttrMultiProcessorCount, device);
   cudaDeviceGetAttribute(&info.cc_major, cudaDevAttrComputeCapabilityMajor, device);
+  cudaDeviceGetAttribute(&smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
+  info.smem_optin_kb = smem_optin / 1024;
   if (device >= 0 && device < 64) {
-    cache[device].store((info.sm_count << 8) | info.cc_major, std::memory_order_relaxed);
+    cache[device].store((int64_t{info.smem_optin_kb} << 16) | (info.sm_count << 8) | info.cc_major,
+                        std::memory_order_relaxed);
   }
   return info;
+}
+
+template <typename Traits>
+bool fits(const DeviceInfo& info) {
+  return Traits::kSmemBytes <= info.smem_optin_kb * 1024;
 }
 
 template <typename Traits, bool kIsCausal>
@@ -108,7 +129,12 @@ cudaError_t run_fwd(const FwdParams& params, cudaStream_t stream) {
   // Smaller grids are latency-bound: programmatic dependent launch lets the
   // block setup overlap the previous kernel's tail (-0.2..0.4 us on H100).
   const bool pdl = info.cc_major >= 9;
+  if (bh * ceil_div(params.seqlen_q, Quad16Traits::kBlockM) <= info.sm_count &&
+      fits<Quad16Traits>(info)) {
+    return launch_causal<Quad16Traits>(params, stream, device, pdl);
+  }
   if (bh * ceil_div(params.seqlen_q, TinyTraits::kBlockM) <= info.sm_count) {
+    if (fits<Quad32Traits>(info)) return launch_causal<Quad32Traits>(params, stream, device, pdl);
     return launch_causal<TinyTraits>(params, stream, device, pdl);
   }
   return launch_causal<SmallTraits>(params, stream, device, pdl);

@@ -50,7 +50,8 @@ struct FwdKernelTraits {
   static_assert(kHeadDim == 64,
                 "the XOR swizzle assumes 128-byte rows (head_dim 64 halves)");
   static_assert(kChunksPerRow == 8, "swizzle pattern is 8 chunks of 16 bytes per row");
-  static_assert(kKeyGroups == 1 || kKeyGroups == 2, "one or two key groups");
+  static_assert(kKeyGroups == 1 || kKeyGroups == 2 || kKeyGroups == 4,
+                "1, 2 or 4 key groups (named barriers 1..4)");
   static_assert(kNWarps % kKeyGroups == 0, "warps must split evenly into key groups");
   static_assert(kBlockM % kGroupWarps == 0, "kBlockM must split evenly across a group's warps");
   static_assert(kRowsPerWarp % 16 == 0, "each warp must own whole m16 tiles");
@@ -64,8 +65,9 @@ struct FwdKernelTraits {
   static constexpr int kMergeFloats = kMTiles * (kHeadDim / 8 * 4 + 4);
   static_assert(kKeyGroups == 1 || kMergeFloats * kGroupThreads * 4 <= kSmemGroupKVBytes,
                 "key-group merge must fit in one group's K/V buffers");
-  // Over 48 KB needs the launch-time opt-in; 99 KB is sm_86/sm_89's per-block limit.
-  static_assert(kSmemBytes <= 99 * 1024, "tiles must fit 99 KB of shared memory per block");
+  // Over 48 KB needs the launch-time opt-in. 227 KB is sm_90's per-block limit;
+  // configs over sm_86/sm_89's 99 KB are chosen only where the device allows them.
+  static_assert(kSmemBytes <= 227 * 1024, "tiles must fit 227 KB of shared memory per block");
 };
 
 }  // namespace flashcore
