@@ -24,11 +24,12 @@ def main() -> int:
     torch.manual_seed(0)
     bad = 0
     # Few query tiles: key-group configs (with fewer key tiles than groups, some
-    # groups idle); on H100 (1,4,1100,300) takes the 64-row four-group config;
-    # (1,8,1100,1100) the small config; 8 x 40 heads: the large config.
+    # groups idle). On H100: the first eight take the 32-row four-group config,
+    # (1,4,1100,300) the two-group one, (1,4,1100,1100) the 64-row four-group
+    # one; (1,8,1100,1100) the small config; 8 x 40 heads the large config.
     cases = [(1, 1, 1, 1), (1, 2, 17, 113), (2, 1, 113, 17), (1, 2, 130, 130), (1, 1, 64, 64),
              (1, 1, 200, 333), (1, 2, 100, 1100), (1, 1, 600, 600), (1, 4, 1100, 300),
-             (1, 8, 1100, 1100), (8, 40, 130, 130)]
+             (1, 4, 1100, 1100), (1, 8, 1100, 1100), (8, 40, 130, 130)]
     for b, h, sq, sk in cases:
         for causal in (False, True):
             for unaligned in (False, True):

@@ -28,7 +28,8 @@ using TinyTraits = FwdKernelTraits</*kHeadDim=*/64, /*kBlockM=*/64, /*kBlockN=*/
                                    /*kNWarps=*/8, /*kMinBlocksPerSm=*/1, /*kKeyGroups=*/2>;
 // Where the device allows over 99 KB of shared memory per block (sm_80, sm_90):
 // four key groups of 2 warps, on a 32-row tile (16 rows per warp) for grids of
-// at most one such tile per SM, else on a 64-row tile (32 rows per warp).
+// at most one such tile per SM (at (1,8,256/512) 11-21% faster than two groups
+// on H100), else on a 64-row tile (32 rows per warp) when keys are long enough.
 using Quad16Traits = FwdKernelTraits</*kHeadDim=*/64, /*kBlockM=*/32, /*kBlockN=*/64,
                                      /*kNWarps=*/8, /*kMinBlocksPerSm=*/1, /*kKeyGroups=*/4>;
 using Quad32Traits = FwdKernelTraits</*kHeadDim=*/64, /*kBlockM=*/64, /*kBlockN=*/64,
@@ -134,7 +135,12 @@ cudaError_t run_fwd(const FwdParams& params, cudaStream_t stream) {
     return launch_causal<Quad16Traits>(params, stream, device, pdl);
   }
   if (bh * ceil_div(params.seqlen_q, TinyTraits::kBlockM) <= info.sm_count) {
-    if (fits<Quad32Traits>(info)) return launch_causal<Quad32Traits>(params, stream, device, pdl);
+    // 32 rows per warp pay off only over enough key tiles: with 16+ (Sk >=
+    // 1024) four groups were 4-13% faster than two, with 8 (1,16,512) 11%
+    // slower (H100, benchmarks/NOTES.md, v4).
+    if (fits<Quad32Traits>(info) && ceil_div(params.seqlen_k, Quad32Traits::kBlockN) >= 16) {
+      return launch_causal<Quad32Traits>(params, stream, device, pdl);
+    }
     return launch_causal<TinyTraits>(params, stream, device, pdl);
   }
   return launch_causal<SmallTraits>(params, stream, device, pdl);
