@@ -53,7 +53,10 @@ step "benchmark" bench.txt python3 benchmarks/bench_fwd.py --json "$logs/bench.j
   tail -n 3 "$logs/pytest.txt"
   echo
   echo "## compute-sanitizer"
-  grep -h "ERROR SUMMARY\|passed, " "$logs/memcheck.txt" "$logs/racecheck.txt" | sed 's/^/    /'
+  for tool in memcheck racecheck; do
+    echo "  $tool:"
+    grep -h "ERROR SUMMARY\|RACECHECK SUMMARY\|passed, " "$logs/$tool.txt" | sed 's/^/    /'
+  done
   echo
   echo "## python -m flashcore"
   sed 's/^/    /' "$logs/main.txt"
