@@ -21,25 +21,23 @@ __device__ __forceinline__ float quad_sum(float x) {
   return x;
 }
 
-template <int kN>
-__device__ __forceinline__ float tree_reduce_max(float (&x)[kN]) {
+// Pairwise reduction of x[0..kN) with `op`, in place; returns the result.
+template <int kN, typename Op>
+__device__ __forceinline__ float tree_reduce(float (&x)[kN], Op op) {
   static_assert((kN & (kN - 1)) == 0, "tree reduction needs a power of two");
 #pragma unroll
   for (int stride = kN / 2; stride > 0; stride /= 2)
 #pragma unroll
-    for (int j = 0; j < stride; ++j) x[j] = fmaxf(x[j], x[j + stride]);
+    for (int j = 0; j < stride; ++j) x[j] = op(x[j], x[j + stride]);
   return x[0];
 }
 
-template <int kN>
-__device__ __forceinline__ float tree_reduce_sum(float (&x)[kN]) {
-  static_assert((kN & (kN - 1)) == 0, "tree reduction needs a power of two");
-#pragma unroll
-  for (int stride = kN / 2; stride > 0; stride /= 2)
-#pragma unroll
-    for (int j = 0; j < stride; ++j) x[j] += x[j + stride];
-  return x[0];
-}
+struct MaxOp {
+  __device__ __forceinline__ float operator()(float a, float b) const { return fmaxf(a, b); }
+};
+struct SumOp {
+  __device__ __forceinline__ float operator()(float a, float b) const { return a + b; }
+};
 
 template <int kNTilesS, int kNTilesO>
 struct OnlineSoftmaxRows {
@@ -63,7 +61,7 @@ struct OnlineSoftmaxRows {
       float part[kNTilesS];
 #pragma unroll
       for (int j = 0; j < kNTilesS; ++j) part[j] = fmaxf(s[j][2 * r], s[j][2 * r + 1]);
-      const float row_max = quad_max(fmaxf(m_i[r], tree_reduce_max<kNTilesS>(part)));
+      const float row_max = quad_max(fmaxf(m_i[r], tree_reduce(part, MaxOp{})));
       // A row that has seen only masked keys so far keeps max = -inf. Using 0 as
       // the subtrahend then gives exp2(-inf) = 0 everywhere instead of
       // exp2(-inf - -inf) = NaN; the row's first unmasked key resets it.
@@ -77,7 +75,7 @@ struct OnlineSoftmaxRows {
         s[j][2 * r + 1] = fast_exp2(fmaf(s[j][2 * r + 1], scale_log2, -max_scaled));
         part[j] = s[j][2 * r] + s[j][2 * r + 1];
       }
-      l_i[r] = l_i[r] * alpha + tree_reduce_sum<kNTilesS>(part);
+      l_i[r] = l_i[r] * alpha + tree_reduce(part, SumOp{});
 #pragma unroll
       for (int j = 0; j < kNTilesO; ++j) {
         acc_o[j][2 * r] *= alpha;
