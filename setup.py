@@ -41,7 +41,9 @@ def _archs() -> tuple[list[str], str]:
 def _cuda_version() -> str:
     nvcc = Path(CUDA_HOME or "/usr/local/cuda") / "bin" / "nvcc"
     try:
-        out = subprocess.run([str(nvcc), "--version"], capture_output=True, text=True).stdout
+        out = subprocess.run(
+            [str(nvcc), "--version"], capture_output=True, text=True, check=False
+        ).stdout
     except OSError:
         return "unknown"
     m = re.search(r"release (\d+\.\d+)", out)

@@ -24,8 +24,16 @@ LARGE = [(4, 16, 2048), (8, 16, 4096), (2, 16, 16384)]
 
 def git_commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, cwd=Path(__file__).parent).stdout.strip() or "unknown"
+        return (
+            subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"],
+                capture_output=True,
+                text=True,
+                cwd=Path(__file__).parent,
+                check=False,
+            ).stdout.strip()
+            or "unknown"
+        )
     except OSError:
         return "unknown"
 
@@ -44,16 +52,21 @@ def main() -> int:
     from flashcore._bench import SDPA_BACKENDS, env_info, measure_shape
 
     env = env_info()
-    env.update(commit=args.commit or git_commit(),
-               date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-               flashcore=build_info()["version"])
+    env.update(
+        commit=args.commit or git_commit(),
+        date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        flashcore=build_info()["version"],
+    )
     print(json.dumps(env))
     shapes = [(s, c) for s in SMALL for c in (False, True)]
     if not args.quick:
         shapes += [(s, c) for s in LARGE for c in (False, True)]
     names = list(SDPA_BACKENDS)
-    print(f"{'B,H,S,D':>16} {'causal':>6} {'ours us':>9} {'TFLOP/s':>8} {'eager':>7}"
-          + "".join(f" {n:>9} {'ratio':>5}" for n in names) + "   (backend TFLOP/s | us)")
+    print(
+        f"{'B,H,S,D':>16} {'causal':>6} {'ours us':>9} {'TFLOP/s':>8} {'eager':>7}"
+        + "".join(f" {n:>9} {'ratio':>5}" for n in names)
+        + "   (backend TFLOP/s | us)"
+    )
     rows = []
     for (b, h, s), causal in shapes:
         large = b * h * s >= 4 * 16 * 2048
@@ -63,8 +76,10 @@ def main() -> int:
         rows.append(row)
         ours = row["flashcore"]
         eager = f"{ours['eager_p50_us']:7.1f}" if "eager_p50_us" in ours else f"{'-':>7}"
-        line = (f"{str((b, h, s, 64)):>16} {str(causal):>6} {ours['kernel_us']:9.1f} "
-                f"{ours['tflops']:8.1f} {eager}")
+        line = (
+            f"{(b, h, s, 64)!s:>16} {causal!s:>6} {ours['kernel_us']:9.1f} "
+            f"{ours['tflops']:8.1f} {eager}"
+        )
         for n in names:
             e = row.get(n)
             if e is None:

@@ -27,9 +27,20 @@ def main() -> int:
     # groups idle). On H100: the first eight take the 32-row four-group config,
     # (1,4,1100,300) the two-group one, (1,4,1100,1100) the 64-row four-group
     # one; (1,8,1100,1100) the small config; 8 x 40 heads the large config.
-    cases = [(1, 1, 1, 1), (1, 2, 17, 113), (2, 1, 113, 17), (1, 2, 130, 130), (1, 1, 64, 64),
-             (1, 1, 200, 333), (1, 2, 100, 1100), (1, 1, 600, 600), (1, 4, 1100, 300),
-             (1, 4, 1100, 1100), (1, 8, 1100, 1100), (8, 40, 130, 130)]
+    cases = [
+        (1, 1, 1, 1),
+        (1, 2, 17, 113),
+        (2, 1, 113, 17),
+        (1, 2, 130, 130),
+        (1, 1, 64, 64),
+        (1, 1, 200, 333),
+        (1, 2, 100, 1100),
+        (1, 1, 600, 600),
+        (1, 4, 1100, 300),
+        (1, 4, 1100, 1100),
+        (1, 8, 1100, 1100),
+        (8, 40, 130, 130),
+    ]
     for b, h, sq, sk in cases:
         for causal in (False, True):
             for unaligned in (False, True):
@@ -45,8 +56,10 @@ def main() -> int:
                 lerr = (lse.double() - rl).abs().max().item()
                 ok = err < 5e-3 and lerr < 1e-3
                 bad += not ok
-                print(f"b={b} h={h} sq={sq} sk={sk} causal={causal} unaligned={unaligned} "
-                      f"err={err:.2e} lse_err={lerr:.2e} {'ok' if ok else 'WRONG'}")
+                print(
+                    f"b={b} h={h} sq={sq} sk={sk} causal={causal} unaligned={unaligned} "
+                    f"err={err:.2e} lse_err={lerr:.2e} {'ok' if ok else 'WRONG'}"
+                )
     torch.cuda.synchronize()
     print(f"{len(cases) * 4 - bad} passed, {bad} failed")
     return 1 if bad else 0

@@ -46,7 +46,9 @@ def test_import_without_gpu_in_fresh_process():
         "assert flashcore.build_info()['load_error'] is None, flashcore.build_info(); "
         "print(flashcore.__version__)"
     )
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == flashcore.__version__
 
@@ -66,7 +68,7 @@ def test_op_schema_registered(name):
 def test_old_torch_is_refused_with_clear_message():
     # Fakes the installed torch version, then imports flashcore in a fresh process.
     code = "import torch; torch.__version__ = '2.9.1+cu128'; import flashcore"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert out.returncode != 0
     assert "ImportError: flashcore requires torch >= 2.10" in out.stderr
     assert "but torch 2.9.1+cu128 is installed" in out.stderr
@@ -129,7 +131,7 @@ def test_cpu_tensors_say_a_cuda_gpu_is_needed():
 
 
 def test_non_tensor_input(fake):
-    q, k, v = qkv()
+    q, _, v = qkv()
     with pytest.raises(TypeError, match=r"k must be a torch.Tensor, got list"):
         fused_attention(q, [1, 2], v)
 
@@ -142,7 +144,9 @@ def test_different_devices(fake, monkeypatch):
     # Built directly so no second GPU (and no GPU at all) is needed; on a
     # one-GPU machine FakeTensor would otherwise touch cuda:1 to set up a context.
     monkeypatch.setattr(fake_tensor, "init_gpu_context", lambda device: None)
-    k1 = FakeTensor(fake, torch.empty(k.shape, dtype=k.dtype, device="meta"), torch.device("cuda:1"))
+    k1 = FakeTensor(
+        fake, torch.empty(k.shape, dtype=k.dtype, device="meta"), torch.device("cuda:1")
+    )
     with pytest.raises(ValueError, match=r"same device, got q on cuda:0, k on cuda:1"):
         fused_attention(q, k1, v)
 
@@ -202,7 +206,7 @@ def test_empty_keys(fake):
 
 
 def test_last_dim_not_contiguous(fake):
-    q, k, v = qkv()
+    _, k, v = qkv()
     q_t = torch.empty(2, 4, 64, 100, dtype=torch.float16, device="cuda").transpose(2, 3)
     with pytest.raises(ValueError, match=r"q.stride\(-1\) must be 1 .*got 100"):
         fused_attention(q_t, k, v)

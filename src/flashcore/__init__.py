@@ -1,7 +1,7 @@
 """flashcore: a fused attention forward kernel for PyTorch.
 
-    from flashcore import fused_attention
-    out = fused_attention(q, k, v, causal=False, scale=None)
+from flashcore import fused_attention
+out = fused_attention(q, k, v, causal=False, scale=None)
 """
 
 from ._version import __version__

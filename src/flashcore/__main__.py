@@ -31,15 +31,21 @@ def _self_check(b: int, h: int, s: int) -> tuple[float, float, float, float]:
     p = torch.softmax(q.double() @ k.double().transpose(-1, -2) / 8.0, dim=-1)
     ref = p @ v.double()
     d_sdpa = (out - sdpa).abs()
-    return (d_sdpa.max().item(), d_sdpa.mean().item(), (out - ref).abs().max().item(),
-            (sdpa - ref).abs().max().item())
+    return (
+        d_sdpa.max().item(),
+        d_sdpa.mean().item(),
+        (out - ref).abs().max().item(),
+        (sdpa - ref).abs().max().item(),
+    )
 
 
 def main() -> int:
     _print_build_info()
     if not torch.cuda.is_available():
-        print("\nno CUDA GPU is available: flashcore's kernel needs one; skipping the "
-              "self-check and benchmark.")
+        print(
+            "\nno CUDA GPU is available: flashcore's kernel needs one; skipping the "
+            "self-check and benchmark."
+        )
         return 1
     if build_info()["load_error"] is not None:
         print(f"\nthe compiled extension did not load: {build_info()['load_error']}")
@@ -47,21 +53,29 @@ def main() -> int:
     from ._bench import SDPA_BACKENDS, env_info, measure_shape
 
     env = env_info()
-    print(f"\nGPU: {env['gpu']} ({env['sm_count']} SMs, cc {env['compute_capability']}), "
-          f"driver {env['driver']}, torch {env['torch']}, CUDA {env['cuda']}, cuDNN {env['cudnn']}")
+    print(
+        f"\nGPU: {env['gpu']} ({env['sm_count']} SMs, cc {env['compute_capability']}), "
+        f"driver {env['driver']}, torch {env['torch']}, CUDA {env['cuda']}, cuDNN {env['cudnn']}"
+    )
     ok = True
     print("\nself-check (fp16, non-causal): error vs SDPA and vs a float64 reference")
-    print(f"{'shape':>16} {'max|d| sdpa':>12} {'mean|d| sdpa':>13} {'ours vs f64':>12} "
-          f"{'sdpa vs f64':>12}  result")
+    print(
+        f"{'shape':>16} {'max|d| sdpa':>12} {'mean|d| sdpa':>13} {'ours vs f64':>12} "
+        f"{'sdpa vs f64':>12}  result"
+    )
     for b, h, s in SEED_SHAPES:
         mx, mean, ours64, sdpa64 = _self_check(b, h, s)
         good = mx < MAX_ERR_VS_SDPA and ours64 <= 2 * sdpa64 + 1e-4
         ok &= good
-        print(f"{str((b, h, s, 64)):>16} {mx:12.2e} {mean:13.2e} {ours64:12.2e} {sdpa64:12.2e}  "
-              f"{'PASS' if good else 'FAIL'}")
+        print(
+            f"{(b, h, s, 64)!s:>16} {mx:12.2e} {mean:13.2e} {ours64:12.2e} {sdpa64:12.2e}  "
+            f"{'PASS' if good else 'FAIL'}"
+        )
 
-    print("\nbenchmark: kernel time by CUDA-graph replay (median), eager latency by events "
-          "around one call; ratio = flashcore / backend (lower is better)")
+    print(
+        "\nbenchmark: kernel time by CUDA-graph replay (median), eager latency by events "
+        "around one call; ratio = flashcore / backend (lower is better)"
+    )
     names = list(SDPA_BACKENDS)
     header = f"{'shape':>16} {'flashcore us':>12} {'eager p50/p90 us':>17}"
     for n in names:
@@ -70,12 +84,17 @@ def main() -> int:
     for b, h, s in SEED_SHAPES:
         row = measure_shape(b, h, s, s, causal=False)
         ours = row["flashcore"]
-        line = (f"{str((b, h, s, 64)):>16} {ours['kernel_us']:12.1f} "
-                f"{ours['eager_p50_us']:8.1f}/{ours['eager_p90_us']:<8.1f}")
+        line = (
+            f"{(b, h, s, 64)!s:>16} {ours['kernel_us']:12.1f} "
+            f"{ours['eager_p50_us']:8.1f}/{ours['eager_p90_us']:<8.1f}"
+        )
         for n in names:
             e = row[n]
-            line += f" {'n/a':>12} {'':>6}" if e is None else \
-                f" {e['kernel_us']:12.1f} {e['ratio']:6.2f}"
+            line += (
+                f" {'n/a':>12} {'':>6}"
+                if e is None
+                else f" {e['kernel_us']:12.1f} {e['ratio']:6.2f}"
+            )
         print(line)
     print(f"\nself-check: {'PASS' if ok else 'FAIL'}")
     return 0 if ok else 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -101,8 +101,15 @@ def sdpa_supports(backend: str, q, k, v, causal: bool) -> bool:
     return True
 
 
-def measure_shape(b: int, h: int, sq: int, sk: int, causal: bool, eager: bool = True,
-                  backends: tuple[str, ...] = tuple(SDPA_BACKENDS)) -> dict:
+def measure_shape(
+    b: int,
+    h: int,
+    sq: int,
+    sk: int,
+    causal: bool,
+    eager: bool = True,
+    backends: tuple[str, ...] = tuple(SDPA_BACKENDS),
+) -> dict:
     """Times flashcore and every SDPA backend on the same inputs in this process."""
     q, k, v = make_inputs(b, h, sq, sk)
     fl = flops(b, h, sq, sk, q.shape[-1], causal)
@@ -116,6 +123,7 @@ def measure_shape(b: int, h: int, sq: int, sk: int, causal: bool, eager: bool = 
     if eager:
         p50, p90 = eager_latency_us(ours)
         row["flashcore"].update(eager_p50_us=p50, eager_p90_us=p90)
+
     def theirs():
         return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
 
@@ -130,8 +138,11 @@ def measure_shape(b: int, h: int, sq: int, sk: int, causal: bool, eager: bool = 
             entry = {"kernel_us": t_b, "tflops": fl / t_b / 1e6, "ratio": t / t_b}
             if eager:
                 p50, p90 = eager_latency_us(theirs)
-                entry.update(eager_p50_us=p50, eager_p90_us=p90,
-                             eager_ratio=row["flashcore"]["eager_p50_us"] / p50)
+                entry.update(
+                    eager_p50_us=p50,
+                    eager_p90_us=p90,
+                    eager_ratio=row["flashcore"]["eager_p50_us"] / p50,
+                )
         row[name] = entry
     return row
 
@@ -141,10 +152,17 @@ def env_info() -> dict:
 
     props = torch.cuda.get_device_properties(0)
     try:
-        driver = subprocess.run(
-            ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-            capture_output=True, text=True, timeout=30,
-        ).stdout.strip().splitlines()[0]
+        driver = (
+            subprocess.run(
+                ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+            .stdout.strip()
+            .splitlines()[0]
+        )
     except (OSError, IndexError, subprocess.SubprocessError):
         driver = "unknown"
     return {
