@@ -44,13 +44,13 @@ struct DeviceInfo {
 // Per-device properties, read once: a cudaDeviceGetAttribute per call would be
 // measurable host overhead at the small shapes.
 DeviceInfo device_info(int device) {
-  // (smem_optin_kb << 16) | (sm_count << 8) | cc_major; 0 = not read yet
+  // (smem_optin_kb << 32) | (sm_count << 16) | cc_major, 16 bits each; 0 = not read yet
   static std::atomic<int64_t> cache[64];
   if (device >= 0 && device < 64) {
     const int64_t packed = cache[device].load(std::memory_order_relaxed);
     if (packed != 0) {
-      return {static_cast<int>((packed >> 8) & 0xff), static_cast<int>(packed & 0xff),
-              static_cast<int>(packed >> 16)};
+      return {static_cast<int>((packed >> 16) & 0xffff), static_cast<int>(packed & 0xffff),
+              static_cast<int>((packed >> 32) & 0xffff)};
     }
   }
   DeviceInfo info{0, 0, 0};
@@ -60,7 +60,8 @@ DeviceInfo device_info(int device) {
   cudaDeviceGetAttribute(&smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
   info.smem_optin_kb = smem_optin / 1024;
   if (device >= 0 && device < 64) {
-    cache[device].store((int64_t{info.smem_optin_kb} << 16) | (info.sm_count << 8) | info.cc_major,
+    cache[device].store((int64_t{info.smem_optin_kb} << 32) | (int64_t{info.sm_count} << 16) |
+                            info.cc_major,
                         std::memory_order_relaxed);
   }
   return info;
