@@ -72,7 +72,8 @@ def main() -> int:
         large = b * h * s >= 4 * 16 * 2048
         # math materializes S: skip it where it would need GBs and seconds
         backends = tuple(n for n in names if not (large and n == "math"))
-        row = measure_shape(b, h, s, s, causal, eager=not large, backends=backends)
+        # eager latency too; fewer repeats where one call takes milliseconds
+        row = measure_shape(b, h, s, s, causal, eager_reps=20 if large else 200, backends=backends)
         rows.append(row)
         ours = row["flashcore"]
         eager = f"{ours['eager_p50_us']:7.1f}" if "eager_p50_us" in ours else f"{'-':>7}"

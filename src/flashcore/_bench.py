@@ -107,7 +107,7 @@ def measure_shape(
     sq: int,
     sk: int,
     causal: bool,
-    eager: bool = True,
+    eager_reps: int = 200,
     backends: tuple[str, ...] = tuple(SDPA_BACKENDS),
 ) -> dict:
     """Times flashcore and every SDPA backend on the same inputs in this process."""
@@ -120,8 +120,8 @@ def measure_shape(
 
     t = graph_time_us(ours)
     row["flashcore"] = {"kernel_us": t, "tflops": fl / t / 1e6}
-    if eager:
-        p50, p90 = eager_latency_us(ours)
+    if eager_reps:
+        p50, p90 = eager_latency_us(ours, eager_reps)
         row["flashcore"].update(eager_p50_us=p50, eager_p90_us=p90)
 
     def theirs():
@@ -136,8 +136,8 @@ def measure_shape(
         with sdpa_kernel([SDPA_BACKENDS[name]]):
             t_b = graph_time_us(theirs)
             entry = {"kernel_us": t_b, "tflops": fl / t_b / 1e6, "ratio": t / t_b}
-            if eager:
-                p50, p90 = eager_latency_us(theirs)
+            if eager_reps:
+                p50, p90 = eager_latency_us(theirs, eager_reps)
                 entry.update(
                     eager_p50_us=p50,
                     eager_p90_us=p90,
