@@ -14,9 +14,13 @@
 // Key groups (Traits::kKeyGroups > 1): when batch * heads * query tiles is too
 // small to fill the GPU, each query tile gets 2 or 4 groups of warps that walk
 // interleaved key tiles with their own K/V buffers and barriers, and merge their
-// softmax states in shared memory at the end: more warps per SM and a shorter
-// serial chain of key tiles per warp, in a fixed merge order (bitwise
-// reproducible).
+// softmax states in shared memory at the end, each group combining and writing
+// a slice of O's columns: more warps per SM and a shorter serial chain of key
+// tiles per warp, in a fixed merge order (bitwise reproducible).
+//
+// On sm_90 the kernel lets a dependent kernel launched with PDL be scheduled
+// as soon as it starts (griddepcontrol.launch_dependents); that kernel's
+// griddepcontrol.wait still holds it until this grid is done.
 #pragma once
 
 #include <cuda_fp16.h>
@@ -69,20 +73,25 @@ __device__ __forceinline__ void load_tile(char* smem, const __half* base, int64_
   }
 }
 
-// Epilogue: normalize, stage the fp16 tile in this warp's own rows of the Q
-// buffer (only this warp ever read them), then write 16-byte coalesced rows.
-template <typename Traits, typename Softmax>
-__device__ __forceinline__ void write_output(
-    float (&acc_o)[Traits::kMTiles][Traits::kNTilesO][4], const Softmax (&softmax)[Traits::kMTiles],
-    char* smem_q, const FwdParams& params, __half* o_base, int64_t lse_row0, int m0,
-    int warp_row0, int lane) {
+// Epilogue: normalize, stage the fp16 tile in the Q buffer (no longer read
+// there), then write 16-byte coalesced rows. The thread holds n8 tiles
+// col_tile0 .. col_tile0 + kNCols - 1 of O for its warp's rows. kBlockWide
+// (key groups): the groups stage disjoint column slices of the same rows, and
+// the whole block copies the tile out after a barrier. Otherwise each warp
+// stages and copies its own rows, all columns.
+template <typename Traits, int kNCols, bool kBlockWide, typename Softmax>
+__device__ __forceinline__ void write_output(float (&acc_o)[Traits::kMTiles][kNCols][4],
+                                             const Softmax (&softmax)[Traits::kMTiles],
+                                             char* smem_q, const FwdParams& params,
+                                             __half* o_base, int64_t lse_row0, int m0,
+                                             int warp_row0, int col_tile0, bool write_lse,
+                                             int lane, int tid) {
   constexpr int kMTiles = Traits::kMTiles;
-  constexpr int kNTilesO = Traits::kNTilesO;
   const int quad_row = lane / 4;
   const int quad_col = 2 * (lane % 4);
-  // The Q rows about to be overwritten were last read by this warp's ldmatrix;
-  // order those reads before these writes for every lane.
-  __syncwarp();
+  // The Q rows about to be overwritten were last read by this warp's ldmatrix
+  // (block-wide: the caller's barrier ordered every warp's reads already).
+  if constexpr (!kBlockWide) __syncwarp();
 #pragma unroll
   for (int mt = 0; mt < kMTiles; ++mt) {
 #pragma unroll
@@ -92,34 +101,43 @@ __device__ __forceinline__ void write_output(
       // seqlen_q are never stored, the guard only keeps them finite.
       const float inv_l = l > 0.f ? 1.f / l : 0.f;
 #pragma unroll
-      for (int j = 0; j < kNTilesO; ++j) {
+      for (int j = 0; j < kNCols; ++j) {
         acc_o[mt][j][2 * r] *= inv_l;
         acc_o[mt][j][2 * r + 1] *= inv_l;
       }
       const int row_in_tile = warp_row0 + mt * 16 + quad_row + r * 8;
       const int qrow = m0 + row_in_tile;
-      if (params.lse != nullptr && lane % 4 == 0 && qrow < params.seqlen_q) {
+      if (write_lse && params.lse != nullptr && lane % 4 == 0 && qrow < params.seqlen_q) {
         // natural-log LSE of scale * s: (m * scale_log2 + log2 l) * ln 2
         const float m = softmax[mt].m_i[r];
         params.lse[lse_row0 + qrow] =
             l > 0.f ? (m * params.scale_log2 + __log2f(l)) * 0.6931471805599453f : -INFINITY;
       }
 #pragma unroll
-      for (int j = 0; j < kNTilesO; ++j) {
-        const int col = j * 8 + quad_col;
+      for (int j = 0; j < kNCols; ++j) {
+        const int col = (col_tile0 + j) * 8 + quad_col;
         *reinterpret_cast<uint32_t*>(smem_q + swizzle_offset(row_in_tile, col / 8) +
                                      (col % 8) * 2) =
             pack_half2(acc_o[mt][j][2 * r], acc_o[mt][j][2 * r + 1]);
       }
     }
   }
-  __syncwarp();
 
-  constexpr int kWarpChunks = Traits::kRowsPerWarp * 8;
+  // 16-byte chunks copied out: the whole tile by the block, or this warp's rows.
+  constexpr int kChunks = (kBlockWide ? Traits::kBlockM : Traits::kRowsPerWarp) * 8;
+  constexpr int kCopiers = kBlockWide ? Traits::kNThreads : 32;
+  static_assert(kChunks % kCopiers == 0, "output chunks must split evenly");
+  const int copier = kBlockWide ? tid : lane;
+  const int row_base = kBlockWide ? 0 : warp_row0;
+  if constexpr (kBlockWide) {
+    __syncthreads();
+  } else {
+    __syncwarp();
+  }
 #pragma unroll
-  for (int i = 0; i < kWarpChunks / 32; ++i) {
-    const int idx = lane + i * 32;
-    const int r = warp_row0 + idx / 8;
+  for (int i = 0; i < kChunks / kCopiers; ++i) {
+    const int idx = copier + i * kCopiers;
+    const int r = row_base + idx / 8;
     const int c = idx % 8;
     const int qrow = m0 + r;
     if (qrow < params.seqlen_q) {
@@ -129,47 +147,80 @@ __device__ __forceinline__ void write_output(
   }
 }
 
-// Key-group merge. kStore: write this thread's O fragments, row max and partial
-// row sum to the exchange buffer (layout [value][thread]: conflict-free).
-// Otherwise: read the other group's values for the same fragment positions and
-// fold them into this thread's state, rescaling both sides to the joint max.
-template <typename Traits, bool kStore, typename Softmax>
-__device__ __forceinline__ void merge_exchange(
-    float* xchg, int gtid, float (&acc_o)[Traits::kMTiles][Traits::kNTilesO][4],
-    Softmax (&softmax)[Traits::kMTiles], float scale_log2) {
+// Key-group merge, first half: each thread writes its row max, partial row
+// sum and O fragments to its group's exchange buffer, layout [value][thread]
+// (conflict-free), in register order.
+template <typename Traits, typename Softmax>
+__device__ __forceinline__ void merge_store(
+    float* xchg, int gtid, const float (&acc_o)[Traits::kMTiles][Traits::kNTilesO][4],
+    const Softmax (&softmax)[Traits::kMTiles]) {
   constexpr int kStride = Traits::kGroupThreads;
   int i = 0;
 #pragma unroll
   for (int mt = 0; mt < Traits::kMTiles; ++mt) {
-    float alpha_self[2], alpha_other[2];
 #pragma unroll
     for (int r = 0; r < 2; ++r, i += 2) {
-      if constexpr (kStore) {
-        xchg[i * kStride + gtid] = softmax[mt].m_i[r];
-        xchg[(i + 1) * kStride + gtid] = softmax[mt].l_i[r];
-      } else {
-        const float m_self = softmax[mt].m_i[r];
-        const float m_other = xchg[i * kStride + gtid];
-        const float l_other = xchg[(i + 1) * kStride + gtid];
-        const float m_new = fmaxf(m_self, m_other);
-        // Both -inf (no visible key yet in either group): weights 0, not NaN.
-        const float m_scaled = m_new == -INFINITY ? 0.f : m_new * scale_log2;
-        alpha_self[r] = fast_exp2(m_self * scale_log2 - m_scaled);
-        alpha_other[r] = fast_exp2(m_other * scale_log2 - m_scaled);
-        softmax[mt].m_i[r] = m_new;
-        softmax[mt].l_i[r] = softmax[mt].l_i[r] * alpha_self[r] + l_other * alpha_other[r];
-      }
+      xchg[i * kStride + gtid] = softmax[mt].m_i[r];
+      xchg[(i + 1) * kStride + gtid] = softmax[mt].l_i[r];
     }
 #pragma unroll
-    for (int j = 0; j < Traits::kNTilesO; ++j) {
+    for (int j = 0; j < Traits::kNTilesO; ++j)
 #pragma unroll
-      for (int e = 0; e < 4; ++e, ++i) {
-        if constexpr (kStore) {
-          xchg[i * kStride + gtid] = acc_o[mt][j][e];
-        } else {
-          acc_o[mt][j][e] = acc_o[mt][j][e] * alpha_self[e / 2] +
-                            xchg[i * kStride + gtid] * alpha_other[e / 2];
-        }
+      for (int e = 0; e < 4; ++e, ++i) xchg[i * kStride + gtid] = acc_o[mt][j][e];
+  }
+}
+
+// Key-group merge, second half, split by columns: once every group stored its
+// state (merge_store), group `group` combines n8 tiles group * kPer .. of O
+// from all groups, in group order (fixed, so bitwise reproducible), into acc,
+// rescaled to the joint row max; every group computes the joint row max and
+// sum, which its normalization needs.
+template <typename Traits, typename Softmax>
+__device__ __forceinline__ void merge_split(
+    const float* bufs, int group, int gtid,
+    float (&acc)[Traits::kMTiles][Traits::kNTilesO / Traits::kKeyGroups][4],
+    Softmax (&softmax)[Traits::kMTiles], float scale_log2) {
+  constexpr int kG = Traits::kKeyGroups;
+  constexpr int kPer = Traits::kNTilesO / kG;
+  constexpr int kStride = Traits::kGroupThreads;
+  constexpr int kGroupFloats = Traits::kSmemGroupKVBytes / 4;
+  constexpr int kPerMTile = 4 + Traits::kNTilesO * 4;  // merge_store's layout: m, l of 2 rows, O
+#pragma unroll
+  for (int mt = 0; mt < Traits::kMTiles; ++mt) {
+    const int base = mt * kPerMTile;
+    float alpha[2][kG];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      float m_g[kG], l_g[kG];
+#pragma unroll
+      for (int g = 0; g < kG; ++g) {
+        m_g[g] = bufs[g * kGroupFloats + (base + 2 * r) * kStride + gtid];
+        l_g[g] = bufs[g * kGroupFloats + (base + 2 * r + 1) * kStride + gtid];
+      }
+      float m_new = m_g[0];
+#pragma unroll
+      for (int g = 1; g < kG; ++g) m_new = fmaxf(m_new, m_g[g]);
+      // All -inf (no visible key in any group): weights 0, not NaN.
+      const float m_scaled = m_new == -INFINITY ? 0.f : m_new * scale_log2;
+      float l_new = 0.f;
+#pragma unroll
+      for (int g = 0; g < kG; ++g) {
+        alpha[r][g] = fast_exp2(m_g[g] * scale_log2 - m_scaled);
+        l_new = fmaf(l_g[g], alpha[r][g], l_new);
+      }
+      softmax[mt].m_i[r] = m_new;
+      softmax[mt].l_i[r] = l_new;
+    }
+#pragma unroll
+    for (int jj = 0; jj < kPer; ++jj) {
+      const int j = group * kPer + jj;
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int idx = (base + 4 + j * 4 + e) * kStride + gtid;
+        float o = 0.f;
+#pragma unroll
+        for (int g = 0; g < kG; ++g) o = fmaf(bufs[g * kGroupFloats + idx], alpha[e / 2][g], o);
+        acc[mt][jj][e] = o;
       }
     }
   }
@@ -254,6 +305,9 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
                                       params.aligned16, gtid);
   };
 
+  // A dependent kernel launched with PDL may now be scheduled; it still waits
+  // for this grid to finish before touching memory.
+  allow_next_grid_launch();
   // Everything above is index math; the first global read comes next.
   wait_for_previous_grid();
 
@@ -422,36 +476,35 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
     }
   }
 
-  if constexpr (kKeyGroups > 1) {
-    // Groups 1.. leave their softmax state and O fragments in their own (now
-    // idle) K/V buffers, in register order, so each group-0 thread reads exactly
-    // the values of the same rows and columns; group 0 merges them in group
-    // order (fixed, so results are bitwise reproducible) and writes O.
-    // Block-wide barriers on both sides: every warp is past its key loop
-    // before the buffers are reused, and the stores land before the loads.
-    cp_async_wait<0>();
-    __syncthreads();
-    char* group_bufs = smem_q + Traits::kSmemQBytes;
-    if (group > 0) {
-      merge_exchange<Traits, /*kStore=*/true>(
-          reinterpret_cast<float*>(group_bufs + group * Traits::kSmemGroupKVBytes), gtid, acc_o,
-          softmax, params.scale_log2);
-    }
-    __syncthreads();
-    if (group > 0) return;
-#pragma unroll
-    for (int g = 1; g < kKeyGroups; ++g) {
-      merge_exchange<Traits, /*kStore=*/false>(
-          reinterpret_cast<float*>(group_bufs + g * Traits::kSmemGroupKVBytes), gtid, acc_o,
-          softmax, params.scale_log2);
-    }
-  }
-
   __half* o_base = static_cast<__half*>(params.o) + b * params.o_batch_stride +
                    h * params.o_head_stride;
   const int64_t lse_row0 = static_cast<int64_t>(bh) * params.seqlen_q;
 
-  write_output<Traits>(acc_o, softmax, smem_q, params, o_base, lse_row0, m0, warp_row0, lane);
+  if constexpr (kKeyGroups > 1) {
+    // Block-wide barrier first: every warp is past its key loop (and its
+    // cp.async groups) before the K/V buffers are reused for the exchange.
+    cp_async_wait<0>();
+    __syncthreads();
+    char* group_bufs = smem_q + Traits::kSmemQBytes;
+    // Every group leaves its softmax state and O fragments in its own (now
+    // idle) K/V buffers, in register order, so a thread reads exactly the
+    // values of its own rows and columns from each group. Then each group
+    // merges one slice of O's columns and the block writes the tile.
+    merge_store<Traits>(reinterpret_cast<float*>(group_bufs + group * Traits::kSmemGroupKVBytes),
+                        gtid, acc_o, softmax);
+    __syncthreads();
+    constexpr int kPer = kNTilesO / kKeyGroups;
+    float acc_slice[kMTiles][kPer][4];
+    merge_split<Traits>(reinterpret_cast<const float*>(group_bufs), group, gtid, acc_slice,
+                        softmax, params.scale_log2);
+    write_output<Traits, kPer, /*kBlockWide=*/true>(acc_slice, softmax, smem_q, params, o_base,
+                                                    lse_row0, m0, warp_row0, group * kPer,
+                                                    /*write_lse=*/group == 0, lane, tid);
+  } else {
+    write_output<Traits, kNTilesO, /*kBlockWide=*/false>(acc_o, softmax, smem_q, params, o_base,
+                                                         lse_row0, m0, warp_row0, 0,
+                                                         /*write_lse=*/true, lane, tid);
+  }
 }
 
 }  // namespace flashcore

@@ -50,6 +50,8 @@ struct FwdKernelTraits {
   static_assert(kHeadDim == 64,
                 "the XOR swizzle assumes 128-byte rows (head_dim 64 halves)");
   static_assert(kChunksPerRow == 8, "swizzle pattern is 8 chunks of 16 bytes per row");
+  static_assert(kNTilesO % kKeyGroups == 0,
+                "the key-group merge gives each group whole n8 tiles of O's columns");
   static_assert(kKeyGroups == 1 || kKeyGroups == 2 || kKeyGroups == 4,
                 "1, 2 or 4 key groups (named barriers 1..4)");
   static_assert(kNWarps % kKeyGroups == 0, "warps must split evenly into key groups");

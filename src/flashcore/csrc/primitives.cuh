@@ -46,6 +46,17 @@ __device__ __forceinline__ void wait_for_previous_grid() {
 #endif
 }
 
+// Programmatic dependent launch, the other side: lets the next kernel in the
+// stream, if it was launched with PDL, be scheduled before this grid finishes.
+// Its blocks then wait in their own griddepcontrol.wait until this grid has
+// completed and its writes are visible, so this may come first thing. Only
+// affects dependents launched with the PDL attribute; a no-op before sm_90.
+__device__ __forceinline__ void allow_next_grid_launch() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
 // Barrier kId (1..15; 0 is __syncthreads) over kThreads threads (a multiple of
 // 32): lets groups of warps synchronize independently of each other.
 template <int kId, int kThreads>
