@@ -333,6 +333,20 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
     __syncthreads();
   }
 
+  if constexpr (kKeyGroups > 1) {
+    // Groups with fewer key tiles than group 0 first pass their own barrier as
+    // often as the difference in barriers (one per tile, plus the first tile's
+    // V wait), so every warp reaches the merge exchange with the same barrier
+    // history. Barrier 0 alone orders the exchange; without this,
+    // compute-sanitizer's racecheck reports its group-to-group reads as hazards.
+    // Done before the key loop: after it, it slowed the causal loop's code.
+    auto syncs = [&](int g) {
+      const int n = num_n_blocks - 1 - g;
+      return n >= 0 ? n / kKeyGroups + 2 : 0;  // tiles + 1
+    };
+    for (int i = syncs(group); i < syncs(0); ++i) group_sync();
+  }
+
   // Row r of this warp's tile is query row m0 + warp_row0 + r.
   const int warp_row0 = (warp % Traits::kGroupWarps) * Traits::kRowsPerWarp;
   // In mma accumulator layout a thread holds rows lane/4 and lane/4 + 8 of each
@@ -481,19 +495,6 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
   const int64_t lse_row0 = static_cast<int64_t>(bh) * params.seqlen_q;
 
   if constexpr (kKeyGroups > 1) {
-    // Groups with fewer key tiles pass their own barrier as often as group 0
-    // (the most tiles) did: one per tile plus the first tile's V wait. Every
-    // warp then reaches the exchange below with the same barrier history.
-    // Barrier 0 alone orders the exchange; without this, compute-sanitizer's
-    // racecheck reports the group-to-group reads that follow as hazards.
-    {
-      auto syncs = [&](int g) {
-        const int n = num_n_blocks - 1 - g;
-        const int tiles = n >= 0 ? n / kKeyGroups + 1 : 0;
-        return tiles > 0 ? tiles + 1 : 0;
-      };
-      for (int i = syncs(group); i < syncs(0); ++i) group_sync();
-    }
     // Block-wide barrier: every warp is past its key loop (and its cp.async
     // groups) before the K/V buffers are reused for the exchange.
     cp_async_wait<0>();
