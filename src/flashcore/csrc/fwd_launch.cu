@@ -129,7 +129,9 @@ cudaError_t run_fwd(const FwdParams& params, cudaStream_t stream) {
     return launch_causal<LargeTraits>(params, stream, device, /*pdl=*/false);
   }
   // Smaller grids are latency-bound: programmatic dependent launch lets the
-  // block setup overlap the previous kernel's tail (-0.2..0.4 us on H100).
+  // block setup overlap the previous kernel's tail (-0.2..0.4 us on H100), and
+  // since the kernel triggers its dependents at its start, back-to-back calls
+  // overlap further (-0.6 us at (1,8,512); benchmarks/NOTES.md, v2 and v5).
   const bool pdl = info.cc_major >= 9;
   if (bh * ceil_div(params.seqlen_q, Quad16Traits::kBlockM) <= info.sm_count &&
       fits<Quad16Traits>(info)) {
