@@ -3,8 +3,11 @@
     python benchmarks/bench_fwd.py --json results.json [--quick]
 
 Prints, per shape and causal mode: kernel time (CUDA-graph replay, median),
-eager per-call latency (events around one call, p50), TFLOP/s, and the ratio
-flashcore / backend (below 1.0 means flashcore is faster).
+eager per-call latency (events around one call, p50) and its ratio to the best
+SDPA backend's, TFLOP/s, and the ratio flashcore / backend (below 1.0 means
+flashcore is faster). Also the eager latency of a bare torch.add on a
+(1,8,512,64) tensor by the same method: the floor any torch op pays on the
+machine at hand.
 """
 
 from __future__ import annotations
@@ -49,7 +52,13 @@ def main() -> int:
         return 1
 
     from flashcore import build_info
-    from flashcore._bench import SDPA_BACKENDS, env_info, measure_shape
+    from flashcore._bench import (
+        SDPA_BACKENDS,
+        eager_latency_us,
+        env_info,
+        make_inputs,
+        measure_shape,
+    )
 
     env = env_info()
     env.update(
@@ -58,12 +67,19 @@ def main() -> int:
         flashcore=build_info()["version"],
     )
     print(json.dumps(env))
+    x = make_inputs(1, 8, 512, 512)[0]
+    floor_p50, floor_p90 = eager_latency_us(lambda: torch.add(x, x))
+    env["eager_floor_torch_add_us"] = {"p50": floor_p50, "p90": floor_p90}
+    print(
+        f"eager floor: torch.add on a (1, 8, 512, 64) fp16 tensor, events around one call: "
+        f"p50 {floor_p50:.1f} us, p90 {floor_p90:.1f} us"
+    )
     shapes = [(s, c) for s in SMALL for c in (False, True)]
     if not args.quick:
         shapes += [(s, c) for s in LARGE for c in (False, True)]
     names = list(SDPA_BACKENDS)
     print(
-        f"{'B,H,S,D':>16} {'causal':>6} {'ours us':>9} {'TFLOP/s':>8} {'eager':>7}"
+        f"{'B,H,S,D':>16} {'causal':>6} {'ours us':>9} {'TFLOP/s':>8} {'eager':>7} {'/best':>5}"
         + "".join(f" {n:>9} {'ratio':>5}" for n in names)
         + "   (backend TFLOP/s | us)"
     )
@@ -77,6 +93,12 @@ def main() -> int:
         rows.append(row)
         ours = row["flashcore"]
         eager = f"{ours['eager_p50_us']:7.1f}" if "eager_p50_us" in ours else f"{'-':>7}"
+        # eager latency relative to the fastest SDPA backend's, eager too
+        theirs = [row[n]["eager_p50_us"] for n in names if row.get(n) and "eager_p50_us" in row[n]]
+        if "eager_p50_us" in ours and theirs:
+            eager += f" {ours['eager_p50_us'] / min(theirs):5.2f}"
+        else:
+            eager += f" {'-':>5}"
         line = (
             f"{(b, h, s, 64)!s:>16} {causal!s:>6} {ours['kernel_us']:9.1f} "
             f"{ours['tflops']:8.1f} {eager}"
