@@ -366,6 +366,13 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
 #pragma unroll
   for (int mt = 0; mt < kMTiles; ++mt) softmax[mt].init();
 
+  // Softmax instruction order (softmax.cuh), by measurement on H100: the
+  // two-pass order made the 64-row four-group config 5% faster at (1,8,1024)
+  // non-causal and 8% slower causal, and was neutral to +-2% in the other
+  // configs (benchmarks/NOTES.md, v6); so only that config's non-causal kernel
+  // uses it.
+  constexpr bool kTwoPassSoftmax = !kIsCausal && kKeyGroups == 4 && kMTiles == 2;
+
   uint32_t q_frag[kMTiles][kKStepsQK][4];  // A fragments of this warp's Q rows
 
   for (int n_block = n_first, iter = 0; n_block >= 0; n_block -= kKeyGroups, ++iter) {
@@ -453,7 +460,7 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
 
 #pragma unroll
     for (int mt = 0; mt < kMTiles; ++mt) {
-      softmax[mt].update(s[mt], acc_o[mt], params.scale_log2);
+      softmax[mt].template update<kTwoPassSoftmax>(s[mt], acc_o[mt], params.scale_log2);
     }
 
     if (kSplitPrologue && iter == 0) {

@@ -52,35 +52,76 @@ struct OnlineSoftmaxRows {
   // s: (kNTilesS n8 tiles) x {row r: [0],[1]; row r+8: [2],[3]} raw scores, masked
   // entries already -inf. Turns s into unnormalized probabilities in place and
   // rescales acc_o by exp2(m_old - m_new).
+  //
+  // Two schedules of the same arithmetic: row by row (max, rescale, exp, sum
+  // for row r, then row r+8), or kTwoPass: both rows' maxima, then both rows'
+  // rescales, then both rows' exponentials and sums. They differ only in the
+  // instruction order ptxas starts from, and so in the schedule it finds; the
+  // kernel picks one per config by measurement.
+  template <bool kTwoPass = false>
   __device__ __forceinline__ void update(float (&s)[kNTilesS][4], float (&acc_o)[kNTilesO][4],
                                          float scale_log2) {
+    if constexpr (kTwoPass) {
+      const float row_max[2] = {new_row_max(s, 0), new_row_max(s, 1)};
+      float max_scaled[2];
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      // Pairwise (tree) reductions: log2 depth instead of a kNTilesS-long
-      // dependent chain; the warp is latency-bound here, not issue-bound.
-      float part[kNTilesS];
-#pragma unroll
-      for (int j = 0; j < kNTilesS; ++j) part[j] = fmaxf(s[j][2 * r], s[j][2 * r + 1]);
-      const float row_max = quad_max(fmaxf(m_i[r], tree_reduce(part, MaxOp{})));
-      // A row that has seen only masked keys so far keeps max = -inf. Using 0 as
-      // the subtrahend then gives exp2(-inf) = 0 everywhere instead of
-      // exp2(-inf - -inf) = NaN; the row's first unmasked key resets it.
-      const float max_scaled = row_max == -INFINITY ? 0.f : row_max * scale_log2;
-      const float alpha = fast_exp2(m_i[r] * scale_log2 - max_scaled);
-      m_i[r] = row_max;
-#pragma unroll
-      for (int j = 0; j < kNTilesS; ++j) {
-        // scale folded into one FMA: exp(scale*s - scale*m) = exp2(s*c - m*c), c = scale*log2(e)
-        s[j][2 * r] = fast_exp2(fmaf(s[j][2 * r], scale_log2, -max_scaled));
-        s[j][2 * r + 1] = fast_exp2(fmaf(s[j][2 * r + 1], scale_log2, -max_scaled));
-        part[j] = s[j][2 * r] + s[j][2 * r + 1];
+      for (int r = 0; r < 2; ++r) {
+        max_scaled[r] = row_max[r] == -INFINITY ? 0.f : row_max[r] * scale_log2;
+        const float alpha = fast_exp2(m_i[r] * scale_log2 - max_scaled[r]);
+        m_i[r] = row_max[r];
+        l_i[r] *= alpha;
+        rescale_row(acc_o, r, alpha);
       }
-      l_i[r] = l_i[r] * alpha + tree_reduce(part, SumOp{});
 #pragma unroll
-      for (int j = 0; j < kNTilesO; ++j) {
-        acc_o[j][2 * r] *= alpha;
-        acc_o[j][2 * r + 1] *= alpha;
+      for (int r = 0; r < 2; ++r) l_i[r] += exp_row(s, r, max_scaled[r], scale_log2);
+    } else {
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const float row_max = new_row_max(s, r);
+        // A row that has seen only masked keys so far keeps max = -inf. Using 0 as
+        // the subtrahend then gives exp2(-inf) = 0 everywhere instead of
+        // exp2(-inf - -inf) = NaN; the row's first unmasked key resets it.
+        const float max_scaled = row_max == -INFINITY ? 0.f : row_max * scale_log2;
+        const float alpha = fast_exp2(m_i[r] * scale_log2 - max_scaled);
+        m_i[r] = row_max;
+        l_i[r] = l_i[r] * alpha + exp_row(s, r, max_scaled, scale_log2);
+        rescale_row(acc_o, r, alpha);
       }
+    }
+  }
+
+ private:
+  // Running max of row r (0: lane/4, 1: lane/4 + 8) including this tile.
+  __device__ __forceinline__ float new_row_max(const float (&s)[kNTilesS][4], int r) const {
+    // Pairwise (tree) reductions: log2 depth instead of a kNTilesS-long
+    // dependent chain; the warp is latency-bound here, not issue-bound.
+    float part[kNTilesS];
+#pragma unroll
+    for (int j = 0; j < kNTilesS; ++j) part[j] = fmaxf(s[j][2 * r], s[j][2 * r + 1]);
+    return quad_max(fmaxf(m_i[r], tree_reduce(part, MaxOp{})));
+  }
+
+  // Row r of s becomes exp2(s * scale_log2 - max_scaled) (scale folded into one
+  // FMA: exp(scale*s - scale*m) = exp2(s*c - m*c), c = scale*log2(e)); returns
+  // this thread's part of the row's sum.
+  __device__ __forceinline__ static float exp_row(float (&s)[kNTilesS][4], int r,
+                                                  float max_scaled, float scale_log2) {
+    float part[kNTilesS];
+#pragma unroll
+    for (int j = 0; j < kNTilesS; ++j) {
+      s[j][2 * r] = fast_exp2(fmaf(s[j][2 * r], scale_log2, -max_scaled));
+      s[j][2 * r + 1] = fast_exp2(fmaf(s[j][2 * r + 1], scale_log2, -max_scaled));
+      part[j] = s[j][2 * r] + s[j][2 * r + 1];
+    }
+    return tree_reduce(part, SumOp{});
+  }
+
+  __device__ __forceinline__ static void rescale_row(float (&acc_o)[kNTilesO][4], int r,
+                                                     float alpha) {
+#pragma unroll
+    for (int j = 0; j < kNTilesO; ++j) {
+      acc_o[j][2 * r] *= alpha;
+      acc_o[j][2 * r + 1] *= alpha;
     }
   }
 };
