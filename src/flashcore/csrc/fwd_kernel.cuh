@@ -396,7 +396,7 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
     const char* smem_k = smem_kv + stage * kStageBytes;
     const char* smem_v = smem_k + Traits::kSmemKBytes;
 
-    if (iter == 0) {
+    if (iter == 0 || Traits::kReloadQ) {
 #pragma unroll
       for (int mt = 0; mt < kMTiles; ++mt) {
 #pragma unroll

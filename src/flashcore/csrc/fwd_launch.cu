@@ -13,9 +13,14 @@ namespace {
 // Large grids: 128 query rows x 64 keys, 4 warps of 32 rows, so each K/V
 // fragment read from shared memory feeds two m16 tiles of MMAs. On H100 this
 // beat 4 warps x 16 rows by 15-25% and 8 warps x 16 rows by 4-15% at
-// (4,16,2048)..(2,16,16384) (benchmarks/NOTES.md, v2).
+// (4,16,2048)..(2,16,16384) (benchmarks/NOTES.md, v2). Q fragments are
+// reloaded at every key tile: that removed the 36-40 B of spills at the
+// 2-blocks-per-SM register cap and was 0-5% faster at those shapes (v6);
+// in the small-grid configs, which have no spills, it was 3-5% slower at
+// (1,8,1024).
 using LargeTraits = FwdKernelTraits</*kHeadDim=*/64, /*kBlockM=*/128, /*kBlockN=*/64,
-                                    /*kNWarps=*/4, /*kMinBlocksPerSm=*/2>;
+                                    /*kNWarps=*/4, /*kMinBlocksPerSm=*/2, /*kKeyGroups=*/1,
+                                    /*kReloadQ=*/true>;
 // Mid grids: 64 query rows, 4 warps of 16 rows: twice the blocks of the large
 // config, 3 blocks per SM; 7-12% faster than it at (2,8,1024) on H100.
 using SmallTraits = FwdKernelTraits</*kHeadDim=*/64, /*kBlockM=*/64, /*kBlockN=*/64,

@@ -5,7 +5,7 @@
 namespace flashcore {
 
 template <int kHeadDim_, int kBlockM_, int kBlockN_, int kNWarps_, int kMinBlocksPerSm_,
-          int kKeyGroups_ = 1>
+          int kKeyGroups_ = 1, bool kReloadQ_ = false>
 struct FwdKernelTraits {
   static constexpr int kHeadDim = kHeadDim_;  // D
   static constexpr int kBlockM = kBlockM_;    // query rows per thread block
@@ -22,6 +22,11 @@ struct FwdKernelTraits {
   static constexpr int kKeyGroups = kKeyGroups_;
   static constexpr int kGroupWarps = kNWarps / kKeyGroups;
   static constexpr int kGroupThreads = kGroupWarps * 32;
+
+  // Q fragments: loaded from shared memory once and kept in registers for the
+  // whole key loop (false), or reloaded at every key tile (true), which frees
+  // their registers during softmax and P V.
+  static constexpr bool kReloadQ = kReloadQ_;
 
   // Each warp owns kRowsPerWarp consecutive query rows for the whole kernel, so
   // row max / row sum need only shuffles inside a quad of lanes.
