@@ -15,7 +15,7 @@ namespace {
 // beat 4 warps x 16 rows by 15-25% and 8 warps x 16 rows by 4-15% at
 // (4,16,2048)..(2,16,16384) (benchmarks/NOTES.md, v2). Q fragments are
 // reloaded at every key tile: that removed the 36-40 B of spills at the
-// 2-blocks-per-SM register cap and was 0-5% faster at those shapes (v6);
+// 2-blocks-per-SM register cap and was 3-5% faster at those shapes (v6);
 // in the small-grid configs, which have no spills, it was 3-5% slower at
 // (1,8,1024).
 using LargeTraits = FwdKernelTraits</*kHeadDim=*/64, /*kBlockM=*/128, /*kBlockN=*/64,
