@@ -89,11 +89,20 @@ nvcc_flags = common + gencode + ["-lineinfo"]
 if os.environ.get("FLASHCORE_PTXAS_V") == "1":
     nvcc_flags.append("-Xptxas=-v")
 
+# The op (torch side), the torch-free host code (contract, heuristic, C entry
+# points, launch switch) and one kernel translation unit per (dtype, tile
+# head-dim range), so a parallel build keeps every core busy.
+SOURCES = (
+    ["api/ops.cpp", "host/checks.cpp", "host/heuristics.cpp", "host/c_api.cpp", "host/run.cu"]
+    + sorted(str(p.relative_to(CSRC)) for p in (CSRC / "inst").glob("*.cu"))
+)
+
 setup(
     ext_modules=[
         CUDAExtension(
             name="flashcore._C",
-            sources=[str((CSRC / f).relative_to(ROOT)) for f in ("ops.cpp", "fwd_launch.cu")],
+            sources=[str((CSRC / f).relative_to(ROOT)) for f in SOURCES],
+            include_dirs=[str(CSRC / "include"), str(CSRC)],
             extra_compile_args={"cxx": common, "nvcc": nvcc_flags},
             py_limited_api=True,
         )

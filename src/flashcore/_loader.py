@@ -64,3 +64,33 @@ else:
                 f"this torch ({torch.__version__}, CUDA {torch.version.cuda}); install the "
                 "flashcore wheel built for your torch's CUDA (see ci/README.md)"
             )
+
+
+_C_API = None
+
+
+def c_api():
+    """The extension's plain C entry points (host/c_api.cpp) through ctypes: the
+    argument contract, the config heuristic and the config catalog. No GPU needed."""
+    global _C_API
+    if _C_API is None:
+        if LOAD_ERROR is not None:
+            raise RuntimeError(f"flashcore: {LOAD_ERROR}")
+        import ctypes
+
+        lib = ctypes.CDLL(str(LIBRARY_PATH))  # the handle torch already opened
+        i64p = ctypes.POINTER(ctypes.c_int64)
+        lib.flashcore_check_fwd_args.restype = ctypes.c_int
+        lib.flashcore_check_fwd_args.argtypes = [
+            i64p, i64p, i64p, ctypes.c_double, ctypes.c_int, ctypes.c_int64, ctypes.c_int64,
+            ctypes.c_int, ctypes.c_double, ctypes.c_int, ctypes.c_int64, ctypes.c_char_p,
+            ctypes.c_int,
+        ]  # fmt: skip
+        lib.flashcore_choose_fwd_config.restype = ctypes.c_int
+        lib.flashcore_choose_fwd_config.argtypes = [ctypes.c_int64] * 4 + [ctypes.c_int] * 5
+        lib.flashcore_num_fwd_configs.restype = ctypes.c_int
+        lib.flashcore_num_fwd_configs.argtypes = []
+        lib.flashcore_fwd_config_desc.restype = ctypes.c_int
+        lib.flashcore_fwd_config_desc.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, i64p]
+        _C_API = lib
+    return _C_API

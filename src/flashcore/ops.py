@@ -1,9 +1,18 @@
-"""Typed Python entry points: validation, dispatch to torch.ops.flashcore, fake
-(meta) implementations for torch.compile, and the no-backward guard."""
+"""Typed Python entry points: argument marshalling, dispatch to torch.ops.flashcore,
+fake (meta) implementations for torch.compile, and the no-backward guard.
+
+The argument rules live in one place, the compiled extension (host/checks.cpp):
+the op checks every call, and when it refuses one its tagged message is re-raised
+here as the matching ValueError / TypeError. Fake implementations (torch.compile
+traces with tensors that have no data) run the same checks through the
+extension's C entry point.
+"""
 
 from __future__ import annotations
 
+import ctypes
 import math
+import re
 from typing import Any
 
 import torch
@@ -11,9 +20,31 @@ import torch
 from . import _loader
 from ._version import __version__
 
-HEAD_DIM = 64
-SUPPORTED_DTYPES = (torch.float16,)
-_SUPPORTED_DTYPES_TEXT = "torch.float16"
+# Public description of what the kernels accept (the rules are in C++).
+SUPPORTED_DTYPES = (torch.float16, torch.bfloat16)
+ALIGNMENTS = ("top_left", "bottom_right")
+
+# Forced kernel config (index into the extension's catalog), -1 = the heuristic.
+# Set only by flashcore._debug.forced_config.
+_FORCED_CONFIG = -1
+
+_ERROR_TAG = re.compile(r"\[flashcore:(ValueError|TypeError)\] ([^\n]*)")
+_ERROR_TYPES = {"ValueError": ValueError, "TypeError": TypeError}
+# c10::ScalarType codes, for describing tensors to the C entry point.
+_DTYPE_CODES = {
+    torch.uint8: 0,
+    torch.int8: 1,
+    torch.int16: 2,
+    torch.int32: 3,
+    torch.int64: 4,
+    torch.float16: 5,
+    torch.float32: 6,
+    torch.float64: 7,
+    torch.complex64: 9,
+    torch.complex128: 10,
+    torch.bool: 11,
+    torch.bfloat16: 15,
+}
 
 
 def build_info() -> dict[str, Any]:
@@ -42,26 +73,88 @@ def build_info() -> dict[str, Any]:
     }
 
 
-def _ops():
+def _require_library() -> None:
     if _loader.LOAD_ERROR is not None:
         raise RuntimeError(f"flashcore: {_loader.LOAD_ERROR}")
-    return torch.ops.flashcore
+
+
+# ---- the contract, through the extension's C entry point ----------------------
+
+
+def _hint(x: Any) -> int:
+    """A concrete int for a size that may be symbolic (torch.compile dynamic
+    shapes): its example value. The op checks the real value again at run time."""
+    if isinstance(x, torch.SymInt):
+        return int(x.node.hint) if x.node.hint is not None else 1
+    return int(x)
+
+
+def _describe(t: torch.Tensor) -> ctypes.Array:
+    """The 9 int64 the C entry point reads: is_cuda, device, dtype, ndim, sizes[4],
+    last_stride."""
+    ndim = t.dim()
+    sizes = [_hint(s) for s in t.shape[:4]] + [0] * (4 - min(ndim, 4))
+    last_stride = _hint(t.stride(-1)) if ndim else 1
+    is_cuda = t.device.type == "cuda"
+    device = (t.device.index or 0) if is_cuda else -1
+    vals = [int(is_cuda), device, _DTYPE_CODES.get(t.dtype, 99), ndim, *sizes, last_stride]
+    return (ctypes.c_int64 * 9)(*vals)
+
+
+def _contract_error(q, k, v, scale, causal, wl, wr, bottom_right, softcap, gqa, config):
+    """The ValueError / TypeError the contract raises for these arguments, or None."""
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if not isinstance(t, torch.Tensor):
+            return TypeError(
+                f"fused_attention: {name} must be a torch.Tensor, got {type(t).__name__}"
+            )
+    lib = _loader.c_api()
+    msg = ctypes.create_string_buffer(1024)
+    kind = lib.flashcore_check_fwd_args(
+        _describe(q), _describe(k), _describe(v), float(scale), int(causal), int(wl), int(wr),
+        int(bottom_right), float(softcap), int(gqa), int(config), msg, len(msg),
+    )  # fmt: skip
+    if kind == 0:
+        return None
+    text = msg.value.decode()
+    if kind == 1 and "must be a CUDA tensor" in text:
+        device = next(t.device for t in (q, k, v) if t.device.type != "cuda")
+        text += f", got device '{device}'"
+        if not torch.cuda.is_available():
+            text += " (no CUDA GPU is available on this machine)"
+    return (ValueError if kind == 1 else TypeError)(text)
+
+
+def _reraise(exc: BaseException, args: tuple) -> None:
+    """Turns a failed op call into the contract's ValueError / TypeError."""
+    m = _ERROR_TAG.search(str(exc))
+    if m:
+        raise _ERROR_TYPES[m.group(1)](m.group(2)) from None
+    err = _contract_error(*args)  # e.g. CPU tensors: the dispatcher refused first
+    if err is not None:
+        raise err from None
+    raise exc
+
+
+# ---- fake implementations (torch.compile) --------------------------------------
 
 
 if _loader.LOAD_ERROR is None:
     _fwd = torch.ops.flashcore.fwd.default
     _fwd_lse = torch.ops.flashcore.fwd_lse.default
 
-    # Fake (meta) implementations: shape/dtype inference for torch.compile. They
-    # validate too, since under tracing the C++ checks do not run.
     @torch.library.register_fake("flashcore::fwd")
-    def _fwd_fake(q, k, v, scale, is_causal):
-        _validate(q, k, v, scale)
+    def _fwd_fake(q, k, v, scale, is_causal, wl, wr, bottom_right, softcap, gqa, config):
+        err = _contract_error(q, k, v, scale, is_causal, wl, wr, bottom_right, softcap, gqa, config)
+        if err is not None:
+            raise err
         return q.new_empty(q.shape)
 
     @torch.library.register_fake("flashcore::fwd_lse")
-    def _fwd_lse_fake(q, k, v, scale, is_causal):
-        _validate(q, k, v, scale)
+    def _fwd_lse_fake(q, k, v, scale, is_causal, wl, wr, bottom_right, softcap, gqa, config):
+        err = _contract_error(q, k, v, scale, is_causal, wl, wr, bottom_right, softcap, gqa, config)
+        if err is not None:
+            raise err
         return q.new_empty(q.shape), q.new_empty(q.shape[:3], dtype=torch.float32)
 
     # No autograd kernel is registered on purpose: a Python autograd kernel would
@@ -69,82 +162,44 @@ if _loader.LOAD_ERROR is None:
     # fused_attention refuses inputs that require grad instead.
 
 
-def _check_tensor(t: Any, name: str) -> None:
-    if not isinstance(t, torch.Tensor):
-        raise TypeError(f"fused_attention: {name} must be a torch.Tensor, got {type(t).__name__}")
-    if not t.is_cuda:
-        hint = "" if torch.cuda.is_available() else " (no CUDA GPU is available on this machine)"
-        raise ValueError(
-            f"fused_attention: {name} must be a CUDA tensor: flashcore runs on a CUDA GPU only, "
-            f"got device '{t.device}'{hint}"
-        )
-    if t.dtype not in SUPPORTED_DTYPES:
-        raise TypeError(
-            f"fused_attention: {name}.dtype must be one of ({_SUPPORTED_DTYPES_TEXT}), "
-            f"got {t.dtype}"
-        )
-    if t.dim() != 4:
-        raise ValueError(
-            f"fused_attention: {name} must be 4-D (batch, heads, seqlen, head_dim), "
-            f"got {t.dim()}-D with shape {tuple(t.shape)}"
-        )
-    if t.shape[3] != HEAD_DIM:
-        raise ValueError(
-            f"fused_attention: {name}.shape[-1] (head_dim) must be {HEAD_DIM}, got {t.shape[3]}"
-        )
-    if t.stride(3) != 1:
-        raise ValueError(
-            f"fused_attention: {name}.stride(-1) must be 1 (last dimension contiguous), "
-            f"got {t.stride(3)}"
-        )
+# ---- argument marshalling (types; the value rules are the contract's) -----------
 
 
-def _validate(q: Any, k: Any, v: Any, scale: Any) -> float:
-    """Full argument check with precise errors; returns the effective scale.
-
-    Not on the hot path: the compiled op checks the same conditions in C++ (for
-    nanoseconds instead of microseconds), and fused_attention calls this only to
-    turn a failed call into a clear ValueError / TypeError."""
-    _check_tensor(q, "q")
-    _check_tensor(k, "k")
-    _check_tensor(v, "v")
-    if k.device != q.device or v.device != q.device:
-        raise ValueError(
-            "fused_attention: q, k and v must be on the same device, "
-            f"got q on {q.device}, k on {k.device}, v on {v.device}"
-        )
-    for dim, what in ((0, "batch"), (1, "heads")):
-        if k.shape[dim] != q.shape[dim] or v.shape[dim] != q.shape[dim]:
-            raise ValueError(
-                f"fused_attention: q, k and v must have the same {what} size (dim {dim}), "
-                f"got q {q.shape[dim]}, k {k.shape[dim]}, v {v.shape[dim]}"
-            )
-    if k.shape[2] != v.shape[2]:
-        raise ValueError(
-            f"fused_attention: k and v must have the same seqlen (dim 2), "
-            f"got k {k.shape[2]} and v {v.shape[2]}"
-        )
-    if k.shape[2] < 1:
-        raise ValueError(
-            f"fused_attention: k.shape[2] (seqlen_k) must be >= 1 (softmax over no keys is "
-            f"undefined), got {k.shape[2]}"
-        )
-    if scale is None:
-        return 1.0 / math.sqrt(q.shape[3])
-    return _check_scale(scale)
-
-
-def _check_scale(scale: Any) -> float:
+def _scale_arg(scale: Any) -> float:
     if isinstance(scale, bool) or not isinstance(scale, (int, float)):
         raise TypeError(
             f"fused_attention: scale must be a float or None, got {type(scale).__name__}"
         )
-    if not (math.isfinite(scale) and scale > 0):
-        raise ValueError(f"fused_attention: scale must be finite and > 0, got {scale}")
     return float(scale)
 
 
-_DEFAULT_SCALE = 1.0 / math.sqrt(HEAD_DIM)
+def _softcap_arg(softcap: Any) -> float:
+    if isinstance(softcap, bool) or not isinstance(softcap, (int, float)):
+        raise TypeError(
+            f"fused_attention: softcap must be a float or None, got {type(softcap).__name__}"
+        )
+    return float(softcap)
+
+
+def _window_arg(window: Any) -> tuple[int, int]:
+    ok = isinstance(window, (tuple, list)) and len(window) == 2
+    ok = ok and all(isinstance(w, int) and not isinstance(w, bool) for w in window)
+    if not ok:
+        raise TypeError(
+            "fused_attention: window must be None or a pair of ints (left, right), -1 for "
+            f"unbounded, got {window!r}"
+        )
+    return int(window[0]), int(window[1])
+
+
+def _alignment_arg(alignment: Any) -> bool:
+    if alignment == "top_left":
+        return False
+    if alignment == "bottom_right":
+        return True
+    raise ValueError(
+        f"fused_attention: alignment must be 'top_left' or 'bottom_right', got {alignment!r}"
+    )
 
 
 def fused_attention(
@@ -154,65 +209,101 @@ def fused_attention(
     causal: bool = False,
     scale: float | None = None,
     return_lse: bool = False,
+    *,
+    enable_gqa: bool = False,
+    window: tuple[int, int] | None = None,
+    alignment: str = "top_left",
+    softcap: float | None = None,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """softmax(q @ k^T * scale) @ v in one fused CUDA kernel, like
-    ``F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=scale)``.
+    ``F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=scale,
+    enable_gqa=enable_gqa)``, plus sliding windows, bottom-right alignment and softcap.
 
     Args:
-        q: (batch, heads, seqlen_q, head_dim) float16 CUDA tensor.
-        k, v: (batch, heads, seqlen_k, head_dim), same dtype and device as q.
+        q: (batch, heads_q, seqlen_q, head_dim) float16 or bfloat16 CUDA tensor;
+            head_dim any multiple of 8 from 8 to 256.
+        k, v: (batch, heads_kv, seqlen_k, head_dim), same dtype and device as q.
             Any strides are accepted without a copy as long as the last dimension
             is contiguous (e.g. ``x.view(B, S, H, D).transpose(1, 2)``).
-        causal: if True, query i attends to keys j <= i, aligned top-left (SDPA's
-            ``is_causal``: with seqlen_q != seqlen_k, row i still sees keys 0..i).
+        causal: if True, query i attends to keys j <= i + offset: aligned top-left
+            by default (SDPA's ``is_causal``: with seqlen_q != seqlen_k, row i
+            still sees keys 0..i); see ``alignment``.
         scale: multiplier of q @ k^T; default 1/sqrt(head_dim). Must be finite, > 0.
         return_lse: also return the per-row log-sum-exp of the scaled scores.
+        enable_gqa: grouped-query / multi-query attention (SDPA's meaning): k and v
+            have heads_kv heads, heads_q % heads_kv == 0, and query head h reads kv
+            head h // (heads_q // heads_kv). k and v are never repeated in memory.
+            Without it the head counts must match.
+        window: (left, right) sliding-window (local) attention, flash-attn's
+            ``window_size``: query i sees keys j with
+            i + offset - left <= j <= i + offset + right; -1 means unbounded on that
+            side. With causal=True the two masks intersect. Key blocks wholly
+            outside every row's window are skipped, not computed.
+        alignment: "top_left" (offset 0, the default) or "bottom_right" (offset
+            seqlen_k - seqlen_q: the last query row lines up with the last key, as
+            in KV-cache decode and chunked prefill; flash-attn's and SDPA's
+            ``causal_lower_right``).
+        softcap: if > 0, scores become softcap * tanh(scale * q.k / softcap) before
+            the softmax (Gemma 2, Grok); None or 0 means off.
 
     Returns:
-        out: new contiguous (batch, heads, seqlen_q, head_dim) tensor of q's dtype;
-        with return_lse=True, ``(out, lse)`` where lse is (batch, heads, seqlen_q)
-        float32, natural log.
+        out: new contiguous (batch, heads_q, seqlen_q, head_dim) tensor of q's dtype;
+        with return_lse=True, ``(out, lse)`` where lse is (batch, heads_q, seqlen_q)
+        float32, natural log. A query row that sees no key at all (possible with
+        windows, or bottom-right causal with seqlen_q > seqlen_k) gets zeros in out
+        and -inf in lse.
 
-    Supported: float16, head_dim 64, any batch/heads, seqlen_q >= 0, seqlen_k >= 1,
-    GPUs of compute capability 8.0 or newer. Forward only.
+    Softmax and accumulation run in float32. GPUs of compute capability 8.0 or
+    newer. Forward only.
 
     Raises:
-        TypeError: a non-tensor input, unsupported dtype, or non-numeric scale.
-        ValueError: not on CUDA, different devices, not 4-D, head_dim != 64,
-            mismatched batch/heads/seqlen_k, last dimension not contiguous,
-            seqlen_k == 0, or a non-finite / non-positive scale.
+        TypeError: a non-tensor input, unsupported dtype, q/k/v dtypes differ, or a
+            scale / softcap / window of the wrong type.
+        ValueError: not on CUDA, different devices, not 4-D, unsupported head_dim,
+            head dims or batch differ, head counts differ without enable_gqa (or
+            heads_q not a multiple of heads_kv with it), k/v seqlens differ,
+            seqlen_k == 0, last dimension not contiguous, a non-finite or
+            non-positive scale, window values below -1, a negative or non-finite
+            softcap, or an unknown alignment.
         RuntimeError: grad is enabled and an input requires grad (no backward
             yet); the compiled extension failed to load; or the GPU's
             architecture has no kernel in this build.
     """
-    # Hot path: no Python-side validation. The op checks every condition in C++;
-    # if it (or the dispatcher) refuses the call, _validate names the problem.
-    if scale is None:
-        scale_f = _DEFAULT_SCALE  # head_dim is 64; anything else fails the checks
-    elif type(scale) is float:
-        scale_f = scale
-    else:
-        scale_f = _check_scale(scale)
+    # Hot path: marshalling only. The op checks every rule in C++; if it (or the
+    # dispatcher) refuses the call, _reraise words the problem.
+    try:
+        scale_f = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    except (AttributeError, IndexError):
+        scale_f = 1.0  # not a tensor: reported by the contract check below
+    if type(scale_f) is not float:
+        scale_f = _scale_arg(scale_f)
     if type(causal) is not bool:
         causal = bool(causal)
+    wl, wr = (-1, -1) if window is None else _window_arg(window)
+    bottom_right = _alignment_arg(alignment)
+    softcap_f = 0.0 if softcap is None else softcap
+    if type(softcap_f) is not float:
+        softcap_f = _softcap_arg(softcap_f)
+    if type(enable_gqa) is not bool:
+        enable_gqa = bool(enable_gqa)
+    args = (q, k, v, scale_f, causal, wl, wr, bottom_right, softcap_f, enable_gqa, _FORCED_CONFIG)
     try:
         needs_grad = torch.is_grad_enabled() and (
             q.requires_grad or k.requires_grad or v.requires_grad
         )
     except AttributeError:  # not tensors
-        _validate(q, k, v, scale)
+        _reraise(TypeError("not a tensor"), args)
         raise
     if needs_grad:
         raise RuntimeError(
             "fused_attention: an input requires grad, but flashcore has no backward pass yet; "
             "call it under torch.no_grad() / torch.inference_mode(), or detach q, k and v"
         )
-    if _loader.LOAD_ERROR is not None:
-        _ops()
+    _require_library()
     try:
         if return_lse:
-            return _fwd_lse(q, k, v, scale_f, causal)
-        return _fwd(q, k, v, scale_f, causal)
-    except (RuntimeError, TypeError, ValueError):  # NotImplementedError is a RuntimeError
-        _validate(q, k, v, scale)
+            return _fwd_lse(*args)
+        return _fwd(*args)
+    except (RuntimeError, TypeError, ValueError) as exc:  # NotImplementedError is a RuntimeError
+        _reraise(exc, args)
         raise

@@ -1,15 +1,19 @@
-// Compile-time tile configuration of the forward kernel and every constant
-// derived from it. Each divisibility assumption the kernel makes is asserted here.
+// Compile-time tile configuration of the mma.sync forward kernel and every
+// constant derived from it. Plain C++ (no CUDA types), so the host-side
+// heuristic reads the same numbers (shared memory, tile shape) the kernel uses.
+// Each divisibility assumption the kernel makes is asserted here.
 #pragma once
 
 namespace flashcore {
 
 template <int kHeadDim_, int kBlockM_, int kBlockN_, int kNWarps_, int kMinBlocksPerSm_,
-          int kKeyGroups_ = 1, bool kReloadQ_ = false>
+          int kKeyGroups_, bool kReloadQ_, bool kTwoPassSoftmax_>
 struct FwdKernelTraits {
-  static constexpr int kHeadDim = kHeadDim_;  // D
-  static constexpr int kBlockM = kBlockM_;    // query rows per thread block
-  static constexpr int kBlockN = kBlockN_;    // key/value rows per inner iteration
+  // Tile width over the head dim: the caller's head_dim is at most this; the
+  // columns past it are zero-filled on load and skipped on store.
+  static constexpr int kHeadDim = kHeadDim_;
+  static constexpr int kBlockM = kBlockM_;  // query rows per thread block
+  static constexpr int kBlockN = kBlockN_;  // key/value rows per inner iteration
   static constexpr int kNWarps = kNWarps_;
   static constexpr int kNThreads = kNWarps * 32;
   // Register budget: ptxas caps registers so this many blocks fit on one SM.
@@ -22,11 +26,21 @@ struct FwdKernelTraits {
   static constexpr int kKeyGroups = kKeyGroups_;
   static constexpr int kGroupWarps = kNWarps / kKeyGroups;
   static constexpr int kGroupThreads = kGroupWarps * 32;
+  // Key-group configs load Q, then each group's first K, then its first V in
+  // separate cp.async groups, so Q K^T starts while V still lands (per-warp
+  // latency bounds the tiny grids they run). One group: Q, K and V together,
+  // which measured 2-5% faster at large causal shapes and 8% at (2,8,1024) on
+  // H100 than the split (benchmarks/NOTES.md, v3).
+  static constexpr bool kSplitPrologue = kKeyGroups > 1;
 
   // Q fragments: loaded from shared memory once and kept in registers for the
   // whole key loop (false), or reloaded at every key tile (true), which frees
   // their registers during softmax and P V.
   static constexpr bool kReloadQ = kReloadQ_;
+  // Instruction order of the online softmax in the unmasked kernel
+  // (softmax.cuh): both rows' maxima, rescales, then exponentials (true), or
+  // row by row. Same arithmetic; only ptxas' schedule differs.
+  static constexpr bool kTwoPassSoftmax = kTwoPassSoftmax_;
 
   // Each warp owns kRowsPerWarp consecutive query rows for the whole kernel, so
   // row max / row sum need only shuffles inside a quad of lanes.
@@ -39,22 +53,29 @@ struct FwdKernelTraits {
   static constexpr int kNTilesO = kHeadDim / 8;    // n8 tiles of O per m16 tile
   static constexpr int kKStepsPV = kBlockN / 16;   // k16 steps over keys for P V
 
-  // Shared-memory tiles are rows of kHeadDim halves; 16-byte chunks per row.
-  static constexpr int kRowBytes = kHeadDim * 2;
-  static constexpr int kChunksPerRow = kRowBytes / 16;
+  // Shared-memory tiles hold rows of kHeadDim 2-byte elements as 16-byte chunks.
+  // Rows that are whole 128-byte lines (8 chunks) are XOR-swizzled; rows of 4,
+  // 12 or 24 chunks are padded by one chunk instead: an odd row pitch in
+  // chunks puts the same chunk of 8 consecutive rows in 8 different 16-byte
+  // bank groups, which is all ldmatrix needs (smem_layout.cuh).
+  static constexpr int kChunksPerRow = kHeadDim / 8;
+  static constexpr bool kSwizzled = kChunksPerRow % 8 == 0;
+  static constexpr int kRowPitchChunks = kSwizzled ? kChunksPerRow : kChunksPerRow + 1;
+  static constexpr int kRowPitchBytes = kRowPitchChunks * 16;
 
   // K and V are double-buffered: tile n-1 is fetched while tile n is computed.
   static constexpr int kStages = 2;
-  static constexpr int kSmemQBytes = kBlockM * kRowBytes;
-  static constexpr int kSmemKBytes = kBlockN * kRowBytes;  // one stage
-  static constexpr int kSmemVBytes = kBlockN * kRowBytes;  // one stage
+  static constexpr int kSmemQBytes = kBlockM * kRowPitchBytes;
+  static constexpr int kSmemKBytes = kBlockN * kRowPitchBytes;  // one stage
+  static constexpr int kSmemVBytes = kBlockN * kRowPitchBytes;  // one stage
   static constexpr int kSmemGroupKVBytes = kStages * (kSmemKBytes + kSmemVBytes);
   static constexpr int kSmemKVBytes = kKeyGroups * kSmemGroupKVBytes;
   static constexpr int kSmemBytes = kSmemQBytes + kSmemKVBytes;
 
-  static_assert(kHeadDim == 64,
-                "the XOR swizzle assumes 128-byte rows (head_dim 64 halves)");
-  static_assert(kChunksPerRow == 8, "swizzle pattern is 8 chunks of 16 bytes per row");
+  static_assert(kHeadDim % 32 == 0 && kHeadDim >= 32 && kHeadDim <= 256,
+                "tile widths are multiples of 32 up to 256 (pairs of n8 tiles per ldmatrix.x4)");
+  static_assert(kSwizzled || kRowPitchChunks % 2 == 1,
+                "padded rows need an odd pitch in 16-byte chunks to avoid bank conflicts");
   static_assert(kNTilesO % kKeyGroups == 0,
                 "the key-group merge gives each group whole n8 tiles of O's columns");
   static_assert(kKeyGroups == 1 || kKeyGroups == 2 || kKeyGroups == 4,
@@ -62,18 +83,14 @@ struct FwdKernelTraits {
   static_assert(kNWarps % kKeyGroups == 0, "warps must split evenly into key groups");
   static_assert(kBlockM % kGroupWarps == 0, "kBlockM must split evenly across a group's warps");
   static_assert(kRowsPerWarp % 16 == 0, "each warp must own whole m16 tiles");
-  static_assert(kBlockN % 16 == 0, "kBlockN must be a multiple of the k16 step of P V");
-  static_assert(kHeadDim % 16 == 0, "head_dim must be a multiple of the k16 step");
-  static_assert((kBlockM * kChunksPerRow) % kNThreads == 0,
-                "Q tile chunks must split evenly across threads");
-  static_assert((kBlockN * kChunksPerRow) % kGroupThreads == 0,
-                "K/V tile chunks must split evenly across a group's threads");
+  static_assert(kBlockN % 32 == 0, "kBlockN must hold pairs of n8 key tiles and k16 steps");
   // Fragment exchange of the key-group merge: O, m and l of each thread.
-  static constexpr int kMergeFloats = kMTiles * (kHeadDim / 8 * 4 + 4);
+  static constexpr int kMergeFloats = kMTiles * (kNTilesO * 4 + 4);
   static_assert(kKeyGroups == 1 || kMergeFloats * kGroupThreads * 4 <= kSmemGroupKVBytes,
                 "key-group merge must fit in one group's K/V buffers");
   // Over 48 KB needs the launch-time opt-in. 227 KB is sm_90's per-block limit;
-  // configs over sm_86/sm_89's 99 KB are chosen only where the device allows them.
+  // configs over an architecture's limit are compiled empty for it and never
+  // chosen there (fwd_kernel.cuh, host/heuristics.cpp).
   static_assert(kSmemBytes <= 227 * 1024, "tiles must fit 227 KB of shared memory per block");
 };
 

@@ -1,20 +1,12 @@
-// Thin wrappers over the PTX instructions the kernel is built from: 16-byte
-// cp.async, ldmatrix, mma.sync.m16n8k16 (fp16 in, fp32 accumulate), ex2.approx,
-// and the XOR swizzle that keeps ldmatrix free of shared-memory bank conflicts.
+// Thin wrappers over the sm_80+ PTX instructions the mma.sync kernels are
+// built from: 16-byte cp.async, ldmatrix, named barriers, programmatic
+// dependent launch, ex2/rcp approximations. The element-type-specific ones
+// (mma, packing) are in numeric.cuh.
 #pragma once
 
-#include <cuda_fp16.h>
 #include <cstdint>
 
 namespace flashcore {
-
-// Byte offset of 16-byte chunk `chunk` of row `row` in a tile of 128-byte rows.
-// ldmatrix reads one chunk column from 8 consecutive rows; XOR-ing the chunk
-// index with (row % 8) spreads those 8 reads over all 32 banks. The cp.async
-// writes use the same mapping, so writer and reader agree.
-__device__ __forceinline__ uint32_t swizzle_offset(int row, int chunk) {
-  return static_cast<uint32_t>(row * 128 + ((chunk ^ (row & 7)) << 4));
-}
 
 __device__ __forceinline__ uint32_t smem_u32(const void* ptr) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(ptr));
@@ -81,16 +73,6 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t addr, uint32_t& r0, u
                : "r"(addr));
 }
 
-// D(16x8 f32) += A(16x16 f16, row) * B(16x8 f16, col).
-__device__ __forceinline__ void mma_m16n8k16(float (&d)[4], const uint32_t (&a)[4],
-                                             uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
-      "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
 // 2^x in one SFU instruction. Inputs are max-subtracted scores (<= 0) or -inf,
 // where its relative error (~2^-22) is far below the fp16 rounding of P.
 __device__ __forceinline__ float fast_exp2(float x) {
@@ -99,9 +81,20 @@ __device__ __forceinline__ float fast_exp2(float x) {
   return y;
 }
 
-__device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
-  __half2 h = __floats2half2_rn(lo, hi);
-  return *reinterpret_cast<uint32_t*>(&h);
+// 1/x in one SFU instruction (relative error ~2^-23).
+__device__ __forceinline__ float fast_rcp(float x) {
+  float y;
+  asm("rcp.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
+// tanh(x) = 1 - 2 / (exp(2x) + 1) from ex2.approx and rcp.approx: absolute
+// error ~1e-7 over the whole range (tanh.approx.f32 is ~5e-4 relative, which a
+// softcap of 30-50 turns into 1-2% errors in P). exp2 overflows to +inf for
+// large x, giving exactly 1; for very negative x it gives 0, so -1.
+__device__ __forceinline__ float accurate_tanh(float x) {
+  const float e = fast_exp2(x * 2.8853900817779268f);  // 2 * log2(e)
+  return 1.f - 2.f * fast_rcp(e + 1.f);
 }
 
 }  // namespace flashcore

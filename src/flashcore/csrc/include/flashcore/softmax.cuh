@@ -5,7 +5,7 @@
 
 #include <cmath>
 
-#include "primitives.cuh"
+#include "flashcore/sm80/ptx.cuh"
 
 namespace flashcore {
 
@@ -39,9 +39,21 @@ struct SumOp {
   __device__ __forceinline__ float operator()(float a, float b) const { return a + b; }
 };
 
+// Softcap (Gemma 2 / Grok): s = softcap * tanh(s * softcap_scale), in place, on
+// the raw dot products of a tile before masking (softcap_scale = scale /
+// softcap folds the softmax scale in; the kernel then works with scale 1).
+template <int kNTilesS>
+__device__ __forceinline__ void softcap_scores(float (&s)[kNTilesS][4], float softcap,
+                                               float softcap_scale) {
+#pragma unroll
+  for (int j = 0; j < kNTilesS; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) s[j][e] = softcap * accurate_tanh(s[j][e] * softcap_scale);
+}
+
 template <int kNTilesS, int kNTilesO>
 struct OnlineSoftmaxRows {
-  float m_i[2];  // running max of raw scores (before scale), per row
+  float m_i[2];  // running max of the kernel's scores (before scale_log2), per row
   float l_i[2];  // this thread's partial running sum of exp2; quad-reduced at the end
 
   __device__ __forceinline__ void init() {
@@ -49,7 +61,7 @@ struct OnlineSoftmaxRows {
     l_i[0] = l_i[1] = 0.f;
   }
 
-  // s: (kNTilesS n8 tiles) x {row r: [0],[1]; row r+8: [2],[3]} raw scores, masked
+  // s: (kNTilesS n8 tiles) x {row r: [0],[1]; row r+8: [2],[3]} scores, masked
   // entries already -inf. Turns s into unnormalized probabilities in place and
   // rescales acc_o by exp2(m_old - m_new).
   //
@@ -57,7 +69,7 @@ struct OnlineSoftmaxRows {
   // for row r, then row r+8), or kTwoPass: both rows' maxima, then both rows'
   // rescales, then both rows' exponentials and sums. They differ only in the
   // instruction order ptxas starts from, and so in the schedule it finds; the
-  // kernel picks one per config by measurement.
+  // traits pick one per config by measurement.
   template <bool kTwoPass = false>
   __device__ __forceinline__ void update(float (&s)[kNTilesS][4], float (&acc_o)[kNTilesO][4],
                                          float scale_log2) {

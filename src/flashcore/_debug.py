@@ -1,0 +1,101 @@
+"""Debug and test hooks: the compiled kernel-config catalog, the config the
+heuristic picks, and an override that forces a config (so the GPU tests and the
+sanitizer cases run every compiled config on one GPU, including those only
+another architecture's heuristic would pick). Not a stable API.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+from collections.abc import Iterator
+from functools import lru_cache
+from typing import Any
+
+import torch
+
+from . import _loader, ops
+
+
+@lru_cache(maxsize=1)
+def configs() -> list[dict[str, Any]]:
+    """Every compiled forward config, in catalog order: name, head_dim (tile width:
+    serves any head_dim up to it), block_m, block_n, warps, key_groups,
+    smem_bytes, pdl."""
+    lib = _loader.c_api()
+    out = []
+    for i in range(lib.flashcore_num_fwd_configs()):
+        name = ctypes.create_string_buffer(64)
+        vals = (ctypes.c_int64 * 7)()
+        lib.flashcore_fwd_config_desc(i, name, len(name), vals)
+        keys = ("head_dim", "block_m", "block_n", "warps", "key_groups", "smem_bytes", "pdl")
+        entry: dict[str, Any] = {"name": name.value.decode()}
+        entry.update(zip(keys, (int(x) for x in vals)))
+        entry["pdl"] = bool(entry["pdl"])
+        out.append(entry)
+    return out
+
+
+def _index(name: str) -> int:
+    for i, c in enumerate(configs()):
+        if c["name"] == name:
+            return i
+    known = ", ".join(c["name"] for c in configs())
+    raise ValueError(f"unknown kernel config {name!r}; compiled: {known}")
+
+
+def device_desc(device: Any = None) -> dict[str, int]:
+    """The numbers the heuristic reads for a CUDA device."""
+    props = torch.cuda.get_device_properties(device if device is not None else 0)
+    return {
+        "sm_count": props.multi_processor_count,
+        "cc_major": props.major,
+        "cc_minor": props.minor,
+        "smem_optin": props.shared_memory_per_block_optin // 1024 * 1024,
+    }
+
+
+def fits(name: str, device: Any = None) -> bool:
+    """Whether the GPU allows config `name`'s shared memory per block."""
+    return configs()[_index(name)]["smem_bytes"] <= device_desc(device)["smem_optin"]
+
+
+def heuristic(
+    batch: int,
+    heads_q: int,
+    seqlen_q: int,
+    seqlen_k: int,
+    head_dim: int,
+    *,
+    sm_count: int,
+    cc_major: int,
+    cc_minor: int = 0,
+    smem_optin: int,
+) -> str | None:
+    """The config the dispatch heuristic picks for this shape on a device with these
+    numbers (a pure function: no GPU needed). None when no config fits."""
+    i = _loader.c_api().flashcore_choose_fwd_config(
+        batch, heads_q, seqlen_q, seqlen_k, head_dim, sm_count, cc_major, cc_minor, smem_optin
+    )
+    return configs()[i]["name"] if i >= 0 else None
+
+
+def chosen_config(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, **_: Any) -> str | None:
+    """The config a fused_attention call on these tensors runs on their GPU. The
+    choice depends on the shapes only, not on masks, softcap or dtype."""
+    b, hq, sq, d = q.shape
+    return heuristic(b, hq, sq, k.shape[2], d, **device_desc(q.device))
+
+
+@contextlib.contextmanager
+def forced_config(name: str) -> Iterator[None]:
+    """Every fused_attention call inside runs kernel config `name` (the op raises
+    ValueError when the head_dim is wider than the config's tile or the GPU lacks
+    its shared memory)."""
+    index = _index(name)
+    previous = ops._FORCED_CONFIG
+    ops._FORCED_CONFIG = index
+    try:
+        yield
+    finally:
+        ops._FORCED_CONFIG = previous

@@ -1,0 +1,81 @@
+// Plain C entry points into the torch-free host code, for Python's ctypes:
+// the argument contract (to word errors under torch.compile's fake tensors,
+// where the op itself does not run), the config heuristic and the config
+// catalog (CPU tests and the debug override). None of them touch a GPU.
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+#include "checks.h"
+#include "configs.h"
+#include "heuristics.h"
+
+#define FLASHCORE_C_API extern "C" __attribute__((visibility("default")))
+
+namespace {
+
+// Tensor description as 9 int64: is_cuda, device, dtype, ndim, sizes[4], last_stride.
+flashcore::TensorDesc unpack(const int64_t* m) {
+  flashcore::TensorDesc t{};
+  t.is_cuda = m[0] != 0;
+  t.device = static_cast<int>(m[1]);
+  t.dtype = static_cast<int>(m[2]);
+  t.ndim = static_cast<int>(m[3]);
+  for (int i = 0; i < 4; ++i) t.sizes[i] = m[4 + i];
+  t.last_stride = m[8];
+  return t;
+}
+
+void copy_out(const std::string& s, char* buf, int len) {
+  if (buf == nullptr || len <= 0) return;
+  const size_t n = s.size() < static_cast<size_t>(len - 1) ? s.size() : static_cast<size_t>(len - 1);
+  std::memcpy(buf, s.data(), n);
+  buf[n] = '\0';
+}
+
+}  // namespace
+
+// Returns 0 (valid), 1 (ValueError) or 2 (TypeError); the message goes to msg.
+FLASHCORE_C_API int flashcore_check_fwd_args(const int64_t* q, const int64_t* k, const int64_t* v,
+                                             double scale, int is_causal, int64_t window_left,
+                                             int64_t window_right, int bottom_right,
+                                             double softcap, int enable_gqa, int64_t config,
+                                             char* msg, int msg_len) {
+  flashcore::FwdArgs a{};
+  a.q = unpack(q);
+  a.k = unpack(k);
+  a.v = unpack(v);
+  a.scale = scale;
+  a.is_causal = is_causal != 0;
+  a.window_left = window_left;
+  a.window_right = window_right;
+  a.bottom_right = bottom_right != 0;
+  a.softcap = softcap;
+  a.enable_gqa = enable_gqa != 0;
+  a.config = config;
+  std::string message;
+  const flashcore::ArgError err = flashcore::check_fwd_args(a, /*device_smem_optin=*/0, &message);
+  copy_out(message, msg, msg_len);
+  return static_cast<int>(err);
+}
+
+FLASHCORE_C_API int flashcore_choose_fwd_config(int64_t batch, int64_t heads_q, int64_t seqlen_q,
+                                                int64_t seqlen_k, int head_dim, int sm_count,
+                                                int cc_major, int cc_minor, int smem_optin) {
+  return flashcore::choose_fwd_config({batch, heads_q, seqlen_q, seqlen_k, head_dim},
+                                      {sm_count, cc_major, cc_minor, smem_optin});
+}
+
+FLASHCORE_C_API int flashcore_num_fwd_configs() { return flashcore::kNumFwdConfigs; }
+
+// Config i: its name into `name`; head_dim, block_m, block_n, warps,
+// key_groups, smem_bytes, pdl into out[0..6]. Returns 0, or 1 for a bad index.
+FLASHCORE_C_API int flashcore_fwd_config_desc(int i, char* name, int name_len, int64_t* out) {
+  if (i < 0 || i >= flashcore::kNumFwdConfigs) return 1;
+  const flashcore::FwdConfigDesc& d = flashcore::kFwdConfigs[i];
+  copy_out(d.name, name, name_len);
+  const int64_t values[7] = {d.head_dim, d.block_m, d.block_n, d.warps, d.key_groups,
+                             d.smem_bytes, d.pdl};
+  for (int j = 0; j < 7; ++j) out[j] = values[j];
+  return 0;
+}

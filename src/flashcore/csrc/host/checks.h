@@ -1,0 +1,44 @@
+// The argument contract of the forward op, written once: api/ops.cpp runs it on
+// every call, and the Python side runs it (through c_api.cpp) to word errors
+// raised under torch.compile's fake tensors. Torch-free: tensors are described
+// by the few numbers the rules need.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace flashcore {
+
+struct TensorDesc {
+  bool is_cuda;
+  int device;
+  int dtype;  // c10::ScalarType code (5 = Half, 15 = BFloat16)
+  int ndim;
+  int64_t sizes[4];     // valid for the first min(ndim, 4) dims
+  int64_t last_stride;  // stride of the last dim (when ndim >= 1)
+};
+
+struct FwdArgs {
+  TensorDesc q, k, v;
+  double scale;
+  bool is_causal;
+  int64_t window_left;   // -1: unbounded
+  int64_t window_right;  // -1: unbounded
+  bool bottom_right;
+  double softcap;  // 0: off
+  bool enable_gqa;
+  int64_t config;  // -1: heuristic; else an index into kFwdConfigs
+};
+
+// What a failed check maps to in Python.
+enum class ArgError { kNone = 0, kValue = 1, kType = 2 };
+
+// Checks every rule; on failure returns the kind and sets *message (which names
+// the argument, the expected and the given value). `device_smem_optin` > 0 also
+// checks that a forced config fits the device's shared memory.
+ArgError check_fwd_args(const FwdArgs& args, int device_smem_optin, std::string* message);
+
+constexpr int kScalarTypeHalf = 5;
+constexpr int kScalarTypeBFloat16 = 15;
+
+}  // namespace flashcore

@@ -1,0 +1,93 @@
+// The catalog of compiled forward-kernel configs: the one list that the
+// instantiation files, the launcher, the heuristic and the debug override
+// read. Every config is compiled for both element types (fp16, bf16), each in
+// an unmasked and a masked (causal / window) variant.
+//
+// Columns: name, tile head dim, block M (query rows), block N (keys per
+// iteration), warps, min blocks per SM (register cap), key groups, Q reloaded
+// per key tile, two-pass softmax order in the unmasked kernel, PDL launch.
+//
+// Evidence for the head-dim-64 choices (H100, benchmarks/NOTES.md):
+// - d64_m128: 128 x 64, 4 warps of 32 rows: 15-25% faster than 4 warps x 16
+//   rows and 4-15% faster than 8 warps x 16 rows at (4,16,2048)..(2,16,16384)
+//   (v2); Q reloaded per key tile: no spills at the 2-blocks-per-SM register
+//   cap and 3-5% faster (v6). Plain launch: PDL measured neutral to -3% (v2).
+// - d64_m64: twice the blocks of d64_m128, 3 per SM; 7-12% faster than it at
+//   (2,8,1024) (v2).
+// - d64_m64_g2: at (1,8,{256,512,1024}) 7-21% faster than d64_m64 and every
+//   split of the keys over a thread-block cluster (v3).
+// - d64_m32_g4 (needs > 99 KB of shared memory): at (1,8,256/512) 11-21% faster
+//   than two groups (v4). d64_m64_g4: 4-13% faster than two groups with 16+
+//   key tiles, 11% slower with 8 (v4); its unmasked kernel uses the two-pass
+//   softmax order, 5-7% faster at (1,8,1024) there and 8% slower causal (v6).
+// - PDL on the small-grid configs: -0.2..0.4 us per call, and back-to-back
+//   calls overlap by ~0.6 us more with the trigger at kernel start (v2, v5).
+// The other head dims follow the same pattern (a 128-row tile for large grids,
+// a 64-row one otherwise; key groups at 128) with the tile shapes FA2 uses
+// where registers or shared memory do not allow 4 warps x 32 rows; their
+// measurements are in benchmarks/NOTES.md (v7).
+#pragma once
+
+#include "flashcore/sm80/fwd_traits.h"
+
+// X(name, head_dim, block_m, block_n, warps, min_blocks, key_groups, reload_q, two_pass, pdl)
+#define FLASHCORE_FWD_CONFIGS(X)                                  \
+  X(d32_m128, 32, 128, 64, 4, 2, 1, false, false, false)          \
+  X(d32_m64, 32, 64, 64, 4, 3, 1, false, false, true)             \
+  X(d64_m128, 64, 128, 64, 4, 2, 1, true, false, false)           \
+  X(d64_m64, 64, 64, 64, 4, 3, 1, false, false, true)             \
+  X(d64_m64_g2, 64, 64, 64, 8, 1, 2, false, false, true)          \
+  X(d64_m32_g4, 64, 32, 64, 8, 1, 4, false, false, true)          \
+  X(d64_m64_g4, 64, 64, 64, 8, 1, 4, false, true, true)           \
+  X(d96_m128, 96, 128, 64, 4, 2, 1, true, false, false)           \
+  X(d96_m64, 96, 64, 64, 4, 2, 1, false, false, true)             \
+  X(d128_m128, 128, 128, 64, 4, 2, 1, true, false, false)         \
+  X(d128_m64, 128, 64, 64, 4, 2, 1, false, false, true)           \
+  X(d128_m64_g2, 128, 64, 64, 8, 1, 2, false, false, true)        \
+  X(d128_m32_g4, 128, 32, 32, 8, 1, 4, false, false, true)        \
+  X(d192_m128, 192, 128, 64, 8, 1, 1, true, false, false)         \
+  X(d192_m64, 192, 64, 32, 4, 2, 1, true, false, true)            \
+  X(d256_m128, 256, 128, 32, 8, 1, 1, true, false, false)         \
+  X(d256_m64, 256, 64, 32, 4, 2, 1, true, false, true)
+
+namespace flashcore {
+
+enum class FwdConfig : int {
+#define FLASHCORE_X(name, ...) name,
+  FLASHCORE_FWD_CONFIGS(FLASHCORE_X)
+#undef FLASHCORE_X
+      kCount
+};
+
+constexpr int kNumFwdConfigs = static_cast<int>(FwdConfig::kCount);
+
+// The tile head dims compiled, ascending; a call is served by the narrowest
+// one at least its head_dim.
+constexpr int kFwdTileHeadDims[] = {32, 64, 96, 128, 192, 256};
+
+template <int D, int BM, int BN, int W, int MB, int G, bool RQ, bool TP>
+using FwdTraitsOf = FwdKernelTraits<D, BM, BN, W, MB, G, RQ, TP>;
+
+// Host-side description of a config (names and numbers for the heuristic,
+// the error messages and the debug override).
+struct FwdConfigDesc {
+  const char* name;
+  int head_dim;
+  int block_m;
+  int block_n;
+  int warps;
+  int key_groups;
+  int smem_bytes;
+  bool pdl;
+};
+
+constexpr FwdConfigDesc kFwdConfigs[] = {
+#define FLASHCORE_X(name, D, BM, BN, W, MB, G, RQ, TP, PDL) \
+  {#name, D, BM, BN, W, G, FwdTraitsOf<D, BM, BN, W, MB, G, RQ, TP>::kSmemBytes, PDL},
+    FLASHCORE_FWD_CONFIGS(FLASHCORE_X)
+#undef FLASHCORE_X
+};
+static_assert(sizeof(kFwdConfigs) / sizeof(kFwdConfigs[0]) == kNumFwdConfigs,
+              "one descriptor per config");
+
+}  // namespace flashcore

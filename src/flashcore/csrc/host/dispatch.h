@@ -1,0 +1,25 @@
+// Declarations of the per-(dtype, tile head dim) launchers that inst/*.cu
+// compile (one explicit instantiation each), for host/run.cu's switch.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include "flashcore/params.h"
+
+namespace flashcore {
+
+template <DType kDType, int kHeadDim>
+cudaError_t run_fwd_hdim(const FwdParams& params, int config, cudaStream_t stream, int device,
+                         bool pdl_capable);
+
+#define FLASHCORE_FOR_EACH_FWD_HDIM(X) X(32) X(64) X(96) X(128) X(192) X(256)
+
+#define FLASHCORE_DECLARE_FWD_HDIM(D)                                                     \
+  extern template cudaError_t run_fwd_hdim<DType::kFloat16, D>(const FwdParams&, int,     \
+                                                               cudaStream_t, int, bool);  \
+  extern template cudaError_t run_fwd_hdim<DType::kBFloat16, D>(const FwdParams&, int,    \
+                                                                cudaStream_t, int, bool);
+FLASHCORE_FOR_EACH_FWD_HDIM(FLASHCORE_DECLARE_FWD_HDIM)
+#undef FLASHCORE_DECLARE_FWD_HDIM
+
+}  // namespace flashcore

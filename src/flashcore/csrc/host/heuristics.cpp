@@ -1,0 +1,76 @@
+#include "heuristics.h"
+
+#include "configs.h"
+
+namespace flashcore {
+namespace {
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+const FwdConfigDesc& desc(FwdConfig c) { return kFwdConfigs[static_cast<int>(c)]; }
+
+bool fits(FwdConfig c, const DeviceDesc& dev) { return desc(c).smem_bytes <= dev.smem_optin; }
+
+// Query tiles of `block_m` rows over the whole call.
+int64_t tiles(const FwdShape& s, int block_m) {
+  return s.batch * s.heads_q * ceil_div(s.seqlen_q, block_m);
+}
+
+// Head dim 64 and 128: a 128-row tile when the grid gives two blocks per SM,
+// key-group configs when at most one small tile per SM (the latency-bound
+// small grids), a 64-row tile in between. Rules and evidence: host/configs.h.
+FwdConfig choose_grouped(const FwdShape& s, const DeviceDesc& dev, FwdConfig large,
+                         FwdConfig small, FwdConfig two_groups, FwdConfig quad16,
+                         FwdConfig quad32) {
+  if (tiles(s, desc(large).block_m) >= 2 * dev.sm_count && fits(large, dev)) return large;
+  if (tiles(s, desc(quad16).block_m) <= dev.sm_count && fits(quad16, dev)) return quad16;
+  if (tiles(s, desc(two_groups).block_m) <= dev.sm_count) {
+    // 32 rows per warp in four groups pay off only over 16+ key tiles.
+    if (quad32 != two_groups && fits(quad32, dev) &&
+        ceil_div(s.seqlen_k, desc(quad32).block_n) >= 16) {
+      return quad32;
+    }
+    if (fits(two_groups, dev)) return two_groups;
+  }
+  return small;
+}
+
+// Other head dims: a 128-row tile when it fills every SM, else a 64-row tile.
+FwdConfig choose_plain(const FwdShape& s, const DeviceDesc& dev, FwdConfig large,
+                       FwdConfig small) {
+  if (tiles(s, desc(large).block_m) >= dev.sm_count && fits(large, dev)) return large;
+  return small;
+}
+
+}  // namespace
+
+int fwd_tile_head_dim(int head_dim) {
+  for (int d : kFwdTileHeadDims) {
+    if (d >= head_dim) return d;
+  }
+  return -1;
+}
+
+int choose_fwd_config(const FwdShape& s, const DeviceDesc& dev) {
+  FwdConfig c;
+  switch (fwd_tile_head_dim(s.head_dim)) {
+    case 32: c = choose_plain(s, dev, FwdConfig::d32_m128, FwdConfig::d32_m64); break;
+    case 64:
+      c = choose_grouped(s, dev, FwdConfig::d64_m128, FwdConfig::d64_m64, FwdConfig::d64_m64_g2,
+                         FwdConfig::d64_m32_g4, FwdConfig::d64_m64_g4);
+      break;
+    case 96: c = choose_plain(s, dev, FwdConfig::d96_m128, FwdConfig::d96_m64); break;
+    case 128:
+      // No 64-row four-group config: its merge exchange does not fit the K/V
+      // buffers of 32-key tiles at this width (fwd_traits.h).
+      c = choose_grouped(s, dev, FwdConfig::d128_m128, FwdConfig::d128_m64,
+                         FwdConfig::d128_m64_g2, FwdConfig::d128_m32_g4, FwdConfig::d128_m64_g2);
+      break;
+    case 192: c = choose_plain(s, dev, FwdConfig::d192_m128, FwdConfig::d192_m64); break;
+    case 256: c = choose_plain(s, dev, FwdConfig::d256_m128, FwdConfig::d256_m64); break;
+    default: return -1;
+  }
+  return fits(c, dev) ? static_cast<int>(c) : -1;
+}
+
+}  // namespace flashcore

@@ -1,0 +1,33 @@
+// Kernel-config choice for a forward call: a pure function of the problem shape
+// and a few device numbers, so it is unit-tested on the CPU (tests/test_api.py
+// through the C entry points in c_api.cpp) for GPUs we do not have.
+#pragma once
+
+#include <cstdint>
+
+namespace flashcore {
+
+struct DeviceDesc {
+  int sm_count;
+  int cc_major;
+  int cc_minor;
+  int smem_optin;  // max dynamic shared memory per block with the opt-in, bytes
+};
+
+struct FwdShape {
+  int64_t batch;
+  int64_t heads_q;
+  int64_t seqlen_q;
+  int64_t seqlen_k;
+  int head_dim;  // the caller's head dim (multiple of 8, <= 256)
+};
+
+// Index into kFwdConfigs (host/configs.h), or -1 when no compiled config fits
+// the device (cannot happen on sm_80/86/89/90: each tile width has a config
+// within 99 KB of shared memory).
+int choose_fwd_config(const FwdShape& shape, const DeviceDesc& device);
+
+// The narrowest compiled tile head dim >= head_dim, or -1 past the widest.
+int fwd_tile_head_dim(int head_dim);
+
+}  // namespace flashcore

@@ -1,0 +1,73 @@
+#include "run.h"
+
+#include <atomic>
+#include <cstdint>
+
+#include "configs.h"
+#include "dispatch.h"
+
+namespace flashcore {
+namespace {
+
+// Compiled for the same architectures as the attention kernels: whether the
+// device has an image for it is whether it has one for them.
+__global__ void image_probe_kernel() {}
+
+}  // namespace
+
+// Read once per device: a cudaDeviceGetAttribute per call would be measurable
+// host overhead at the small shapes.
+DeviceDesc device_desc(int device) {
+  // (smem_optin_kb << 48) | (cc_minor << 40) | (cc_major << 32) | sm_count; 0 = not read yet
+  static std::atomic<uint64_t> cache[64];
+  if (device >= 0 && device < 64) {
+    const uint64_t packed = cache[device].load(std::memory_order_relaxed);
+    if (packed != 0) {
+      return {static_cast<int>(packed & 0xffffffffu), static_cast<int>((packed >> 32) & 0xff),
+              static_cast<int>((packed >> 40) & 0xff),
+              static_cast<int>((packed >> 48) & 0xffff) * 1024};
+    }
+  }
+  DeviceDesc d{0, 0, 0, 0};
+  cudaDeviceGetAttribute(&d.sm_count, cudaDevAttrMultiProcessorCount, device);
+  cudaDeviceGetAttribute(&d.cc_major, cudaDevAttrComputeCapabilityMajor, device);
+  cudaDeviceGetAttribute(&d.cc_minor, cudaDevAttrComputeCapabilityMinor, device);
+  cudaDeviceGetAttribute(&d.smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
+  d.smem_optin = d.smem_optin / 1024 * 1024;  // whole KB, as cached
+  if (device >= 0 && device < 64) {
+    cache[device].store((uint64_t(d.smem_optin / 1024) << 48) | (uint64_t(d.cc_minor) << 40) |
+                            (uint64_t(d.cc_major) << 32) | uint64_t(uint32_t(d.sm_count)),
+                        std::memory_order_relaxed);
+  }
+  return d;
+}
+
+cudaError_t run_fwd(const FwdParams& params, DType dtype, int config, cudaStream_t stream) {
+  if (config < 0 || config >= kNumFwdConfigs) return cudaErrorInvalidValue;
+  int device = 0;
+  cudaGetDevice(&device);
+  // PDL (griddepcontrol) exists from sm_90 on.
+  const bool pdl_capable = device_desc(device).cc_major >= 9;
+  const int head_dim = kFwdConfigs[config].head_dim;
+#define FLASHCORE_CASE(D)                                                                  \
+  case D:                                                                                  \
+    return dtype == DType::kFloat16                                                        \
+               ? run_fwd_hdim<DType::kFloat16, D>(params, config, stream, device, pdl_capable) \
+               : run_fwd_hdim<DType::kBFloat16, D>(params, config, stream, device, pdl_capable);
+  switch (head_dim) {
+    FLASHCORE_FOR_EACH_FWD_HDIM(FLASHCORE_CASE)
+    default: break;
+  }
+#undef FLASHCORE_CASE
+  return cudaErrorInvalidValue;
+}
+
+cudaError_t fwd_kernel_image_status() {
+  cudaFuncAttributes attr;
+  const cudaError_t err = cudaFuncGetAttributes(&attr, image_probe_kernel);
+  // The failure is not sticky; clear it so the next launch check does not see it.
+  if (err != cudaSuccess) cudaGetLastError();
+  return err;
+}
+
+}  // namespace flashcore

@@ -1,0 +1,59 @@
+// Plain description of one forward-attention call. No torch, no CUDA types:
+// api/ops.cpp fills it, host/ picks and launches a kernel config, the kernel
+// receives it by value.
+#pragma once
+
+#include <cstdint>
+
+namespace flashcore {
+
+enum class DType : int { kFloat16 = 0, kBFloat16 = 1 };
+
+struct FwdParams {
+  // q: (batch, heads_q, seqlen_q, head_dim); k, v: (batch, heads_kv, seqlen_k,
+  // head_dim). The last dimension is contiguous; every other stride is free.
+  const void* __restrict__ q;
+  const void* __restrict__ k;
+  const void* __restrict__ v;
+  void* __restrict__ o;     // (batch, heads_q, seqlen_q, head_dim), contiguous
+  float* __restrict__ lse;  // (batch, heads_q, seqlen_q) contiguous, or nullptr
+
+  // Element strides (not bytes); int64 so no product can overflow.
+  int64_t q_batch_stride, q_head_stride, q_row_stride;
+  int64_t k_batch_stride, k_head_stride, k_row_stride;
+  int64_t v_batch_stride, v_head_stride, v_row_stride;
+  int64_t o_batch_stride, o_head_stride, o_row_stride;
+
+  int batch;
+  int heads_q;
+  int heads_kv;
+  int q_per_kv;  // heads_q / heads_kv: query head h reads kv head h / q_per_kv (GQA / MQA)
+  int seqlen_q;
+  int seqlen_k;  // >= 1
+  // The caller's head dim: a multiple of 8, at most the kernel's tile width.
+  // Columns past it are zero-filled on load and never stored.
+  int head_dim;
+
+  // Scores are kept in the kernel's units s (the dot product, or the capped
+  // score with softcap); exp(scale-applied score) = exp2(s * scale_log2).
+  float scale_log2;
+  // softcap > 0: s = softcap * tanh(dot * softcap_scale), softcap_scale =
+  // scale / softcap, and scale_log2 = log2(e). 0: off.
+  float softcap;
+  float softcap_scale;
+
+  // Visible keys of query row i (only read by the masked kernels):
+  //   i + key_offset - window_left <= j <= i + key_offset + window_right,
+  // with key_offset 0 (top-left) or seqlen_k - seqlen_q (bottom-right).
+  // Unbounded sides are clamped to max(seqlen_q, seqlen_k) by the host, which
+  // keeps every sum inside int range (sequence lengths are < 2^30).
+  int key_offset;
+  int window_left;
+  int window_right;
+
+  // Every row start of q, k and v is 16-byte aligned, so tiles can be fetched
+  // with 16-byte cp.async. Otherwise the kernel falls back to 2-byte loads.
+  bool aligned16;
+};
+
+}  // namespace flashcore
