@@ -1,68 +1,141 @@
-"""Small cases for compute-sanitizer (memcheck, racecheck): tails, causal,
-unaligned rows, lse. Checks each result against a float64 reference so the run
-also fails on wrong answers. Run with PYTORCH_NO_CUDA_MEMORY_CACHING=1 so every
-tensor is its own allocation and an out-of-bounds access cannot hide in a pool.
+"""Small cases for compute-sanitizer (memcheck, racecheck): every compiled kernel
+config forced through flashcore._debug (each that fits this GPU) in its masked
+and its unmasked variant, then tails, causal, windows with rows that see no key,
+softcap, GQA and unaligned rows through the heuristic.
+
+Each result (out and lse) is checked against flashcore._reference by the same
+rule as the GPU tests, so the run also fails on wrong answers. Sizes stay small:
+the sanitizer tools run kernels ~100x slower. Run with
+PYTORCH_NO_CUDA_MEMORY_CACHING=1 so every tensor is its own allocation and an
+out-of-bounds access cannot hide in a pool; q, k and v end exactly at the end of
+their allocations. Prints "N passed, M failed"; exit status 1 on any failure.
 """
 
-import math
+import contextlib
 import sys
 
 import torch
 
-from flashcore import fused_attention
+from flashcore import _debug, _reference, fused_attention
 
 
-def ref(q, k, v, causal):
-    s = q.double() @ k.double().transpose(-1, -2) / math.sqrt(q.shape[-1])
-    if causal:
-        m = torch.ones(q.shape[2], k.shape[2], dtype=torch.bool, device=q.device).tril()
-        s = s.masked_fill(~m, float("-inf"))
-    return torch.softmax(s, -1) @ v.double(), torch.logsumexp(s, -1)
+def randn(n, dtype, scale=1.0):
+    return (torch.randn(n, device="cuda") * scale).to(dtype)
+
+
+def make(b, h, s, d, dtype, unaligned=False, scale=1.0):
+    """(b, h, s, d) whose last element is the last of its allocation. Unaligned:
+    rows of stride d + 1 after a 1-element offset (not 16-byte aligned)."""
+    if not unaligned:
+        return randn(b * h * s * d, dtype, scale).view(b, h, s, d)
+    row = d + 1
+    base = randn(1 + (b * h * s - 1) * row + d, dtype, scale)
+    return base.as_strided((b, h, s, d), (h * s * row, s * row, row, 1), 1)
+
+
+def narrower_d(width, widths):
+    """The next-narrower tile width + 8 (most zero-padded columns), else width."""
+    prev = max((w for w in widths if w < width), default=0)
+    return min(width, prev + 8)
+
+
+def config_cases():
+    """Two cases per compiled config: masked (causal bottom-right + window, full
+    head dim) and unmasked (softcap, narrower head dim, unaligned rows), the
+    dtypes alternating so each dtype meets each variant."""
+    configs = _debug.configs()
+    widths = sorted({c["head_dim"] for c in configs})
+    cases = []
+    for i, cfg in enumerate(configs):
+        bm, bn, groups = cfg["block_m"], cfg["block_n"], cfg["key_groups"]
+        # a query tile plus a tail; two key tiles per key group plus a tail
+        sq, sk = bm + 17, 2 * groups * bn + 13
+        first, second = (torch.float16, torch.bfloat16)[:: 1 if i % 2 else -1]
+        masked = {"causal": True, "alignment": "bottom_right", "window": (bn + 7, -1)}
+        masked_shape = (1, 2, 1, sq, sk, cfg["head_dim"])
+        unmasked_shape = (1, 2, 2, sq, sk, narrower_d(cfg["head_dim"], widths))
+        cases.append((cfg, "masked", masked_shape, first, masked | {"enable_gqa": True}, False))
+        cases.append((cfg, "unmasked", unmasked_shape, second, {"softcap": 5.0}, True))
+    return cases
+
+
+# (label, (batch, heads_q, heads_kv, seqlen_q, seqlen_k, head_dim), dtype, kwargs, unaligned)
+HEURISTIC_CASES = [
+    ("one query one key", (1, 1, 1, 1, 1, 64), torch.float16, {}, False),
+    ("tails causal", (1, 2, 2, 17, 113, 40), torch.bfloat16, {"causal": True}, False),
+    (
+        "causal bottom-right, rows 0..95 see no key",
+        (2, 1, 1, 113, 17, 128),
+        torch.float16,
+        {"causal": True, "alignment": "bottom_right"},
+        False,
+    ),
+    (
+        "window + GQA",
+        (1, 2, 1, 100, 300, 64),
+        torch.bfloat16,
+        {"window": (32, 8), "enable_gqa": True},
+        False,
+    ),
+    ("softcap d256", (1, 2, 2, 130, 130, 256), torch.bfloat16, {"softcap": 5.0}, False),
+    ("d8", (1, 1, 1, 64, 64, 8), torch.float16, {}, False),
+    (
+        "causal window bottom-right",
+        (1, 2, 2, 200, 333, 96),
+        torch.float16,
+        {"causal": True, "window": (50, -1), "alignment": "bottom_right"},
+        False,
+    ),
+    ("one key", (2, 3, 3, 70, 1, 192), torch.bfloat16, {}, False),
+    ("unaligned causal", (1, 2, 2, 150, 97, 64), torch.float16, {"causal": True}, True),
+    (
+        "unaligned window bottom-right, rows 0..22 see no key",
+        (1, 2, 2, 150, 97, 80),
+        torch.bfloat16,
+        {"window": (20, 30), "alignment": "bottom_right"},
+        True,
+    ),
+]
+
+
+def run_case(label, shape, dtype, kw, unaligned, ctx):
+    b, hq, hkv, sq, sk, d = shape
+    scale = 3.0 if kw.get("softcap") else 1.0
+    q = make(b, hq, sq, d, dtype, unaligned, scale)
+    k, v = make(b, hkv, sk, d, dtype, unaligned), make(b, hkv, sk, d, dtype)
+    try:
+        with ctx:
+            out, lse = fused_attention(q, k, v, return_lse=True, **kw)
+        check = _reference.compare(out, q, k, v, lse, **kw)
+        ok, text = check.ok, str(check)
+    except (RuntimeError, ValueError, TypeError) as exc:  # a CUDA error is a RuntimeError
+        ok, text = False, f"raised {type(exc).__name__}: {exc}"
+    print(f"{label} {shape} {str(dtype)[6:]} {kw}: {text} {'ok' if ok else 'WRONG'}", flush=True)
+    return ok
 
 
 def main() -> int:
     torch.manual_seed(0)
-    bad = 0
-    # Few query tiles: key-group configs (with fewer key tiles than groups, some
-    # groups idle). On H100: the first eight take the 32-row four-group config,
-    # (1,4,1100,300) the two-group one, (1,4,1100,1100) the 64-row four-group
-    # one; (1,8,1100,1100) the small config; 8 x 40 heads the large config.
-    cases = [
-        (1, 1, 1, 1),
-        (1, 2, 17, 113),
-        (2, 1, 113, 17),
-        (1, 2, 130, 130),
-        (1, 1, 64, 64),
-        (1, 1, 200, 333),
-        (1, 2, 100, 1100),
-        (1, 1, 600, 600),
-        (1, 4, 1100, 300),
-        (1, 4, 1100, 1100),
-        (1, 8, 1100, 1100),
-        (8, 40, 130, 130),
-    ]
-    for b, h, sq, sk in cases:
-        for causal in (False, True):
-            for unaligned in (False, True):
-                if unaligned:
-                    q = torch.randn(b, h, sq, 72, device="cuda").half()[..., 5:69]
-                else:
-                    q = torch.randn(b, h, sq, 64, device="cuda").half()
-                k = torch.randn(b, h, sk, 64, device="cuda").half()
-                v = torch.randn(b, h, sk, 64, device="cuda").half()
-                out, lse = fused_attention(q, k, v, causal=causal, return_lse=True)
-                r, rl = ref(q, k, v, causal)
-                err = (out.double() - r).abs().max().item()
-                lerr = (lse.double() - rl).abs().max().item()
-                ok = err < 5e-3 and lerr < 1e-3
-                bad += not ok
-                print(
-                    f"b={b} h={h} sq={sq} sk={sk} causal={causal} unaligned={unaligned} "
-                    f"err={err:.2e} lse_err={lerr:.2e} {'ok' if ok else 'WRONG'}"
-                )
+    results = []
+    try:
+        cases = config_cases()
+    except (RuntimeError, OSError, AttributeError) as exc:
+        print(f"flashcore._debug.configs() failed: {exc!r}")
+        cases = []
+        results.append(False)
+    for cfg, variant, shape, dtype, kw, unaligned in cases:
+        label = f"{cfg['name']} {variant}"
+        if not _debug.fits(cfg["name"]):
+            print(f"{label}: skipped, needs {cfg['smem_bytes']} B of shared memory per block")
+            continue
+        forced = _debug.forced_config(cfg["name"])
+        results.append(run_case(label, shape, dtype, kw, unaligned, forced))
+    for label, shape, dtype, kw, unaligned in HEURISTIC_CASES:
+        results.append(run_case(label, shape, dtype, kw, unaligned, contextlib.nullcontext()))
     torch.cuda.synchronize()
-    print(f"{len(cases) * 4 - bad} passed, {bad} failed")
-    return 1 if bad else 0
+    failed = results.count(False)
+    print(f"{len(results) - failed} passed, {failed} failed")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

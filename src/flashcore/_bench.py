@@ -211,9 +211,30 @@ def _first_line(text: str) -> str:
     return (text.strip().splitlines() or [""])[0][:200]
 
 
+# Headers of SDPA's "why not" warnings; the reasons follow each as separate warnings.
+_SDPA_WARNING_HEADERS = {
+    "flash": "flash attention kernel not used because",
+    "efficient": "memory efficient kernel not used because",
+    "cudnn": "cudnn attention kernel not used because",
+}
+
+
+def _sdpa_reason(backend: str, messages: list[str]) -> str:
+    """The reasons SDPA's warnings give for `backend`, else all of them."""
+    texts = [m.split(" (Triggered internally at")[0].strip() for m in messages]
+    header = _SDPA_WARNING_HEADERS.get(backend)
+    mine, inside = [], False
+    for t in texts:
+        if "not used because" in t.lower():
+            inside = header is not None and t.lower().startswith(header)
+        elif inside:
+            mine.append(t)
+    return "; ".join(dict.fromkeys(mine or texts))[:300]
+
+
 def sdpa_refusal(backend: str, q, k, v, **sdpa_kwargs) -> str | None:
-    """None if the pinned SDPA backend runs this call, else why not (its first
-    warning, which names the reason, or the error)."""
+    """None if the pinned SDPA backend runs this call, else why not (the reasons
+    in its warnings, or the error)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -221,7 +242,7 @@ def sdpa_refusal(backend: str, q, k, v, **sdpa_kwargs) -> str | None:
                 F.scaled_dot_product_attention(q, k, v, **sdpa_kwargs)
             torch.cuda.synchronize()
         except RuntimeError as e:
-            return _first_line(str(caught[0].message) if caught else str(e))
+            return _sdpa_reason(backend, [str(w.message) for w in caught]) or _first_line(str(e))
     return None
 
 

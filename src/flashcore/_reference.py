@@ -206,7 +206,9 @@ def compare(
       max |lse - ref| <= 2 * (the baseline's lse error) + LSE_FLOOR_REL * max(1, |lse|).
     - rows that see no key: out exactly 0.
     """
-    kw = dict(enable_gqa=enable_gqa, window=window, alignment=alignment, softcap=softcap)
+    if q.dtype not in OUT_FLOOR:
+        raise ValueError(f"compare: inputs must be float16 or bfloat16, got {q.dtype}")
+    kw = {"enable_gqa": enable_gqa, "window": window, "alignment": alignment, "softcap": softcap}
     ref, ref_lse = attention_ref(q, k, v, causal, scale, **kw)
     low, low_lse = attention_lowp(q, k, v, causal, scale, **kw)
     problems = []

@@ -26,12 +26,12 @@ struct ElemOf<DType::kBFloat16> {
   using type = __nv_bfloat16;
 };
 
-template <typename Elem, typename Traits, bool kHasMask>
+template <typename Elem, typename Traits, bool kHasMask, bool kSoftcap>
 cudaError_t launch_fwd(const FwdParams& params, cudaStream_t stream, int device, bool pdl) {
   const int64_t num_m_blocks = (params.seqlen_q + Traits::kBlockM - 1) / Traits::kBlockM;
   const int64_t grid = num_m_blocks * params.batch * params.heads_q;
   if (grid > 0x7fffffff) return cudaErrorInvalidConfiguration;
-  auto kernel = fwd_kernel<Elem, Traits, kHasMask>;
+  auto kernel = fwd_kernel<Elem, Traits, kHasMask, kSoftcap>;
   if constexpr (Traits::kSmemBytes > 48 * 1024) {
     // Over 48 KB of dynamic shared memory needs a per-kernel opt-in, once per device.
     static std::atomic<uint64_t> opted_in{0};
@@ -69,21 +69,32 @@ inline bool fwd_has_mask(const FwdParams& p) {
   return p.window_left < unbounded || p.window_right < unbounded;
 }
 
-// Every config of tile head dim kHeadDim for one element type; the runtime mask
-// flag becomes a template argument here and nowhere else.
+// The kernel variants of one config: the runtime mask and softcap flags become
+// template arguments here and nowhere else. Softcap is a template flag, not a
+// runtime branch: the branch alone made the unmasked head-dim-64 kernels 5-28%
+// slower on H200 (ptxas scheduled the whole loop around it; NOTES.md, v7).
+template <typename Elem, typename Traits>
+cudaError_t launch_variant(const FwdParams& params, cudaStream_t stream, int device, bool pdl) {
+  const bool masked = fwd_has_mask(params);
+  if (params.softcap != 0.f) {
+    return masked ? launch_fwd<Elem, Traits, true, true>(params, stream, device, pdl)
+                  : launch_fwd<Elem, Traits, false, true>(params, stream, device, pdl);
+  }
+  return masked ? launch_fwd<Elem, Traits, true, false>(params, stream, device, pdl)
+                : launch_fwd<Elem, Traits, false, false>(params, stream, device, pdl);
+}
+
+// Every config of tile head dim kHeadDim for one element type.
 template <DType kDType, int kHeadDim>
 cudaError_t run_fwd_hdim(const FwdParams& params, int config, cudaStream_t stream, int device,
                          bool pdl_capable) {
   using Elem = typename ElemOf<kDType>::type;
-  const bool masked = fwd_has_mask(params);
   switch (static_cast<FwdConfig>(config)) {
 #define FLASHCORE_X(name, D, BM, BN, W, MB, G, RQ, TP, PDL)                                   \
   case FwdConfig::name:                                                                       \
     if constexpr (D == kHeadDim) {                                                            \
       using Traits = FwdTraitsOf<D, BM, BN, W, MB, G, RQ, TP>;                               \
-      const bool pdl = PDL && pdl_capable;                                                    \
-      return masked ? launch_fwd<Elem, Traits, /*kHasMask=*/true>(params, stream, device, pdl) \
-                    : launch_fwd<Elem, Traits, /*kHasMask=*/false>(params, stream, device, pdl); \
+      return launch_variant<Elem, Traits>(params, stream, device, PDL && pdl_capable);        \
     }                                                                                         \
     break;
     FLASHCORE_FWD_CONFIGS(FLASHCORE_X)

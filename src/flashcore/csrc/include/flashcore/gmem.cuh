@@ -9,62 +9,81 @@
 
 namespace flashcore {
 
-// Copies rows [row0, row0 + kRows) of a (seqlen, head_dim) matrix into a shared
-// tile. Rows at or past `nrows` and chunks at or past `dchunks` (the caller's
-// head_dim / 8, when the tile is wider) become zeros: V's zero rows keep P V
-// free of garbage, K's tail is masked to -inf anyway, and zero columns add
-// nothing to Q K^T and produce O columns that are never stored.
-// kThreads threads (tid in [0, kThreads)) share the copy.
+// Copies tiles of kRows rows of a (seqlen, head_dim) matrix into shared
+// tiles: load(smem, row0, nrows, ...) fetches rows [row0, row0 + kRows). Rows
+// at or past `nrows` and chunks at or past `dchunks` (the caller's head_dim /
+// 8, when the tile is wider) become zeros: V's zero rows keep P V free of
+// garbage, K's tail is masked to -inf anyway, and zero columns add nothing to
+// Q K^T and produce O columns that are never stored. kThreads threads (tid in
+// [0, kThreads)) share each copy. The per-thread offsets are recomputed per
+// load rather than held across the key loop: registers are what the
+// small-grid configs run short of.
 template <typename Traits, int kRows, int kThreads>
-__device__ __forceinline__ void load_tile(char* smem, const uint16_t* base, int64_t row_stride,
-                                          int row0, int nrows, int dchunks, bool aligned16,
-                                          int tid) {
+struct TileLoader {
   using Layout = TileLayout<Traits>;
-  constexpr int kC = Traits::kChunksPerRow;
+  static constexpr int kC = Traits::kChunksPerRow;
   static_assert((kRows * kC) % kThreads == 0, "tile chunks must split evenly across threads");
-  const int rows_left = nrows - row0;
-  const uint16_t* tile = base + row0 * row_stride;
-  auto copy_chunk = [&](int r, int c, uint32_t off) {
-    const bool valid = r < rows_left && c < dchunks;
-    const uint16_t* src = tile + r * row_stride + c * 8;
-    if (aligned16) {
-      cp_async_16(smem_u32(smem) + off, valid ? src : base, valid ? 16 : 0);
+  static constexpr int kPasses = kRows * kC / kThreads;
+  // Thread tid moves chunk tid % kC of rows tid / kC + i * kRowStep when kC
+  // divides the thread count (consecutive threads fetch consecutive chunks of
+  // a row: coalesced), else chunk (tid + i * kThreads) % kC of row
+  // (tid + i * kThreads) / kC (rows of 12 or 24 chunks).
+  static constexpr bool kRowSteps = kThreads % kC == 0;
+  static constexpr int kRowStep = kThreads / kC;
+  // With a row step that is a multiple of 8 (or no swizzle) every pass has the
+  // same in-row offset, so only a constant is added per pass.
+  static constexpr bool kSameOffset = kRowSteps && (!Traits::kSwizzled || kRowStep % 8 == 0);
+
+  const uint16_t* base;
+  int64_t row_stride;
+  int tid;
+  int dchunks;
+
+  __device__ __forceinline__ TileLoader(const uint16_t* base_, int64_t row_stride_, int dchunks_,
+                                        int tid_)
+      : base(base_), row_stride(row_stride_), tid(tid_), dchunks(dchunks_) {}
+
+  __device__ __forceinline__ void load(char* smem, int row0, int nrows, bool aligned16) const {
+    const int rows_left = nrows - row0;
+    const uint16_t* tile = base + row0 * row_stride;
+    if (aligned16 && kRowSteps) {
+      const int row = tid / kC;
+      const int c = tid % kC;
+      const bool col_ok = c < dchunks;
+      const uint32_t dst = smem_u32(smem) + Layout::offset(row, c);
+      const uint16_t* src = tile + row * row_stride + c * 8;
+      const int64_t step = kRowStep * row_stride;
+#pragma unroll
+      for (int i = 0; i < kPasses; ++i, src += step) {
+        const bool valid = col_ok && row + i * kRowStep < rows_left;
+        const uint32_t off = kSameOffset ? i * kRowStep * Layout::kPitch
+                                         : Layout::offset(row + i * kRowStep, c) -
+                                               Layout::offset(row, c);
+        cp_async_16(dst + off, valid ? src : base, valid ? 16 : 0);
+      }
     } else {
-      // Rows that are not 16-byte aligned (odd strides or storage offsets):
-      // element-wise loads, same zero fill, plain shared stores.
-      __align__(16) uint16_t tmp[8];
 #pragma unroll
-      for (int e = 0; e < 8; ++e) tmp[e] = valid ? src[e] : uint16_t{0};
-      *reinterpret_cast<uint4*>(smem + off) = *reinterpret_cast<const uint4*>(tmp);
-    }
-  };
-  if constexpr (kThreads % kC == 0) {
-    // Thread tid moves chunk tid % kC of rows tid / kC + i * kRowStep:
-    // consecutive threads fetch consecutive chunks of a row (coalesced).
-    constexpr int kRowStep = kThreads / kC;
-    static_assert(kRows % kRowStep == 0, "tile rows must split evenly across passes");
-    const int r = tid / kC;
-    const int c = tid % kC;
-    // With a row step that is a multiple of 8 (or no swizzle) every pass has
-    // the same in-row offset, so only a constant is added per pass.
-    constexpr bool kSameOffset = !Traits::kSwizzled || kRowStep % 8 == 0;
-    const uint32_t off0 = Layout::offset(r, c);
+      for (int i = 0; i < kPasses; ++i) {
+        const int idx = tid + i * kThreads;
+        const int r = kRowSteps ? tid / kC + i * kRowStep : idx / kC;
+        const int c = kRowSteps ? tid % kC : idx % kC;
+        const bool valid = r < rows_left && c < dchunks;
+        const uint16_t* src = tile + r * row_stride + c * 8;
+        const uint32_t off = Layout::offset(r, c);
+        if (aligned16) {
+          cp_async_16(smem_u32(smem) + off, valid ? src : base, valid ? 16 : 0);
+        } else {
+          // Rows that are not 16-byte aligned (odd strides or storage offsets):
+          // element-wise loads, same zero fill, plain shared stores.
+          __align__(16) uint16_t tmp[8];
 #pragma unroll
-    for (int i = 0; i < kRows / kRowStep; ++i) {
-      const int rr = r + i * kRowStep;
-      copy_chunk(rr, c, kSameOffset ? off0 + i * kRowStep * Layout::kPitch : Layout::offset(rr, c));
-    }
-  } else {
-    // Rows of 12 or 24 chunks: walk the tile's chunks in order.
-#pragma unroll
-    for (int i = 0; i < kRows * kC / kThreads; ++i) {
-      const int idx = tid + i * kThreads;
-      const int r = idx / kC;
-      const int c = idx % kC;
-      copy_chunk(r, c, Layout::offset(r, c));
+          for (int e = 0; e < 8; ++e) tmp[e] = valid ? src[e] : uint16_t{0};
+          *reinterpret_cast<uint4*>(smem + off) = *reinterpret_cast<const uint4*>(tmp);
+        }
+      }
     }
   }
-}
+};
 
 // Copies a staged shared tile (rows [0, kRows) relative to `row_base`) to
 // global memory in 16-byte chunks: rows whose index row0 + r is < nrows, and

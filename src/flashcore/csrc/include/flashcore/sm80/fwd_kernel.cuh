@@ -118,7 +118,7 @@ __device__ __forceinline__ void write_output(float (&acc_o)[Traits::kMTiles][kNC
   }
 }
 
-template <typename Elem, typename Traits, bool kHasMask>
+template <typename Elem, typename Traits, bool kHasMask, bool kSoftcap>
 __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
     fwd_kernel(const FwdParams params) {
   if constexpr (Traits::kSmemBytes <= arch_smem_limit()) {
@@ -185,15 +185,17 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
     // >= n_begin (with fewer key tiles than groups, the last groups have none).
     const int n_first = range.n_end - 1 - group;
 
+    const TileLoader<Traits, kBlockN, kGroupThreads> k_loader(k_base, params.k_row_stride,
+                                                              dchunks, gtid);
+    const TileLoader<Traits, kBlockN, kGroupThreads> v_loader(v_base, params.v_row_stride,
+                                                              dchunks, gtid);
     auto load_k = [&](int n_block, int stage) {
-      load_tile<Traits, kBlockN, kGroupThreads>(smem_kv + stage * kStageBytes, k_base,
-                                                params.k_row_stride, n_block * kBlockN,
-                                                params.seqlen_k, dchunks, params.aligned16, gtid);
+      k_loader.load(smem_kv + stage * kStageBytes, n_block * kBlockN, params.seqlen_k,
+                    params.aligned16);
     };
     auto load_v = [&](int n_block, int stage) {
-      load_tile<Traits, kBlockN, kGroupThreads>(
-          smem_kv + stage * kStageBytes + Traits::kSmemKBytes, v_base, params.v_row_stride,
-          n_block * kBlockN, params.seqlen_k, dchunks, params.aligned16, gtid);
+      v_loader.load(smem_kv + stage * kStageBytes + Traits::kSmemKBytes, n_block * kBlockN,
+                    params.seqlen_k, params.aligned16);
     };
 
     // A dependent kernel launched with PDL may now be scheduled; it still waits
@@ -204,8 +206,8 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
 
     // Prologue: Q and this group's first K/V tile (split into cp.async groups
     // per Traits::kSplitPrologue).
-    load_tile<Traits, kBlockM, kNThreads>(smem_q, q_base, params.q_row_stride, m0,
-                                          params.seqlen_q, dchunks, params.aligned16, tid);
+    TileLoader<Traits, kBlockM, kNThreads>(q_base, params.q_row_stride, dchunks, tid)
+        .load(smem_q, m0, params.seqlen_q, params.aligned16);
     if constexpr (kSplitPrologue) cp_async_commit();  // Q alone: published block-wide below
     if (n_first >= range.n_begin) load_k(n_first, 0);
     if constexpr (kSplitPrologue) cp_async_commit();
@@ -285,7 +287,7 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
       float s[kMTiles][kNTilesS][4];
       gemm_qk<Elem, Traits>(s, q_frag, smem_k, lane);
 
-      if (params.softcap != 0.f) {
+      if constexpr (kSoftcap) {
 #pragma unroll
         for (int mt = 0; mt < kMTiles; ++mt)
           softcap_scores(s[mt], params.softcap, params.softcap_scale);
@@ -340,6 +342,9 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
           acc_slice, softmax, smem_q, params, o_base, lse_row0, m0, warp_row0, group * kPer,
           /*write_lse=*/group == 0, lane, tid);
     } else {
+      // A block whose rows see no key skipped the loop: its Q copy may still be
+      // in flight into the buffer the output is staged in.
+      cp_async_wait<0>();
       write_output<Elem, Traits, kNTilesO, /*kBlockWide=*/false>(
           acc_o, softmax, smem_q, params, o_base, lse_row0, m0, warp_row0, 0,
           /*write_lse=*/true, lane, tid);
