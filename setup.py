@@ -6,6 +6,7 @@ Environment:
   FLASHCORE_PTX_ARCH    PTX target embedded for forward compatibility (default "90";
                         empty for none).
   FLASHCORE_PTXAS_V     set to 1 to print ptxas' register/spill report per kernel.
+  FLASHCORE_LINEINFO    set to 1 to embed source-line info (for ncu's source view).
   CUDA_HOME             CUDA toolkit root (e.g. /usr/local/cuda).
 """
 
@@ -85,7 +86,10 @@ if ptx:
     gencode.append(f"-gencode=arch=compute_{ptx},code=compute_{ptx}")
 
 common = ["-O3", "-std=c++17", f"-DTORCH_TARGET_VERSION={TORCH_TARGET_HEX}", "-DUSE_CUDA"]
-nvcc_flags = common + gencode + ["-lineinfo"]
+nvcc_flags = common + gencode
+if os.environ.get("FLASHCORE_LINEINFO") == "1":
+    # Source lines for Nsight Compute; adds ~5 MB of debug sections per kernel file and arch.
+    nvcc_flags.append("-lineinfo")
 if os.environ.get("FLASHCORE_PTXAS_V") == "1":
     nvcc_flags.append("-Xptxas=-v")
 

@@ -38,7 +38,7 @@
   X(d64_m64, 64, 64, 64, 4, 3, 1, false, false, true)             \
   X(d64_m64_g2, 64, 64, 64, 8, 1, 2, false, false, true)          \
   X(d64_m32_g4, 64, 32, 64, 8, 1, 4, false, false, true)          \
-  X(d64_m64_g4, 64, 64, 64, 8, 1, 4, false, true, true)           \
+  X(d64_m64_g4, 64, 64, 64, 8, 1, 4, true, true, true)            \
   X(d96_m128, 96, 128, 64, 4, 2, 1, true, false, false)           \
   X(d96_m64, 96, 64, 64, 4, 2, 1, false, false, true)             \
   X(d128_m128, 128, 128, 64, 4, 2, 1, true, false, false)         \

@@ -342,9 +342,13 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
           acc_slice, softmax, smem_q, params, o_base, lse_row0, m0, warp_row0, group * kPer,
           /*write_lse=*/group == 0, lane, tid);
     } else {
-      // A block whose rows see no key skipped the loop: its Q copy may still be
-      // in flight into the buffer the output is staged in.
-      cp_async_wait<0>();
+      if (n_first < range.n_begin) {
+        // The block's rows see no key, so it skipped the loop and its barriers:
+        // the Q copies (every thread's) may still be in flight into the buffer
+        // the output is staged in. Block-uniform, so the barrier is safe.
+        cp_async_wait<0>();
+        __syncthreads();
+      }
       write_output<Elem, Traits, kNTilesO, /*kBlockWide=*/false>(
           acc_o, softmax, smem_q, params, o_base, lse_row0, m0, warp_row0, 0,
           /*write_lse=*/true, lane, tid);
