@@ -96,10 +96,13 @@ if os.environ.get("FLASHCORE_PTXAS_V") == "1":
 # The op (torch side), the torch-free host code (contract, heuristic, C entry
 # points, launch switch) and one kernel translation unit per (dtype, tile
 # head-dim range), so a parallel build keeps every core busy.
-SOURCES = (
-    ["api/ops.cpp", "host/checks.cpp", "host/heuristics.cpp", "host/c_api.cpp", "host/run.cu"]
-    + sorted(str(p.relative_to(CSRC)) for p in (CSRC / "inst").glob("*.cu"))
-)
+SOURCES = [
+    "api/ops.cpp",
+    "host/checks.cpp",
+    "host/heuristics.cpp",
+    "host/c_api.cpp",
+    "host/run.cu",
+] + sorted(str(p.relative_to(CSRC)) for p in (CSRC / "inst").glob("*.cu"))
 
 setup(
     ext_modules=[

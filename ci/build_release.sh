@@ -16,7 +16,7 @@ mkdir -p "$out"
 "$py" -m build --sdist --no-isolation --outdir "$out/sdist" .
 sdist=$(ls "$out"/sdist/flashcore-*.tar.gz)
 contents=$(tar tzf "$sdist")  # not piped into grep -q: pipefail + SIGPIPE
-grep -q 'src/flashcore/csrc/fwd_kernel.cuh' <<<"$contents" \
+grep -q 'src/flashcore/csrc/include/flashcore/sm80/fwd_kernel.cuh' <<<"$contents" \
   || { echo "sdist lacks src/flashcore/csrc"; exit 1; }
 
 # Built from the sdist alone: proves MANIFEST.in carries everything the build needs.

@@ -16,7 +16,7 @@ torch_spec=${TORCH_SPEC:-torch==2.14.1}
 python3 -m venv "$venv"
 py="$venv/bin/python"
 "$py" -m pip install -q --upgrade pip
-"$py" -m pip install -q "$torch_spec" "setuptools>=77" wheel ninja pytest numpy
+"$py" -m pip install -q "$torch_spec" "setuptools>=77" wheel ninja pytest
 rm -rf build dist
 "$py" -m pip wheel -q --no-build-isolation --no-deps -w dist .
 "$py" -m pip install -q --force-reinstall --no-deps dist/flashcore-*.whl

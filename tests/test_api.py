@@ -1,7 +1,10 @@
-"""CPU tests: import, registration, validation, fake-tensor inference, build info.
+"""CPU tests: import, registration, the argument contract, fake-tensor inference,
+the kernel-config catalog and the dispatch heuristic, build info.
 
 None of these need a GPU. Validation is exercised on fake CUDA tensors
-(FakeTensorMode), which carry device/dtype/shape/strides but no memory.
+(FakeTensorMode), which carry device/dtype/shape/strides but no memory, so the
+errors come from the same C++ contract the op runs (through the fake
+implementations).
 """
 
 import os
@@ -16,13 +19,25 @@ import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 import flashcore
-from flashcore import fused_attention
+from flashcore import _debug, fused_attention
 
+ARGS = (
+    "Tensor q, Tensor k, Tensor v, float scale, bool is_causal, int window_left, "
+    "int window_right, bool bottom_right, float softcap, bool enable_gqa, int config"
+)
 EXPECTED_SCHEMAS = {
-    "fwd": "flashcore::fwd(Tensor q, Tensor k, Tensor v, float scale, bool is_causal) -> Tensor",
-    "fwd_lse": "flashcore::fwd_lse(Tensor q, Tensor k, Tensor v, float scale, bool is_causal)"
-    " -> (Tensor, Tensor)",
+    "fwd": f"flashcore::fwd({ARGS}) -> Tensor",
+    "fwd_lse": f"flashcore::fwd_lse({ARGS}) -> (Tensor, Tensor)",
 }
+KiB = 1024
+# (sm_count, cc_major, cc_minor, max dynamic shared memory per block with opt-in)
+DEVICES = {
+    "H100/H200": {"sm_count": 132, "cc_major": 9, "cc_minor": 0, "smem_optin": 227 * KiB},
+    "A100": {"sm_count": 108, "cc_major": 8, "cc_minor": 0, "smem_optin": 163 * KiB},
+    "RTX3090": {"sm_count": 82, "cc_major": 8, "cc_minor": 6, "smem_optin": 99 * KiB},
+    "L4": {"sm_count": 58, "cc_major": 8, "cc_minor": 9, "smem_optin": 99 * KiB},
+}
+HEAD_DIMS = list(range(8, 257, 8))
 
 
 @pytest.fixture
@@ -31,19 +46,21 @@ def fake():
         yield mode
 
 
-def qkv(b=2, h=4, sq=100, sk=77, d=64, dtype=torch.float16, device="cuda"):
+def qkv(b=2, h=4, sq=100, sk=77, d=64, dtype=torch.float16, device="cuda", hkv=None):
+    hkv = h if hkv is None else hkv
     q = torch.empty(b, h, sq, d, dtype=dtype, device=device)
-    k = torch.empty(b, h, sk, d, dtype=dtype, device=device)
-    v = torch.empty(b, h, sk, d, dtype=dtype, device=device)
+    k = torch.empty(b, hkv, sk, d, dtype=dtype, device=device)
+    v = torch.empty(b, hkv, sk, d, dtype=dtype, device=device)
     return q, k, v
 
 
 def test_import_without_gpu_in_fresh_process():
     env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
     code = (
-        "import torch, flashcore; "
+        "import sys, torch, flashcore; "
         "assert not torch.cuda.is_available(); "
         "assert flashcore.build_info()['load_error'] is None, flashcore.build_info(); "
+        "assert 'transformers' not in sys.modules; "
         "print(flashcore.__version__)"
     )
     out = subprocess.run(
@@ -51,12 +68,6 @@ def test_import_without_gpu_in_fresh_process():
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == flashcore.__version__
-
-
-def test_version_is_single_sourced():
-    from importlib.metadata import version
-
-    assert flashcore.__version__ == version("flashcore")
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_SCHEMAS))
@@ -121,7 +132,7 @@ def test_extension_holds_sass_for_every_target_arch():
         assert info["ptx_arch"] == "compute_90", info
 
 
-# ---- validation: every user-facing error --------------------------------------
+# ---- the argument contract: every user-facing error ----------------------------
 
 
 def test_cpu_tensors_say_a_cuda_gpu_is_needed():
@@ -147,27 +158,54 @@ def test_different_devices(fake, monkeypatch):
     k1 = FakeTensor(
         fake, torch.empty(k.shape, dtype=k.dtype, device="meta"), torch.device("cuda:1")
     )
-    with pytest.raises(ValueError, match=r"same device, got q on cuda:0, k on cuda:1"):
+    with pytest.raises(ValueError, match=r"same device, got q on cuda:0 and k on cuda:1"):
         fused_attention(q, k1, v)
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.int8])
 def test_unsupported_dtype_lists_supported(fake, dtype):
+    q, k, v = (t.to(dtype) for t in qkv())
+    with pytest.raises(
+        TypeError, match=rf"q.dtype must be one of \(torch.float16, torch.bfloat16\), got {dtype}"
+    ):
+        fused_attention(q, k, v)
+
+
+def test_mixed_dtypes(fake):
     q, k, v = qkv()
-    with pytest.raises(TypeError, match=rf"v.dtype must be one of \(torch.float16\), got {dtype}"):
-        fused_attention(q, k, v.to(dtype))
+    with pytest.raises(
+        TypeError, match=r"same dtype, got q torch.float16, k torch.bfloat16, v torch.float16"
+    ):
+        fused_attention(q, k.to(torch.bfloat16), v)
 
 
 def test_not_4d(fake):
     q, k, v = qkv()
-    with pytest.raises(ValueError, match=r"q must be 4-D .*got 3-D with shape \(4, 100, 64\)"):
+    with pytest.raises(ValueError, match=r"q must be 4-D \(batch, heads, seqlen, head_dim\)"):
         fused_attention(q[0], k, v)
 
 
-@pytest.mark.parametrize("d", [32, 80, 128])
-def test_head_dim_not_64(fake, d):
+@pytest.mark.parametrize("d", [4, 12, 100, 264, 512])
+def test_unsupported_head_dim(fake, d):
     q, k, v = qkv(d=d)
-    with pytest.raises(ValueError, match=rf"q.shape\[-1\] \(head_dim\) must be 64, got {d}"):
+    with pytest.raises(
+        ValueError,
+        match=rf"q.shape\[-1\] \(head_dim\) must be a multiple of 8 from 8 to 256, got {d}",
+    ):
+        fused_attention(q, k, v)
+
+
+@pytest.mark.parametrize("d", HEAD_DIMS)
+def test_every_supported_head_dim_is_accepted(fake, d):
+    q, k, v = qkv(d=d, dtype=torch.bfloat16)
+    out = fused_attention(q, k, v)
+    assert out.shape == q.shape and out.dtype == torch.bfloat16
+
+
+def test_head_dims_differ(fake):
+    q, _, v = qkv()
+    _, k, _ = qkv(d=128)
+    with pytest.raises(ValueError, match=r"same head_dim \(dim 3\), got q 64, k 128, v 64"):
         fused_attention(q, k, v)
 
 
@@ -178,18 +216,28 @@ def test_mismatched_batch(fake):
         fused_attention(q, k, v)
 
 
-def test_mismatched_heads(fake):
+def test_head_mismatch_without_gqa_says_enable_gqa(fake):
+    q, k, v = qkv(h=8, hkv=2)
+    with pytest.raises(ValueError, match=r"got q 8, k 2, v 2; .*pass enable_gqa=True"):
+        fused_attention(q, k, v)
+    assert fused_attention(q, k, v, enable_gqa=True).shape == q.shape
+
+
+def test_gqa_heads_not_a_multiple(fake):
+    q, k, v = qkv(h=6, hkv=4)
+    with pytest.raises(
+        ValueError, match=r"enable_gqa=True, q's heads .* multiple .*got q 6, k and v 4"
+    ):
+        fused_attention(q, k, v, enable_gqa=True)
+
+
+def test_k_v_heads_differ(fake):
     q, k, _ = qkv(h=4)
-    _, _, v = qkv(h=2)
-    with pytest.raises(ValueError, match=r"same heads size \(dim 1\), got q 4, k 4, v 2"):
-        fused_attention(q, k, v)
-
-
-def test_mismatched_head_dim_between_q_and_k(fake):
-    q, _, v = qkv()
-    _, k, _ = qkv(d=128)
-    with pytest.raises(ValueError, match=r"k.shape\[-1\] \(head_dim\) must be 64, got 128"):
-        fused_attention(q, k, v)
+    _, _, v = qkv(h=4, hkv=2)
+    with pytest.raises(
+        ValueError, match=r"k and v must have the same number of heads.*got k 4 and v 2"
+    ):
+        fused_attention(q, k, v, enable_gqa=True)
 
 
 def test_k_v_seqlen_differ(fake):
@@ -226,6 +274,46 @@ def test_bad_scale_type(fake, scale):
         fused_attention(q, k, v, scale=scale)
 
 
+@pytest.mark.parametrize("window", [(-2, 0), (0, -5), (-3, -3)])
+def test_window_values_below_minus_one(fake, window):
+    q, k, v = qkv()
+    with pytest.raises(
+        ValueError,
+        match=rf"window values must be >= 0, or -1 .*got window=\({window[0]}, {window[1]}\)",
+    ):
+        fused_attention(q, k, v, window=window)
+
+
+@pytest.mark.parametrize("window", [5, (1, 2, 3), (1.0, 2), (True, 0), "(4, 0)"])
+def test_window_type(fake, window):
+    q, k, v = qkv()
+    with pytest.raises(TypeError, match=r"window must be None or a pair of ints"):
+        fused_attention(q, k, v, window=window)
+
+
+@pytest.mark.parametrize("softcap", [-1.0, float("inf"), float("nan")])
+def test_bad_softcap_value(fake, softcap):
+    q, k, v = qkv()
+    with pytest.raises(
+        ValueError, match=r"softcap must be a finite number > 0 \(or None / 0 for off\), got"
+    ):
+        fused_attention(q, k, v, softcap=softcap)
+
+
+@pytest.mark.parametrize("softcap", ["30", True])
+def test_bad_softcap_type(fake, softcap):
+    q, k, v = qkv()
+    with pytest.raises(TypeError, match=r"softcap must be a float or None, got"):
+        fused_attention(q, k, v, softcap=softcap)
+
+
+@pytest.mark.parametrize("alignment", ["bottom-right", "top", None, 1])
+def test_unknown_alignment(fake, alignment):
+    q, k, v = qkv()
+    with pytest.raises(ValueError, match=r"alignment must be 'top_left' or 'bottom_right', got"):
+        fused_attention(q, k, v, causal=True, alignment=alignment)
+
+
 def test_requires_grad_is_refused(fake):
     q, k, v = qkv()
     q.requires_grad_(True)
@@ -235,21 +323,130 @@ def test_requires_grad_is_refused(fake):
         assert fused_attention(q, k, v).shape == q.shape
 
 
+def test_forced_config_too_narrow_for_head_dim(fake):
+    q, k, v = qkv(d=80)
+    with (
+        _debug.forced_config("d64_m128"),
+        pytest.raises(
+            ValueError,
+            match=r"forced kernel config d64_m128 serves head_dim <= 64, got head_dim 80",
+        ),
+    ):
+        fused_attention(q, k, v)
+
+
+def test_direct_op_call_is_checked_too(fake):
+    # torch.ops.flashcore.* bypasses the Python wrapper: the fake implementation
+    # runs the same contract.
+    q, k, v = qkv(h=8, hkv=2)
+    with pytest.raises(ValueError, match=r"pass enable_gqa=True"):
+        torch.ops.flashcore.fwd(q, k, v, 0.125, False, -1, -1, False, 0.0, False, -1)
+
+
 # ---- fake tensors: shape/dtype inference for torch.compile ---------------------
 
 
-@pytest.mark.parametrize("causal", [False, True])
-def test_fake_inference(fake, causal):
-    q, k, v = qkv(b=3, h=5, sq=33, sk=91)
-    out = fused_attention(q, k, v, causal=causal)
-    assert out.shape == (3, 5, 33, 64) and out.dtype == torch.float16 and out.is_contiguous()
-    out, lse = fused_attention(q, k, v, causal=causal, return_lse=True)
-    assert out.shape == (3, 5, 33, 64)
-    assert lse.shape == (3, 5, 33) and lse.dtype == torch.float32
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("d", [8, 80, 128, 256])
+def test_fake_inference(fake, dtype, d):
+    q, k, v = qkv(b=3, h=8, hkv=2, sq=33, sk=91, d=d, dtype=dtype)
+    kw = {
+        "enable_gqa": True,
+        "causal": True,
+        "window": (16, -1),
+        "alignment": "bottom_right",
+        "softcap": 30.0,
+    }
+    out = fused_attention(q, k, v, **kw)
+    assert out.shape == (3, 8, 33, d) and out.dtype == dtype and out.is_contiguous()
+    out, lse = fused_attention(q, k, v, return_lse=True, **kw)
+    assert out.shape == (3, 8, 33, d) and out.dtype == dtype
+    assert lse.shape == (3, 8, 33) and lse.dtype == torch.float32
 
 
-def test_fake_inference_non_contiguous_view(fake):
-    # (B, S, H, D) storage viewed as (B, H, S, D): accepted, output contiguous.
-    x = torch.empty(2, 50, 4, 64, dtype=torch.float16, device="cuda").transpose(1, 2)
-    out = fused_attention(x, x, x)
-    assert out.shape == (2, 4, 50, 64) and out.is_contiguous()
+# ---- the kernel-config catalog and the dispatch heuristic (pure, CPU) ----------
+
+
+def test_catalog_is_consistent():
+    cfgs = _debug.configs()
+    names = [c["name"] for c in cfgs]
+    assert len(set(names)) == len(names), names
+    tiles = sorted({c["head_dim"] for c in cfgs})
+    assert tiles == [32, 64, 96, 128, 192, 256], tiles
+    for c in cfgs:
+        assert c["smem_bytes"] <= 227 * KiB, c
+        assert c["block_m"] % 16 == 0 and c["block_n"] % 32 == 0, c
+        assert c["key_groups"] in (1, 2, 4), c
+
+
+@pytest.mark.parametrize("device", sorted(DEVICES))
+def test_every_head_dim_has_a_config_on_every_target(device):
+    # Every supported head dim is served on sm_80/86/89/90, at any grid size.
+    dev = DEVICES[device]
+    for d in HEAD_DIMS:
+        for shape in [(1, 1, 1, 1), (1, 8, 512, 512), (1, 8, 1024, 1024), (8, 16, 4096, 4096)]:
+            name = _debug.heuristic(*shape, d, **dev)
+            assert name is not None, (device, d, shape)
+
+
+@pytest.mark.parametrize("device", sorted(DEVICES))
+@pytest.mark.parametrize(
+    "shape",
+    [
+        (1, 1, 1, 1),
+        (1, 8, 256, 256),
+        (1, 8, 1024, 1024),
+        (2, 4, 1000, 3000),
+        (8, 16, 4096, 4096),
+        (1, 32, 8192, 8192),
+    ],
+)
+def test_heuristic_picks_the_narrowest_tile_that_fits(device, shape):
+    dev = DEVICES[device]
+    by_name = {c["name"]: c for c in _debug.configs()}
+    tiles = sorted({c["head_dim"] for c in _debug.configs()})
+    for d in HEAD_DIMS:
+        c = by_name[_debug.heuristic(*shape, d, **dev)]
+        assert c["head_dim"] == min(t for t in tiles if t >= d), (device, shape, d, c)
+        assert c["smem_bytes"] <= dev["smem_optin"], (device, shape, d, c)
+
+
+@pytest.mark.parametrize(
+    "shape, d, device, expected",
+    [
+        # Seed shapes on Hopper: key-group configs (benchmarks/NOTES.md).
+        ((1, 8, 256, 256), 64, "H100/H200", "d64_m32_g4"),
+        ((1, 8, 512, 512), 64, "H100/H200", "d64_m32_g4"),
+        ((1, 8, 1024, 1024), 64, "H100/H200", "d64_m64_g4"),
+        ((1, 16, 512, 512), 64, "H100/H200", "d64_m64_g2"),  # 8 key tiles: two groups
+        ((2, 8, 1024, 1024), 64, "H100/H200", "d64_m64"),
+        ((8, 16, 4096, 4096), 64, "H100/H200", "d64_m128"),
+        ((1, 8, 512, 512), 128, "H100/H200", "d128_m32_g4"),
+        ((1, 8, 1024, 1024), 128, "H100/H200", "d128_m64_g2"),
+        ((4, 16, 2048, 2048), 128, "H100/H200", "d128_m128"),
+        ((8, 16, 4096, 4096), 256, "H100/H200", "d256_m128"),
+        # 99 KB of shared memory (sm_86 / sm_89): no config over it.
+        ((1, 8, 512, 512), 64, "L4", "d64_m64"),
+        ((1, 4, 512, 512), 64, "L4", "d64_m64_g2"),
+        ((1, 4, 1024, 1024), 128, "L4", "d128_m64"),
+        ((8, 16, 4096, 4096), 192, "L4", "d192_m64"),
+        ((8, 16, 4096, 4096), 256, "RTX3090", "d256_m64"),
+        ((8, 16, 4096, 4096), 256, "A100", "d256_m128"),
+    ],
+)
+def test_heuristic_choices(shape, d, device, expected):
+    assert _debug.heuristic(*shape, d, **DEVICES[device]) == expected
+
+
+def test_no_config_fits_a_tiny_smem_device():
+    assert (
+        _debug.heuristic(1, 8, 512, 512, 64, sm_count=10, cc_major=8, smem_optin=16 * KiB) is None
+    )
+
+
+def test_forced_config_unknown_name():
+    with (
+        pytest.raises(ValueError, match=r"unknown kernel config 'nope'; compiled: d32_m128"),
+        _debug.forced_config("nope"),
+    ):
+        pass

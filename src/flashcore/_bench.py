@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from . import _reference
+from ._reference import ALIGNMENTS
 from .ops import fused_attention
 
 SDPA_BACKENDS = {
@@ -27,7 +29,6 @@ SDPA_BACKENDS = {
     "math": SDPBackend.MATH,
 }
 DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
-ALIGNMENTS = ("top_left", "bottom_right")
 # The seed's head dim: the shapes of `python -m flashcore` and ncu_cases.py.
 DEFAULT_HEAD_DIM = 64
 # Elements of the tensor the interleaving torch.add writes: one tiny elementwise
@@ -76,20 +77,6 @@ def visible_pairs(
     """Number of (query, key) pairs the mask leaves visible: a per-row sum."""
     lo, hi = visible_key_range(torch.arange(sq), sq, sk, causal, window, alignment)
     return int((hi - lo).clamp(min=0).sum())
-
-
-def visible_mask(
-    sq: int,
-    sk: int,
-    causal: bool,
-    window: Sequence[int] | None = None,
-    alignment: str = "top_left",
-    device: str | torch.device = "cuda",
-) -> torch.Tensor:
-    """(sq, sk) bool, True where the query row sees the key: SDPA's attn_mask."""
-    lo, hi = visible_key_range(torch.arange(sq, device=device), sq, sk, causal, window, alignment)
-    keys = torch.arange(sk, device=device)
-    return (keys >= lo[:, None]) & (keys < hi[:, None])
 
 
 def flops(
@@ -306,7 +293,9 @@ def measure_shape(
     if alignment != "top_left":
         ours_kwargs["alignment"] = alignment
     if window is not None or (causal and alignment != "top_left" and sq != sk):
-        sdpa_kwargs["attn_mask"] = visible_mask(sq, sk, causal, window, alignment, q.device)
+        sdpa_kwargs["attn_mask"] = _reference.visible_mask(
+            sq, sk, causal, window, alignment, q.device
+        )
         sdpa_kwargs["is_causal"] = False
     row["sdpa_call"] = ", ".join(
         "attn_mask (bool, Sq x Sk)" if key == "attn_mask" else f"{key}={val}"
