@@ -25,7 +25,10 @@
 // The other head dims follow the same pattern (a 128-row tile for large grids,
 // a 64-row one otherwise; key groups at 128) with the tile shapes FA2 uses
 // where registers or shared memory do not allow 4 warps x 32 rows; their
-// measurements are in benchmarks/NOTES.md (v7).
+// measurements are in benchmarks/NOTES.md (v7). Their 64-row configs launch
+// without PDL: with it, back-to-back calls at (1,8,1024) took 27-31% longer
+// at head dims 8, 96, 160 and 256 on H200 (12.2 vs 17.8 us at 8, 45.8 vs
+// 66.4 us at 256), and calls after a non-PDL kernel were equal either way.
 #pragma once
 
 #include "flashcore/sm80/fwd_traits.h"
@@ -33,22 +36,22 @@
 // X(name, head_dim, block_m, block_n, warps, min_blocks, key_groups, reload_q, two_pass, pdl)
 #define FLASHCORE_FWD_CONFIGS(X)                                  \
   X(d32_m128, 32, 128, 64, 4, 2, 1, false, false, false)          \
-  X(d32_m64, 32, 64, 64, 4, 3, 1, false, false, true)             \
+  X(d32_m64, 32, 64, 64, 4, 3, 1, false, false, false)            \
   X(d64_m128, 64, 128, 64, 4, 2, 1, true, false, false)           \
   X(d64_m64, 64, 64, 64, 4, 3, 1, false, false, true)             \
   X(d64_m64_g2, 64, 64, 64, 8, 1, 2, false, false, true)          \
   X(d64_m32_g4, 64, 32, 64, 8, 1, 4, false, false, true)          \
   X(d64_m64_g4, 64, 64, 64, 8, 1, 4, true, true, true)            \
   X(d96_m128, 96, 128, 64, 4, 2, 1, true, false, false)           \
-  X(d96_m64, 96, 64, 64, 4, 2, 1, false, false, true)             \
+  X(d96_m64, 96, 64, 64, 4, 2, 1, false, false, false)            \
   X(d128_m128, 128, 128, 64, 4, 2, 1, true, false, false)         \
   X(d128_m64, 128, 64, 64, 4, 2, 1, false, false, true)           \
   X(d128_m64_g2, 128, 64, 64, 8, 1, 2, false, false, true)        \
   X(d128_m32_g4, 128, 32, 32, 8, 1, 4, false, false, true)        \
   X(d192_m128, 192, 128, 64, 8, 1, 1, true, false, false)         \
-  X(d192_m64, 192, 64, 32, 4, 2, 1, true, false, true)            \
+  X(d192_m64, 192, 64, 32, 4, 2, 1, true, false, false)           \
   X(d256_m128, 256, 128, 32, 8, 1, 1, true, false, false)         \
-  X(d256_m64, 256, 64, 32, 4, 2, 1, true, false, true)
+  X(d256_m64, 256, 64, 32, 4, 2, 1, true, false, false)
 
 namespace flashcore {
 
