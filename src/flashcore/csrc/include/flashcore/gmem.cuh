@@ -49,30 +49,24 @@ struct TileLoader {
     if (aligned16 && kRowSteps) {
       const int row = tid / kC;
       const int c = tid % kC;
-      // Pass i copies real data iff i * kRowStep < thread_rows (a chunk past
-      // head_dim copies none): one compare against a constant per pass.
-      const int thread_rows = c < dchunks ? rows_left - row : 0;
+      const bool col_ok = c < dchunks;
       const uint32_t dst = smem_u32(smem) + Layout::offset(row, c);
       const uint16_t* src = tile + row * row_stride + c * 8;
       const int64_t step = kRowStep * row_stride;
 #pragma unroll
       for (int i = 0; i < kPasses; ++i, src += step) {
-        const bool valid = i * kRowStep < thread_rows;
+        const bool valid = col_ok && row + i * kRowStep < rows_left;
         const uint32_t off = kSameOffset ? i * kRowStep * Layout::kPitch
                                          : Layout::offset(row + i * kRowStep, c) -
                                                Layout::offset(row, c);
         cp_async_16(dst + off, valid ? src : base, valid ? 16 : 0);
       }
     } else {
-      // An opaque copy of tid: nothing below can be computed before the branch,
-      // so the 16-byte path above does not pay for this path's addresses.
-      int t = tid;
-      asm volatile("" : "+r"(t));
 #pragma unroll
       for (int i = 0; i < kPasses; ++i) {
-        const int idx = t + i * kThreads;
-        const int r = kRowSteps ? t / kC + i * kRowStep : idx / kC;
-        const int c = kRowSteps ? t % kC : idx % kC;
+        const int idx = tid + i * kThreads;
+        const int r = kRowSteps ? tid / kC + i * kRowStep : idx / kC;
+        const int c = kRowSteps ? tid % kC : idx % kC;
         const bool valid = r < rows_left && c < dchunks;
         const uint16_t* src = tile + r * row_stride + c * 8;
         const uint32_t off = Layout::offset(r, c);
