@@ -26,12 +26,12 @@ struct ElemOf<DType::kBFloat16> {
   using type = __nv_bfloat16;
 };
 
-template <typename Elem, typename Traits, bool kHasMask, bool kSoftcap>
+template <typename Elem, typename Traits, bool kHasMask, bool kSoftcap, bool kAligned16>
 cudaError_t launch_fwd(const FwdParams& params, cudaStream_t stream, int device, bool pdl) {
   const int64_t num_m_blocks = (params.seqlen_q + Traits::kBlockM - 1) / Traits::kBlockM;
   const int64_t grid = num_m_blocks * params.batch * params.heads_q;
   if (grid > 0x7fffffff) return cudaErrorInvalidConfiguration;
-  auto kernel = fwd_kernel<Elem, Traits, kHasMask, kSoftcap>;
+  auto kernel = fwd_kernel<Elem, Traits, kHasMask, kSoftcap, kAligned16>;
   if constexpr (Traits::kSmemBytes > 48 * 1024) {
     // Over 48 KB of dynamic shared memory needs a per-kernel opt-in, once per device.
     static std::atomic<uint64_t> opted_in{0};
@@ -69,19 +69,28 @@ inline bool fwd_has_mask(const FwdParams& p) {
   return p.window_left < unbounded || p.window_right < unbounded;
 }
 
-// The kernel variants of one config: the runtime mask and softcap flags become
-// template arguments here and nowhere else. Softcap is a template flag, not a
-// runtime branch: the branch alone made the unmasked head-dim-64 kernels 5-28%
-// slower on H200 (ptxas scheduled the whole loop around it; NOTES.md, v7).
+// The kernel variants of one config: the runtime mask, softcap and alignment
+// flags become template arguments here and nowhere else. Softcap is a template
+// flag, not a runtime branch: the branch alone made the unmasked head-dim-64
+// kernels 5-28% slower on H200 (ptxas scheduled the whole loop around it;
+// NOTES.md, v7). Rows that are not 16-byte aligned (odd strides or storage
+// offsets; rare) take the element-wise loads of the masked kernel, which is
+// exact for unmasked calls too (their window covers every key), so they add
+// two kernels per config instead of four.
 template <typename Elem, typename Traits>
 cudaError_t launch_variant(const FwdParams& params, cudaStream_t stream, int device, bool pdl) {
-  const bool masked = fwd_has_mask(params);
-  if (params.softcap != 0.f) {
-    return masked ? launch_fwd<Elem, Traits, true, true>(params, stream, device, pdl)
-                  : launch_fwd<Elem, Traits, false, true>(params, stream, device, pdl);
+  const bool softcap = params.softcap != 0.f;
+  if (!params.aligned16) {
+    return softcap ? launch_fwd<Elem, Traits, true, true, false>(params, stream, device, pdl)
+                   : launch_fwd<Elem, Traits, true, false, false>(params, stream, device, pdl);
   }
-  return masked ? launch_fwd<Elem, Traits, true, false>(params, stream, device, pdl)
-                : launch_fwd<Elem, Traits, false, false>(params, stream, device, pdl);
+  const bool masked = fwd_has_mask(params);
+  if (softcap) {
+    return masked ? launch_fwd<Elem, Traits, true, true, true>(params, stream, device, pdl)
+                  : launch_fwd<Elem, Traits, false, true, true>(params, stream, device, pdl);
+  }
+  return masked ? launch_fwd<Elem, Traits, true, false, true>(params, stream, device, pdl)
+                : launch_fwd<Elem, Traits, false, false, true>(params, stream, device, pdl);
 }
 
 // Every config of tile head dim kHeadDim for one element type.

@@ -118,7 +118,8 @@ __device__ __forceinline__ void write_output(float (&acc_o)[Traits::kMTiles][kNC
   }
 }
 
-template <typename Elem, typename Traits, bool kHasMask, bool kSoftcap>
+// kAligned16: the rows of q, k and v are 16-byte aligned (gmem.cuh).
+template <typename Elem, typename Traits, bool kHasMask, bool kSoftcap, bool kAligned16>
 __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
     fwd_kernel(const FwdParams params) {
   if constexpr (Traits::kSmemBytes <= arch_smem_limit()) {
@@ -185,17 +186,20 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
     // >= n_begin (with fewer key tiles than groups, the last groups have none).
     const int n_first = range.n_end - 1 - group;
 
-    const TileLoader<Traits, kBlockN, kGroupThreads> k_loader(k_base, params.k_row_stride,
-                                                              dchunks, gtid);
-    const TileLoader<Traits, kBlockN, kGroupThreads> v_loader(v_base, params.v_row_stride,
-                                                              dchunks, gtid);
+    using KVLoader = TileLoader<Traits, kBlockN, kGroupThreads, kAligned16>;
+    const KVLoader k_loader(k_base, params.k_row_stride, dchunks, gtid);
+    const KVLoader v_loader(v_base, params.v_row_stride, dchunks, gtid);
     auto load_k = [&](int n_block, int stage) {
-      k_loader.load(smem_kv + stage * kStageBytes, n_block * kBlockN, params.seqlen_k,
-                    params.aligned16);
+      k_loader.load(smem_kv + stage * kStageBytes, n_block * kBlockN, params.seqlen_k);
     };
     auto load_v = [&](int n_block, int stage) {
       v_loader.load(smem_kv + stage * kStageBytes + Traits::kSmemKBytes, n_block * kBlockN,
-                    params.seqlen_k, params.aligned16);
+                    params.seqlen_k);
+    };
+    // Tiles below the last one hold kBlockN real keys each.
+    auto load_kv_full = [&](int n_block, int stage) {
+      k_loader.load_full(smem_kv + stage * kStageBytes, n_block * kBlockN);
+      v_loader.load_full(smem_kv + stage * kStageBytes + Traits::kSmemKBytes, n_block * kBlockN);
     };
 
     // A dependent kernel launched with PDL may now be scheduled; it still waits
@@ -206,8 +210,8 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
 
     // Prologue: Q and this group's first K/V tile (split into cp.async groups
     // per Traits::kSplitPrologue).
-    TileLoader<Traits, kBlockM, kNThreads>(q_base, params.q_row_stride, dchunks, tid)
-        .load(smem_q, m0, params.seqlen_q, params.aligned16);
+    TileLoader<Traits, kBlockM, kNThreads, kAligned16>(q_base, params.q_row_stride, dchunks, tid)
+        .load(smem_q, m0, params.seqlen_q);
     if constexpr (kSplitPrologue) cp_async_commit();  // Q alone: published block-wide below
     if (n_first >= range.n_begin) load_k(n_first, 0);
     if constexpr (kSplitPrologue) cp_async_commit();
@@ -270,10 +274,8 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
       }
       group_sync();
       const int n_next = n_block - kKeyGroups;
-      if (n_next >= range.n_begin) {
-        load_k(n_next, stage ^ 1);
-        load_v(n_next, stage ^ 1);
-      }
+      // n_next < n_block <= the last key tile, so tile n_next is full.
+      if (n_next >= range.n_begin) load_kv_full(n_next, stage ^ 1);
       cp_async_commit();
 
       const uint32_t smem_k = smem_u32(smem_kv + stage * kStageBytes);
