@@ -1,6 +1,6 @@
 """Small cases for compute-sanitizer (memcheck, racecheck): every compiled kernel
-config forced through flashcore._debug (each that fits this GPU) in its masked
-and its unmasked variant, then tails, causal, windows with rows that see no key,
+config forced through flashcore._debug (each that fits this GPU) in its masked,
+unmasked and unaligned-rows builds, then tails, causal, windows with rows that see no key,
 softcap, GQA and unaligned rows through the heuristic.
 
 Each result (out and lse) is checked against flashcore._reference by the same
@@ -40,9 +40,12 @@ def narrower_d(width, widths):
 
 
 def config_cases():
-    """Two cases per compiled config: masked (causal bottom-right + window, full
-    head dim) and unmasked (softcap, narrower head dim, unaligned rows), the
-    dtypes alternating so each dtype meets each variant."""
+    """Three cases per compiled config, one per kernel build it launches:
+    masked (causal bottom-right + window, full head dim), unmasked (softcap,
+    narrower head dim: zero-filled columns) and unaligned rows (narrower head
+    dim; the element-wise-load build), the dtypes alternating so each dtype
+    meets each variant. Every key group sees at least two key tiles, so the
+    interior-tile loads run too."""
     configs = _debug.configs()
     widths = sorted({c["head_dim"] for c in configs})
     cases = []
@@ -53,9 +56,10 @@ def config_cases():
         first, second = (torch.float16, torch.bfloat16)[:: 1 if i % 2 else -1]
         masked = {"causal": True, "alignment": "bottom_right", "window": (bn + 7, -1)}
         masked_shape = (1, 2, 1, sq, sk, cfg["head_dim"])
-        unmasked_shape = (1, 2, 2, sq, sk, narrower_d(cfg["head_dim"], widths))
+        narrow_shape = (1, 2, 2, sq, sk, narrower_d(cfg["head_dim"], widths))
         cases.append((cfg, "masked", masked_shape, first, masked | {"enable_gqa": True}, False))
-        cases.append((cfg, "unmasked", unmasked_shape, second, {"softcap": 5.0}, True))
+        cases.append((cfg, "unmasked", narrow_shape, second, {"softcap": 5.0}, False))
+        cases.append((cfg, "unaligned", narrow_shape, first, {}, True))
     return cases
 
 

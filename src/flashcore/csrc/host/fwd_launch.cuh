@@ -102,7 +102,7 @@ cudaError_t run_fwd_hdim(const FwdParams& params, int config, cudaStream_t strea
 #define FLASHCORE_X(name, D, BM, BN, W, MB, G, RQ, TP, PDL)                                   \
   case FwdConfig::name:                                                                       \
     if constexpr (D == kHeadDim) {                                                            \
-      using Traits = FwdTraitsOf<D, BM, BN, W, MB, G, RQ, TP>;                               \
+      using Traits = FwdTraitsOf<D, BM, BN, W, MB, G, QReload::RQ, TP>;                      \
       return launch_variant<Elem, Traits>(params, stream, device, PDL && pdl_capable);        \
     }                                                                                         \
     break;

@@ -281,7 +281,7 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
       const uint32_t smem_k = smem_u32(smem_kv + stage * kStageBytes);
       const uint32_t smem_v = smem_k + Traits::kSmemKBytes;
 
-      if (iter == 0 || Traits::kReloadQ) {
+      if (iter == 0 || Traits::reload_q(kHasMask)) {
         load_q_frags<Traits>(q_frag, smem_u32(smem_q), warp_row0, lane);
       }
 

@@ -6,8 +6,14 @@
 
 namespace flashcore {
 
+// Where the warps' Q fragments live during the key loop: loaded from shared
+// memory once and kept in registers (kNever), reloaded at every key tile
+// (kAlways), which frees their registers during softmax and P V, or reloaded
+// only in the masked kernel (kMasked).
+enum class QReload : int { kNever = 0, kAlways = 1, kMasked = 2 };
+
 template <int kHeadDim_, int kBlockM_, int kBlockN_, int kNWarps_, int kMinBlocksPerSm_,
-          int kKeyGroups_, bool kReloadQ_, bool kTwoPassSoftmax_>
+          int kKeyGroups_, QReload kQReload_, bool kTwoPassSoftmax_>
 struct FwdKernelTraits {
   // Tile width over the head dim: the caller's head_dim is at most this; the
   // columns past it are zero-filled on load and skipped on store.
@@ -33,10 +39,11 @@ struct FwdKernelTraits {
   // H100 than the split (benchmarks/NOTES.md, v3).
   static constexpr bool kSplitPrologue = kKeyGroups > 1;
 
-  // Q fragments: loaded from shared memory once and kept in registers for the
-  // whole key loop (false), or reloaded at every key tile (true), which frees
-  // their registers during softmax and P V.
-  static constexpr bool kReloadQ = kReloadQ_;
+  static constexpr QReload kQReload = kQReload_;
+  // Whether the masked (kHasMask) or unmasked kernel reloads Q per key tile.
+  static constexpr bool reload_q(bool has_mask) {
+    return kQReload == QReload::kAlways || (kQReload == QReload::kMasked && has_mask);
+  }
   // Instruction order of the online softmax in the unmasked kernel
   // (softmax.cuh): both rows' maxima, rescales, then exponentials (true), or
   // row by row. Same arithmetic; only ptxas' schedule differs.
