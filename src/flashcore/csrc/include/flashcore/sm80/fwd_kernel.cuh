@@ -281,14 +281,13 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
       const uint32_t smem_k = smem_u32(smem_kv + stage * kStageBytes);
       const uint32_t smem_v = smem_k + Traits::kSmemKBytes;
 
+      if (iter == 0 || Traits::reload_q(kHasMask)) {
+        load_q_frags<Traits>(q_frag, smem_u32(smem_q), warp_row0, lane);
+      }
+
       // S = Q K^T for this warp's rows: (kMTiles m16) x (kNTilesS n8), fp32.
       float s[kMTiles][kNTilesS][4];
-      if constexpr (Traits::reload_q(kHasMask)) {
-        gemm_qk_smem_q<Elem, Traits>(s, smem_u32(smem_q), warp_row0, smem_k, lane);
-      } else {
-        if (iter == 0) load_q_frags<Traits>(q_frag, smem_u32(smem_q), warp_row0, lane);
-        gemm_qk<Elem, Traits>(s, q_frag, smem_k, lane);
-      }
+      gemm_qk<Elem, Traits>(s, q_frag, smem_k, lane);
 
       if constexpr (kSoftcap) {
 #pragma unroll

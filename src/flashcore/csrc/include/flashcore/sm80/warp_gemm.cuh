@@ -61,46 +61,6 @@ __device__ __forceinline__ void gemm_qk(
   }
 }
 
-// The same with Q's A fragments read from shared memory one k16 step at a
-// time (the configs that reload Q per key tile): only kMTiles x 4 registers of
-// Q are live at once instead of the whole head dim's, which at head dim 128
-// is 48 registers the accumulators need.
-template <typename Elem, typename Traits>
-__device__ __forceinline__ void gemm_qk_smem_q(float (&s)[Traits::kMTiles][Traits::kNTilesS][4],
-                                               uint32_t smem_q, int warp_row0, uint32_t smem_k,
-                                               int lane) {
-  using Layout = TileLayout<Traits>;
-#pragma unroll
-  for (int mt = 0; mt < Traits::kMTiles; ++mt)
-#pragma unroll
-    for (int j = 0; j < Traits::kNTilesS; ++j)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) s[mt][j][e] = 0.f;
-
-#pragma unroll
-  for (int kd = 0; kd < Traits::kKStepsQK; ++kd) {
-    uint32_t a[Traits::kMTiles][4];
-#pragma unroll
-    for (int mt = 0; mt < Traits::kMTiles; ++mt) {
-      const int row = warp_row0 + mt * 16 + (lane % 8) + ((lane / 8) % 2) * 8;
-      const int chunk = 2 * kd + lane / 16;
-      ldmatrix_x4(smem_q + Layout::offset(row, chunk), a[mt][0], a[mt][1], a[mt][2], a[mt][3]);
-    }
-#pragma unroll
-    for (int jp = 0; jp < Traits::kNTilesS / 2; ++jp) {
-      uint32_t b00, b01, b10, b11;
-      const int row = jp * 16 + (lane % 8) + (lane / 16) * 8;
-      const int chunk = 2 * kd + (lane / 8) % 2;
-      ldmatrix_x4(smem_k + Layout::offset(row, chunk), b00, b01, b10, b11);
-#pragma unroll
-      for (int mt = 0; mt < Traits::kMTiles; ++mt) {
-        Numeric<Elem>::mma_m16n8k16(s[mt][2 * jp], a[mt], b00, b01);
-        Numeric<Elem>::mma_m16n8k16(s[mt][2 * jp + 1], a[mt], b10, b11);
-      }
-    }
-  }
-}
-
 // acc_o += P V, P = the probabilities in s (fp32, accumulator layout). The
 // accumulator layout of S n8 tiles (2kk, 2kk+1) is exactly the A-fragment
 // layout of a 16x16 P tile, so P is packed to 16-bit in registers.
