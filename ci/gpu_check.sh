@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Device-side check of a built wheel, in one go:
-#   ci/gpu_check.sh WHEEL LOGDIR
-# installs WHEEL (--no-deps, into a private target dir), prints build info and
+#   [FLASHCORE_TEST_WHEELS=DIR] ci/gpu_check.sh WHEEL LOGDIR
+# installs WHEEL (--no-deps, into a private target dir; with FLASHCORE_TEST_WHEELS,
+# transformers from that wheel dir too, for the integration tests), prints build info and
 # the self-check table (python -m flashcore), runs the whole pytest suite (GPU
 # tests included), compute-sanitizer memcheck and racecheck on small cases, and
 # the benchmark; writes every log and a summary.md into LOGDIR. Exit status is
@@ -13,6 +14,13 @@ mkdir -p "$logs"
 site=$(mktemp -d)
 export PYTHONUNBUFFERED=1
 python3 -m pip install -q --no-deps --no-compile --target "$site" "$wheel" || exit 2
+# Optional: transformers for tests/test_integrations.py, from wheels fetched
+# beforehand (ci/test_wheels.sh) for a machine without network access.
+if [ -n "${FLASHCORE_TEST_WHEELS:-}" ]; then
+  python3 -m pip install -q --no-index --no-compile --find-links "$FLASHCORE_TEST_WHEELS" \
+    --target "$site" transformers || exit 2
+  export FLASHCORE_EXPECT_TRANSFORMERS=1
+fi
 export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
 SAN=${COMPUTE_SANITIZER:-$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)}
 

@@ -343,3 +343,13 @@ def test_model_logits_gpu(family, dtype):
     assert err_ours <= 2 * err_base + floor, f"{err_ours:.3e} vs SDPA's {err_base:.3e}"
     layers = 2
     assert flashcore.fallback_counts() == {"flashcore": layers * (2 + _STEPS)}
+
+
+@pytest.mark.gpu
+def test_sdpa_dropin_compiles_fullgraph():
+    q, k, v = (torch.randn(1, 4, 96, 64, device="cuda", dtype=torch.float16) for _ in range(3))
+    compiled = torch.compile(flashcore.scaled_dot_product_attention, fullgraph=True)
+    out = compiled(q, k, v, is_causal=True)
+    assert torch.equal(out, flashcore.fused_attention(q, k, v, causal=True))
+    masked = compiled(q, k, v, attn_mask=torch.ones(96, 96, device="cuda", dtype=torch.bool))
+    assert torch.allclose(masked, F.scaled_dot_product_attention(q, k, v), atol=2e-3)

@@ -12,7 +12,6 @@ and each reason is logged once at INFO level on the "flashcore" logger.
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 from collections import Counter
@@ -58,9 +57,18 @@ def record(reason: str | None) -> None:
         )
 
 
-@functools.cache
+# Device index -> compute capability >= 8.0, read once per device in eager mode.
+_capable: dict[int, bool] = {}
+
+
 def _device_supported(index: int) -> bool:
-    return torch.cuda.get_device_capability(index) >= (8, 0)
+    if index not in _capable:
+        if torch.compiler.is_compiling():
+            # Not read while tracing; fused_attention itself rejects an
+            # unsupported GPU with a clear error.
+            return True
+        _capable[index] = torch.cuda.get_device_capability(index) >= (8, 0)
+    return _capable[index]
 
 
 def unsupported_reason(
