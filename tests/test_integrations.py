@@ -58,6 +58,21 @@ def test_import_flashcore_does_not_import_transformers():
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 
+def test_works_without_transformers_installed():
+    # transformers made unimportable: flashcore and the integration module still
+    # import; only register() needs it, and says so.
+    code = (
+        "import sys; sys.modules['transformers'] = None\n"
+        "import flashcore, flashcore.integrations.transformers as fct\n"
+        "try:\n"
+        "    fct.register()\n"
+        "except ImportError as e:\n"
+        "    sys.exit(0 if 'needs the transformers package' in str(e) else 2)\n"
+        "sys.exit(3)\n"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
 def test_register_is_idempotent():
     fct.register()
     fct.register()

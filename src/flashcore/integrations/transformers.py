@@ -226,7 +226,7 @@ def register() -> None:
     try:
         from transformers import AttentionInterface
         from transformers.masking_utils import AttentionMaskInterface
-    except ImportError as exc:  # pragma: no cover - exercised without transformers
+    except ImportError as exc:
         raise ImportError(
             "flashcore.integrations.transformers.register() needs the transformers package "
             "(pip install transformers)"
