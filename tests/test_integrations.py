@@ -368,3 +368,22 @@ def test_sdpa_dropin_compiles_fullgraph():
     assert torch.equal(out, flashcore.fused_attention(q, k, v, causal=True))
     masked = compiled(q, k, v, attn_mask=torch.ones(96, 96, device="cuda", dtype=torch.bool))
     assert torch.allclose(masked, F.scaled_dot_product_attention(q, k, v), atol=2e-3)
+
+
+@pytest.mark.parametrize("family", ["llama", "gemma2"])
+def test_generate_cpu(family, monkeypatch):
+    """model.generate (2-D all-ones attention mask, dynamic cache): the same
+    tokens as the reference model, every call served by the (reference) kernel."""
+    fct.register()
+    monkeypatch.setattr(fct, "fused_attention", _reference_kernel)
+    monkeypatch.setattr(fsdpa, "unsupported_reason", lambda q, k, v, enable_gqa: None)
+    ref_impl = next(r for n, _, r in _configs() if n == family)
+    ref, ours = _pair(family, ref_impl, torch.float64, "cpu")
+    ids = torch.randint(0, 128, (2, 12))
+    kw = {"max_new_tokens": 10, "do_sample": False, "pad_token_id": 0}
+    with torch.no_grad():
+        a = ref.generate(ids, attention_mask=torch.ones_like(ids), **kw)
+        flashcore.reset_counts()
+        b = ours.generate(ids, attention_mask=torch.ones_like(ids), **kw)
+    assert torch.equal(a, b)
+    assert flashcore.fallback_counts() == {"flashcore": 2 * 10}
