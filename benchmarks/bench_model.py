@@ -99,14 +99,14 @@ def main(argv: list[str]) -> int:
                 end.synchronize()
                 return start.elapsed_time(end) / 1e3
 
-        flashcore.reset_counts()
+        flashcore.reset_call_counts()
         t_prefill = timed(prefill, args.repeats)
         decode()
         t_decode = statistics.median(decode() for _ in range(args.repeats))
         results[impl] = {
             "prefill_tokens_per_s": args.batch * args.prompt / t_prefill,
             "decode_tokens_per_s": args.batch * args.decode / t_decode,
-            "calls": flashcore.fallback_counts(),
+            "calls": flashcore.call_counts(),
         }
     env = {
         "gpu": torch.cuda.get_device_name(),

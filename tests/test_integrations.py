@@ -47,7 +47,7 @@ HAS_CUDA = torch.cuda.is_available()
 @pytest.fixture(autouse=True)
 def _seed_and_counts(request):
     torch.manual_seed(zlib.crc32(request.node.nodeid.encode()))
-    flashcore.reset_counts()
+    flashcore.reset_call_counts()
 
 
 # ---------------------------------------------------------------- CPU: packaging
@@ -130,7 +130,7 @@ def _same_as_sdpa(q, k, v, kw):
 def test_sdpa_fallback_cpu_identical(case):
     _label, q, k, v, kw = next(c for c in _sdpa_cases("cpu") if c[0] == case)
     _same_as_sdpa(q, k, v, kw)
-    counts = flashcore.fallback_counts()
+    counts = flashcore.call_counts()
     assert "flashcore" not in counts and sum(counts.values()) == 1
 
 
@@ -237,7 +237,7 @@ def test_model_glue_cpu(family, served, monkeypatch):
     b = _run_sequence(ours, ids, steps=8, chunk=8)
     for step, (x, y) in enumerate(zip(a, b)):
         assert torch.allclose(x, y, rtol=0, atol=1e-6), f"{family} step {step}"
-    counts = flashcore.fallback_counts()
+    counts = flashcore.call_counts()
     calls = 2 * 10  # layers x forward passes
     if served:
         assert counts == {"flashcore": calls}
@@ -258,7 +258,7 @@ def test_model_padding_falls_back_cpu(family):
         b = ours(ids, attention_mask=mask).logits
     assert torch.allclose(a[1], b[1], atol=1e-5)
     assert torch.allclose(a[0, 3:], b[0, 3:], atol=1e-5)
-    assert flashcore.fallback_counts() == {"attention mask (padding or a patterned mask)": 2}
+    assert flashcore.call_counts() == {"attention mask (padding or a patterned mask)": 2}
 
 
 def test_mask_function_skips_only_what_bottom_right_covers():
@@ -289,7 +289,7 @@ def test_mask_function_skips_only_what_bottom_right_covers():
 def test_sdpa_fallback_gpu_identical(case):
     _label, q, k, v, kw = next(c for c in _sdpa_cases("cuda") if c[0] == case)
     _same_as_sdpa(q, k, v, kw)
-    assert "flashcore" not in flashcore.fallback_counts()
+    assert "flashcore" not in flashcore.call_counts()
 
 
 @pytest.mark.gpu
@@ -311,7 +311,7 @@ def test_sdpa_served_gpu(shape, kw, dtype):
     k = torch.randn(b, hkv, sk, d, device="cuda", dtype=dtype)
     v = torch.randn(b, hkv, sk, d, device="cuda", dtype=dtype)
     out = flashcore.scaled_dot_product_attention(q, k, v, **kw)
-    assert flashcore.fallback_counts() == {"flashcore": 1}
+    assert flashcore.call_counts() == {"flashcore": 1}
     check = _reference.compare(
         out,
         q,
@@ -351,13 +351,13 @@ def test_model_logits_gpu(family, dtype):
     ids = torch.randint(0, 128, (2, _PREFILL + _STEPS + _CHUNK), device="cuda")
     exact = _run_sequence(ref32, ids, _STEPS, _CHUNK)
     base = _run_sequence(ref_lowp, ids, _STEPS, _CHUNK)
-    flashcore.reset_counts()
+    flashcore.reset_call_counts()
     got = _run_sequence(ours, ids, _STEPS, _CHUNK)
     err_base, err_ours = _max_err(base, exact), _max_err(got, exact)
     floor = 1e-2 if dtype == torch.float16 else 5e-2
     assert err_ours <= 2 * err_base + floor, f"{err_ours:.3e} vs SDPA's {err_base:.3e}"
     layers = 2
-    assert flashcore.fallback_counts() == {"flashcore": layers * (2 + _STEPS)}
+    assert flashcore.call_counts() == {"flashcore": layers * (2 + _STEPS)}
 
 
 @pytest.mark.gpu
@@ -383,7 +383,7 @@ def test_generate_cpu(family, monkeypatch):
     kw = {"max_new_tokens": 10, "do_sample": False, "pad_token_id": 0}
     with torch.no_grad():
         a = ref.generate(ids, attention_mask=torch.ones_like(ids), **kw)
-        flashcore.reset_counts()
+        flashcore.reset_call_counts()
         b = ours.generate(ids, attention_mask=torch.ones_like(ids), **kw)
     assert torch.equal(a, b)
-    assert flashcore.fallback_counts() == {"flashcore": 2 * 10}
+    assert flashcore.call_counts() == {"flashcore": 2 * 10}

@@ -7,13 +7,13 @@ out = scaled_dot_product_attention(q, k, v, is_causal=True)  # SDPA's signature
 
 from ._version import __version__
 from .ops import build_info, fused_attention
-from .sdpa import fallback_counts, reset_counts, scaled_dot_product_attention
+from .sdpa import call_counts, reset_call_counts, scaled_dot_product_attention
 
 __all__ = [
     "__version__",
     "build_info",
-    "fallback_counts",
+    "call_counts",
     "fused_attention",
-    "reset_counts",
+    "reset_call_counts",
     "scaled_dot_product_attention",
 ]

@@ -6,7 +6,7 @@ would (no mask, no dropout, a supported dtype, head dim and GPU, no autograd);
 any other call is handed to PyTorch's own SDPA unchanged, so
 ``F.scaled_dot_product_attention = flashcore.scaled_dot_product_attention`` keeps
 every caller working. Each eager call is counted, a fallback by its reason
-(``fallback_counts()``; calls inside a torch.compile'd graph are not counted),
+(``call_counts()``; calls inside a torch.compile'd graph are not counted),
 and each reason is logged once at INFO level on the "flashcore" logger.
 """
 
@@ -32,13 +32,13 @@ _logged: set[str] = set()
 MAX_HEAD_DIM = 256
 
 
-def fallback_counts() -> dict[str, int]:
+def call_counts() -> dict[str, int]:
     """Calls served so far: ``"flashcore"`` and one entry per fallback reason."""
     return dict(_counts)
 
 
-def reset_counts() -> None:
-    """Zero the counters of ``fallback_counts()`` (and log each reason once again)."""
+def reset_call_counts() -> None:
+    """Zero the counters of ``call_counts()`` (and log each reason once again)."""
     _counts.clear()
     _logged.clear()
 
@@ -52,9 +52,7 @@ def record(reason: str | None) -> None:
     _counts[reason] += 1
     if reason not in _logged:
         _logged.add(reason)
-        _log.info(
-            "flashcore: falling back to PyTorch SDPA (%s); counted in fallback_counts()", reason
-        )
+        _log.info("flashcore: falling back to PyTorch SDPA (%s); counted in call_counts()", reason)
 
 
 # Device index -> compute capability >= 8.0, read once per device in eager mode.
@@ -127,7 +125,7 @@ def scaled_dot_product_attention(
     compute capability 8.0 or newer with one head dim (a multiple of 8 up to 256)
     and contiguous last dimensions, and no input needs a gradient. Everything
     else (masks, dropout, other dtypes, CPU tensors, training) runs on PyTorch's
-    SDPA exactly as if flashcore were not there. ``fallback_counts()`` says how
+    SDPA exactly as if flashcore were not there. ``call_counts()`` says how
     many calls went where.
     """
     if attn_mask is not None:

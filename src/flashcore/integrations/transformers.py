@@ -20,7 +20,7 @@ flashcore cannot serve (a padding mask, packed or otherwise patterned masks, a
 static cache, dropout in training, autograd, an unsupported dtype or head dim,
 attention biases) gets transformers' SDPA mask and runs on PyTorch's SDPA, or
 on an exact eager path when the layer uses softcap, which SDPA lacks. Each
-fallback is counted by reason in ``flashcore.fallback_counts()`` and logged
+fallback is counted by reason in ``flashcore.call_counts()`` and logged
 once.
 
 transformers is imported only here, so ``import flashcore`` never imports it.
