@@ -9,7 +9,6 @@ implementations).
 
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -96,25 +95,9 @@ def test_build_info_fields():
     assert Path(info["library"]).name.endswith(".abi3.so"), info
 
 
-def _cuobjdump() -> str:
-    candidates = [shutil.which("cuobjdump")]
-    cuda_home = os.environ.get("CUDA_HOME", "/usr/local/cuda")
-    candidates.append(str(Path(cuda_home) / "bin" / "cuobjdump"))
-    try:  # triton (a torch dependency on Linux) ships one
-        import triton
-
-        candidates.append(str(Path(triton.__file__).parent / "backends/nvidia/bin/cuobjdump"))
-    except ImportError:
-        pass
-    for c in candidates:
-        if c and Path(c).is_file():
-            return c
-    raise AssertionError(f"cuobjdump not found (looked at {candidates}); install the CUDA toolkit")
-
-
-def test_extension_holds_sass_for_every_target_arch():
+def test_extension_holds_sass_for_every_target_arch(cuobjdump):
     info = flashcore.build_info()
-    tool = _cuobjdump()
+    tool = cuobjdump
     elf = subprocess.run(
         [tool, "--list-elf", info["library"]], capture_output=True, text=True, check=True
     ).stdout
