@@ -43,24 +43,16 @@ HOPPER_OPCODES = [
 ]
 
 
-def _sass(nvcc, cuobjdump, arch, tmp_path):
-    cubin = tmp_path / f"primitives_{arch}.cubin"
+def _nvcc(nvcc, *args) -> None:
     build = subprocess.run(
-        [
-            nvcc,
-            "-std=c++17",
-            f"-arch={arch}",
-            "-cubin",
-            f"-I{INCLUDE}",
-            str(SOURCE),
-            "-o",
-            str(cubin),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
+        [nvcc, "-std=c++17", f"-I{INCLUDE}", *args], capture_output=True, text=True, check=False
     )
     assert build.returncode == 0, build.stderr
+
+
+def _sass(nvcc, cuobjdump, arch, tmp_path):
+    cubin = tmp_path / f"primitives_{arch}.cubin"
+    _nvcc(nvcc, f"-arch={arch}", "-cubin", str(SOURCE), "-o", str(cubin))
     return subprocess.run(
         [cuobjdump, "-sass", str(cubin)], capture_output=True, text=True, check=True
     ).stdout
@@ -80,26 +72,18 @@ def test_primitives_vanish_outside_sm90a(nvcc, cuobjdump, tmp_path, arch):
 
 
 def _build_stage1(nvcc, out: Path) -> Path:
-    build = subprocess.run(
-        [
-            nvcc,
-            "-std=c++17",
-            "-arch=sm_90a",
-            "-shared",
-            "-Xcompiler",
-            "-fPIC",
-            "-diag-suppress",
-            "177",
-            f"-I{INCLUDE}",
-            str(STAGE1),
-            "-o",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
+    _nvcc(
+        nvcc,
+        "-arch=sm_90a",
+        "-shared",
+        "-Xcompiler",
+        "-fPIC",
+        "-diag-suppress",
+        "177",
+        str(STAGE1),
+        "-o",
+        str(out),
     )
-    assert build.returncode == 0, build.stderr
     return out
 
 

@@ -5,8 +5,9 @@
 // issue 11 (docs/design/hopper_fwd.md); the bodies exist only under
 // FLASHCORE_SM90A (sm90/ptx.cuh).
 //
-// The operand lists are written out per N (64, 128): inline PTX needs every
-// accumulator register named.
+// The operand lists are written out per N (64, 128), one macro each that the
+// two element types instantiate: inline PTX needs every accumulator register
+// named and the operand type in the instruction string.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -70,249 +71,138 @@ __device__ __forceinline__ void wgmma_fence_operands(float (&d)[kN]) {
 template <int kN, typename Elem>
 struct Wgmma;
 
-// m64n64k16, f16 operands, f32 accumulators (32 per thread).
-template <>
-struct Wgmma<64, __half> {
-  static constexpr int kAccRegs = 32;
-  // D (+)= A B, A and B in shared memory (descriptors).
-  template <bool kTransB>
-  static __device__ __forceinline__ void ss(float (&d)[32], uint64_t desc_a, uint64_t desc_b,
-                                            bool accumulate) {
-    asm volatile(
-        "{\n"
-        "  .reg .pred p;\n"
-        "  setp.ne.b32 p, %34, 0;\n"
-        "  wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16\n"
-        "      {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11,"
-        "       %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23,"
-        "       %24, %25, %26, %27, %28, %29, %30, %31},\n"
-        "      %32, %33, p, 1, 1, 0, %35;\n"
-        "}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]),
-          "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]),
-          "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]),
-          "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]),
-          "+f"(d[30]), "+f"(d[31])
-        : "l"(desc_a), "l"(desc_b), "r"(static_cast<int>(accumulate)),
-          "n"(static_cast<int>(kTransB)));
-  }
-  // D (+)= A B, A in registers (the m64k16 A fragment, 4 registers of 2
-  // elements per thread), B in shared memory.
-  template <bool kTransB>
-  static __device__ __forceinline__ void rs(float (&d)[32], const uint32_t (&a)[4],
-                                            uint64_t desc_b, bool accumulate) {
-    asm volatile(
-        "{\n"
-        "  .reg .pred p;\n"
-        "  setp.ne.b32 p, %37, 0;\n"
-        "  wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16\n"
-        "      {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11,"
-        "       %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23,"
-        "       %24, %25, %26, %27, %28, %29, %30, %31},\n"
-        "      {%32, %33, %34, %35}, %36, p, 1, 1, %38;\n"
-        "}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]),
-          "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]),
-          "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]),
-          "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]),
-          "+f"(d[30]), "+f"(d[31])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b),
-          "r"(static_cast<int>(accumulate)), "n"(static_cast<int>(kTransB)));
-  }
-};
+// m64n64k16 with f32 accumulators (32 per thread) for element type ELEM,
+// PTX operand type TYPE ("f16" / "bf16").
+#define FLASHCORE_WGMMA_M64N64(ELEM, TYPE)                                                     \
+template <>                                                                                    \
+struct Wgmma<64, ELEM> {                                                                       \
+  static constexpr int kAccRegs = 32;                                                          \
+  /* D (+)= A B, A and B in shared memory (descriptors). */                                    \
+  template <bool kTransB>                                                                      \
+  static __device__ __forceinline__ void ss(float (&d)[32], uint64_t desc_a, uint64_t desc_b,  \
+                                            bool accumulate) {                                 \
+    asm volatile(                                                                              \
+        "{\n"                                                                                  \
+        "  .reg .pred p;\n"                                                                    \
+        "  setp.ne.b32 p, %34, 0;\n"                                                           \
+        "  wgmma.mma_async.sync.aligned.m64n64k16.f32." TYPE "." TYPE "\n"                     \
+        "      {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11,"                             \
+        "       %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23,"                   \
+        "       %24, %25, %26, %27, %28, %29, %30, %31},\n"                                    \
+        "      %32, %33, p, 1, 1, 0, %35;\n"                                                   \
+        "}\n"                                                                                  \
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]),              \
+          "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]),            \
+          "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]),        \
+          "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),        \
+          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]),        \
+          "+f"(d[30]), "+f"(d[31])                                                             \
+        : "l"(desc_a), "l"(desc_b), "r"(static_cast<int>(accumulate)),                         \
+          "n"(static_cast<int>(kTransB)));                                                     \
+  }                                                                                            \
+  /* D (+)= A B, A in registers (the m64k16 A fragment, 4 registers of 2 */                    \
+  /* elements per thread), B in shared memory. */                                              \
+  template <bool kTransB>                                                                      \
+  static __device__ __forceinline__ void rs(float (&d)[32], const uint32_t (&a)[4],            \
+                                            uint64_t desc_b, bool accumulate) {                \
+    asm volatile(                                                                              \
+        "{\n"                                                                                  \
+        "  .reg .pred p;\n"                                                                    \
+        "  setp.ne.b32 p, %37, 0;\n"                                                           \
+        "  wgmma.mma_async.sync.aligned.m64n64k16.f32." TYPE "." TYPE "\n"                     \
+        "      {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11,"                             \
+        "       %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23,"                   \
+        "       %24, %25, %26, %27, %28, %29, %30, %31},\n"                                    \
+        "      {%32, %33, %34, %35}, %36, p, 1, 1, %38;\n"                                     \
+        "}\n"                                                                                  \
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]),              \
+          "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]),            \
+          "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]),        \
+          "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),        \
+          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]),        \
+          "+f"(d[30]), "+f"(d[31])                                                             \
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b),                             \
+          "r"(static_cast<int>(accumulate)), "n"(static_cast<int>(kTransB)));                  \
+  }                                                                                            \
+}                                                                                             
 
-// m64n64k16, bf16 operands, f32 accumulators (32 per thread).
-template <>
-struct Wgmma<64, __nv_bfloat16> {
-  static constexpr int kAccRegs = 32;
-  // D (+)= A B, A and B in shared memory (descriptors).
-  template <bool kTransB>
-  static __device__ __forceinline__ void ss(float (&d)[32], uint64_t desc_a, uint64_t desc_b,
-                                            bool accumulate) {
-    asm volatile(
-        "{\n"
-        "  .reg .pred p;\n"
-        "  setp.ne.b32 p, %34, 0;\n"
-        "  wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16\n"
-        "      {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11,"
-        "       %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23,"
-        "       %24, %25, %26, %27, %28, %29, %30, %31},\n"
-        "      %32, %33, p, 1, 1, 0, %35;\n"
-        "}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]),
-          "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]),
-          "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]),
-          "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]),
-          "+f"(d[30]), "+f"(d[31])
-        : "l"(desc_a), "l"(desc_b), "r"(static_cast<int>(accumulate)),
-          "n"(static_cast<int>(kTransB)));
-  }
-  // D (+)= A B, A in registers (the m64k16 A fragment, 4 registers of 2
-  // elements per thread), B in shared memory.
-  template <bool kTransB>
-  static __device__ __forceinline__ void rs(float (&d)[32], const uint32_t (&a)[4],
-                                            uint64_t desc_b, bool accumulate) {
-    asm volatile(
-        "{\n"
-        "  .reg .pred p;\n"
-        "  setp.ne.b32 p, %37, 0;\n"
-        "  wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16\n"
-        "      {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11,"
-        "       %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23,"
-        "       %24, %25, %26, %27, %28, %29, %30, %31},\n"
-        "      {%32, %33, %34, %35}, %36, p, 1, 1, %38;\n"
-        "}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]),
-          "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]),
-          "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]),
-          "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]),
-          "+f"(d[30]), "+f"(d[31])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b),
-          "r"(static_cast<int>(accumulate)), "n"(static_cast<int>(kTransB)));
-  }
-};
+// m64n128k16 with f32 accumulators (64 per thread) for element type ELEM,
+// PTX operand type TYPE ("f16" / "bf16").
+#define FLASHCORE_WGMMA_M64N128(ELEM, TYPE)                                                    \
+template <>                                                                                    \
+struct Wgmma<128, ELEM> {                                                                      \
+  static constexpr int kAccRegs = 64;                                                          \
+  /* D (+)= A B, A and B in shared memory (descriptors). */                                    \
+  template <bool kTransB>                                                                      \
+  static __device__ __forceinline__ void ss(float (&d)[64], uint64_t desc_a, uint64_t desc_b,  \
+                                            bool accumulate) {                                 \
+    asm volatile(                                                                              \
+        "{\n"                                                                                  \
+        "  .reg .pred p;\n"                                                                    \
+        "  setp.ne.b32 p, %66, 0;\n"                                                           \
+        "  wgmma.mma_async.sync.aligned.m64n128k16.f32." TYPE "." TYPE "\n"                    \
+        "      {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11,"                             \
+        "       %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23,"                   \
+        "       %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35,"                   \
+        "       %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47,"                   \
+        "       %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59,"                   \
+        "       %60, %61, %62, %63},\n"                                                        \
+        "      %64, %65, p, 1, 1, 0, %67;\n"                                                   \
+        "}\n"                                                                                  \
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]),              \
+          "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]),            \
+          "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]),        \
+          "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),        \
+          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]),        \
+          "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]),        \
+          "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]),        \
+          "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),        \
+          "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]),        \
+          "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]),        \
+          "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])                                   \
+        : "l"(desc_a), "l"(desc_b), "r"(static_cast<int>(accumulate)),                         \
+          "n"(static_cast<int>(kTransB)));                                                     \
+  }                                                                                            \
+  /* D (+)= A B, A in registers (the m64k16 A fragment, 4 registers of 2 */                    \
+  /* elements per thread), B in shared memory. */                                              \
+  template <bool kTransB>                                                                      \
+  static __device__ __forceinline__ void rs(float (&d)[64], const uint32_t (&a)[4],            \
+                                            uint64_t desc_b, bool accumulate) {                \
+    asm volatile(                                                                              \
+        "{\n"                                                                                  \
+        "  .reg .pred p;\n"                                                                    \
+        "  setp.ne.b32 p, %69, 0;\n"                                                           \
+        "  wgmma.mma_async.sync.aligned.m64n128k16.f32." TYPE "." TYPE "\n"                    \
+        "      {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11,"                             \
+        "       %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23,"                   \
+        "       %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35,"                   \
+        "       %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47,"                   \
+        "       %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59,"                   \
+        "       %60, %61, %62, %63},\n"                                                        \
+        "      {%64, %65, %66, %67}, %68, p, 1, 1, %70;\n"                                     \
+        "}\n"                                                                                  \
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]),              \
+          "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]),            \
+          "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]),        \
+          "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),        \
+          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]),        \
+          "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]),        \
+          "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]),        \
+          "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),        \
+          "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]),        \
+          "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]),        \
+          "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])                                   \
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b),                             \
+          "r"(static_cast<int>(accumulate)), "n"(static_cast<int>(kTransB)));                  \
+  }                                                                                            \
+}                                                                                             
 
-// m64n128k16, f16 operands, f32 accumulators (64 per thread).
-template <>
-struct Wgmma<128, __half> {
-  static constexpr int kAccRegs = 64;
-  // D (+)= A B, A and B in shared memory (descriptors).
-  template <bool kTransB>
-  static __device__ __forceinline__ void ss(float (&d)[64], uint64_t desc_a, uint64_t desc_b,
-                                            bool accumulate) {
-    asm volatile(
-        "{\n"
-        "  .reg .pred p;\n"
-        "  setp.ne.b32 p, %66, 0;\n"
-        "  wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16\n"
-        "      {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11,"
-        "       %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23,"
-        "       %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35,"
-        "       %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47,"
-        "       %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59,"
-        "       %60, %61, %62, %63},\n"
-        "      %64, %65, p, 1, 1, 0, %67;\n"
-        "}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]),
-          "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]),
-          "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]),
-          "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]),
-          "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]),
-          "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]),
-          "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-          "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]),
-          "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]),
-          "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-        : "l"(desc_a), "l"(desc_b), "r"(static_cast<int>(accumulate)),
-          "n"(static_cast<int>(kTransB)));
-  }
-  // D (+)= A B, A in registers (the m64k16 A fragment, 4 registers of 2
-  // elements per thread), B in shared memory.
-  template <bool kTransB>
-  static __device__ __forceinline__ void rs(float (&d)[64], const uint32_t (&a)[4],
-                                            uint64_t desc_b, bool accumulate) {
-    asm volatile(
-        "{\n"
-        "  .reg .pred p;\n"
-        "  setp.ne.b32 p, %69, 0;\n"
-        "  wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16\n"
-        "      {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11,"
-        "       %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23,"
-        "       %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35,"
-        "       %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47,"
-        "       %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59,"
-        "       %60, %61, %62, %63},\n"
-        "      {%64, %65, %66, %67}, %68, p, 1, 1, %70;\n"
-        "}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]),
-          "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]),
-          "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]),
-          "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]),
-          "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]),
-          "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]),
-          "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-          "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]),
-          "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]),
-          "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b),
-          "r"(static_cast<int>(accumulate)), "n"(static_cast<int>(kTransB)));
-  }
-};
-
-// m64n128k16, bf16 operands, f32 accumulators (64 per thread).
-template <>
-struct Wgmma<128, __nv_bfloat16> {
-  static constexpr int kAccRegs = 64;
-  // D (+)= A B, A and B in shared memory (descriptors).
-  template <bool kTransB>
-  static __device__ __forceinline__ void ss(float (&d)[64], uint64_t desc_a, uint64_t desc_b,
-                                            bool accumulate) {
-    asm volatile(
-        "{\n"
-        "  .reg .pred p;\n"
-        "  setp.ne.b32 p, %66, 0;\n"
-        "  wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16\n"
-        "      {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11,"
-        "       %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23,"
-        "       %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35,"
-        "       %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47,"
-        "       %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59,"
-        "       %60, %61, %62, %63},\n"
-        "      %64, %65, p, 1, 1, 0, %67;\n"
-        "}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]),
-          "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]),
-          "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]),
-          "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]),
-          "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]),
-          "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]),
-          "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-          "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]),
-          "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]),
-          "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-        : "l"(desc_a), "l"(desc_b), "r"(static_cast<int>(accumulate)),
-          "n"(static_cast<int>(kTransB)));
-  }
-  // D (+)= A B, A in registers (the m64k16 A fragment, 4 registers of 2
-  // elements per thread), B in shared memory.
-  template <bool kTransB>
-  static __device__ __forceinline__ void rs(float (&d)[64], const uint32_t (&a)[4],
-                                            uint64_t desc_b, bool accumulate) {
-    asm volatile(
-        "{\n"
-        "  .reg .pred p;\n"
-        "  setp.ne.b32 p, %69, 0;\n"
-        "  wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16\n"
-        "      {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11,"
-        "       %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23,"
-        "       %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35,"
-        "       %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47,"
-        "       %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59,"
-        "       %60, %61, %62, %63},\n"
-        "      {%64, %65, %66, %67}, %68, p, 1, 1, %70;\n"
-        "}\n"
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]),
-          "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]),
-          "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]),
-          "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]),
-          "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]),
-          "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]),
-          "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-          "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]),
-          "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]),
-          "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b),
-          "r"(static_cast<int>(accumulate)), "n"(static_cast<int>(kTransB)));
-  }
-};
+FLASHCORE_WGMMA_M64N64(__half, "f16");
+FLASHCORE_WGMMA_M64N64(__nv_bfloat16, "bf16");
+FLASHCORE_WGMMA_M64N128(__half, "f16");
+FLASHCORE_WGMMA_M64N128(__nv_bfloat16, "bf16");
+#undef FLASHCORE_WGMMA_M64N64
+#undef FLASHCORE_WGMMA_M64N128
 
 #endif  // FLASHCORE_SM90A
 
