@@ -19,6 +19,7 @@
 
 #include <cstdint>
 
+#include "flashcore/numeric.cuh"
 #include "flashcore/sm90/ptx.cuh"
 #include "flashcore/sm90/wgmma.cuh"
 
@@ -30,19 +31,6 @@ constexpr int kTileBytes = kRows * kCols * 2;  // 8 KB, rows of 128 B
 // Shared memory: three tiles on 1024-byte boundaries (128B swizzle atoms),
 // then the mbarrier; plus slack to align the dynamic base.
 constexpr int kSmemBytes = 3 * kTileBytes + 16 + 1024;
-
-template <typename Elem>
-__device__ __forceinline__ uint32_t pack2(float lo, float hi);
-template <>
-__device__ __forceinline__ uint32_t pack2<__half>(float lo, float hi) {
-  __half2 h = __floats2half2_rn(lo, hi);
-  return *reinterpret_cast<uint32_t*>(&h);
-}
-template <>
-__device__ __forceinline__ uint32_t pack2<__nv_bfloat16>(float lo, float hi) {
-  __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<uint32_t*>(&h);
-}
 
 // Row-major store of a 64 x 64 fp32 accumulator of m64n64 (the thread's
 // fragment: n8 block j, rows lane/4 and lane/4 + 8 of its warp's 16, columns
@@ -113,10 +101,10 @@ __global__ void __launch_bounds__(128, 1)
   uint32_t p[kRows / 16][4];
 #pragma unroll
   for (int kk = 0; kk < kRows / 16; ++kk) {
-    p[kk][0] = pack2<Elem>(s[8 * kk], s[8 * kk + 1]);
-    p[kk][1] = pack2<Elem>(s[8 * kk + 2], s[8 * kk + 3]);
-    p[kk][2] = pack2<Elem>(s[8 * kk + 4], s[8 * kk + 5]);
-    p[kk][3] = pack2<Elem>(s[8 * kk + 6], s[8 * kk + 7]);
+    p[kk][0] = flashcore::Numeric<Elem>::pack2(s[8 * kk], s[8 * kk + 1]);
+    p[kk][1] = flashcore::Numeric<Elem>::pack2(s[8 * kk + 2], s[8 * kk + 3]);
+    p[kk][2] = flashcore::Numeric<Elem>::pack2(s[8 * kk + 4], s[8 * kk + 5]);
+    p[kk][3] = flashcore::Numeric<Elem>::pack2(s[8 * kk + 6], s[8 * kk + 7]);
   }
   float o[32];
 #pragma unroll

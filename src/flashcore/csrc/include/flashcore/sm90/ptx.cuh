@@ -11,6 +11,8 @@
 
 #include <cstdint>
 
+#include "flashcore/sm80/ptx.cuh"  // smem_u32
+
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
 #define FLASHCORE_SM90A 1
 #endif
@@ -20,9 +22,7 @@ namespace sm90 {
 
 #if defined(FLASHCORE_SM90A)
 
-__device__ __forceinline__ uint32_t smem_u32(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
+using flashcore::smem_u32;
 
 // ---- mbarrier (9.7.13.15) ----
 
