@@ -20,6 +20,9 @@ if [ -n "${FLASHCORE_TEST_WHEELS:-}" ]; then
   python3 -m pip install -q --no-index --no-compile --find-links "$FLASHCORE_TEST_WHEELS" \
     --target "$site" transformers || exit 2
   export FLASHCORE_EXPECT_TRANSFORMERS=1
+  # tests/test_integrations.py appends the model table's rows here.
+  export FLASHCORE_MODEL_TABLE="$logs/model_logits.jsonl"
+  rm -f "$FLASHCORE_MODEL_TABLE"
 fi
 export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
 SAN=${COMPUTE_SANITIZER:-$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)}
@@ -60,6 +63,17 @@ step "benchmark" bench.txt python3 benchmarks/bench_fwd.py --json "$logs/bench.j
   echo "## pytest"
   tail -n 3 "$logs/pytest.txt"
   echo
+  if [ -s "$logs/model_logits.jsonl" ]; then
+    echo "## model logits (max |logit - float32 model's|)"
+    python3 -c "
+import json, sys
+print('    family   dtype     reference  flashcore  reference impl')
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    print(f\"    {r['family']:<8} {r['dtype']:<9} {r['max_logit_err_reference']:.3e}  {r['max_logit_err_flashcore']:.3e}  {r['reference']}\")
+" "$logs/model_logits.jsonl"
+    echo
+  fi
   echo "## compute-sanitizer"
   for tool in memcheck racecheck; do
     echo "  $tool:"
