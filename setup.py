@@ -1,8 +1,8 @@
 """Builds flashcore's CUDA extension: one abi3 (cp310) binary on the LibTorch stable ABI.
 
 Environment:
-  FLASHCORE_CUDA_ARCHS  SASS targets, ';'-separated (default "80;86;89;90"); narrow it
-                        for quick development builds, e.g. FLASHCORE_CUDA_ARCHS=90.
+  FLASHCORE_CUDA_ARCHS  SASS targets, ';'-separated (default "80;86;89;90a"); narrow it
+                        for quick development builds, e.g. FLASHCORE_CUDA_ARCHS=90a.
   FLASHCORE_PTX_ARCH    PTX target embedded for forward compatibility (default "90";
                         empty for none).
   FLASHCORE_PTXAS_V     set to 1 to print ptxas' register/spill report per kernel.
@@ -28,14 +28,19 @@ TORCH_TARGET_HEX = "0x020a000000000000"
 
 
 def _archs() -> tuple[list[str], str]:
-    sass = [a.strip() for a in os.environ.get("FLASHCORE_CUDA_ARCHS", "80;86;89;90").split(";")]
+    sass = [a.strip() for a in os.environ.get("FLASHCORE_CUDA_ARCHS", "80;86;89;90a").split(";")]
     sass = [a for a in sass if a]
     ptx = os.environ.get("FLASHCORE_PTX_ARCH", "90").strip()
     for a in sass + ([ptx] if ptx else []):
-        if not a.isdigit() or int(a) < 80:
+        # "90a": sm_90 with the Hopper-only features (wgmma, setmaxnreg) that the
+        # sm90 kernel family needs; its SASS runs on every compute capability 9.0 GPU.
+        if not re.fullmatch(r"\d+a?", a) or int(a.rstrip("a")) < 80:
             raise SystemExit(
                 f"flashcore needs sm_80 or newer (mma.sync m16n8k16, cp.async); got arch {a!r}"
             )
+    if ptx.endswith("a"):
+        raise SystemExit(f"FLASHCORE_PTX_ARCH must be a plain arch (PTX of an 'a' target "
+                         f"runs on that GPU only); got {ptx!r}")
     return sass, ptx
 
 
@@ -64,7 +69,9 @@ def _write_build_config(sass: list[str], ptx: str, cuda: str) -> None:
     _write_if_changed(
         CSRC / "build_config.h",
         "// Written by setup.py at build time; do not edit.\n#pragma once\n"
-        f'#define FLASHCORE_ARCH_LIST "{", ".join(archs)}"\n',
+        f'#define FLASHCORE_ARCH_LIST "{", ".join(archs)}"\n'
+        # Whether the Hopper wgmma/TMA family has code in this build (host/heuristics).
+        f"#define FLASHCORE_HAS_SM90A {int('90a' in sass)}\n",
     )
     text = (
         "# Written by setup.py at build time; do not edit.\n"

@@ -43,6 +43,8 @@ export PYTORCH_NO_CUDA_MEMORY_CACHING=1
 step "memcheck" memcheck.txt "$SAN" --tool memcheck --error-exitcode 1 python3 ci/sanitize_cases.py
 step "racecheck" racecheck.txt "$SAN" --tool racecheck --racecheck-report all --error-exitcode 1 \
   python3 ci/sanitize_cases.py
+# The Hopper family's mbarrier ring and named barriers.
+step "synccheck" synccheck.txt "$SAN" --tool synccheck --error-exitcode 1 python3 ci/sanitize_cases.py
 unset PYTORCH_NO_CUDA_MEMORY_CACHING
 step "benchmark" bench.txt python3 benchmarks/bench_fwd.py --json "$logs/bench.json" \
   ${FLASHCORE_COMMIT:+--commit "$FLASHCORE_COMMIT"}
@@ -75,7 +77,7 @@ for line in open(sys.argv[1]):
     echo
   fi
   echo "## compute-sanitizer"
-  for tool in memcheck racecheck; do
+  for tool in memcheck racecheck synccheck; do
     echo "  $tool:"
     grep -h "ERROR SUMMARY\|RACECHECK SUMMARY\|passed, " "$logs/$tool.txt" | sed 's/^/    /'
   done

@@ -90,7 +90,7 @@ def test_build_info_fields():
     assert info["torch_target"] == "2.10"
     assert info["load_error"] is None
     assert info["sass_archs"], info
-    assert all(re.fullmatch(r"sm_\d+", a) for a in info["sass_archs"]), info
+    assert all(re.fullmatch(r"sm_\d+a?", a) for a in info["sass_archs"]), info
     assert re.fullmatch(r"\d+\.\d+", info["cuda_version"]), info
     assert Path(info["library"]).name.endswith(".abi3.so"), info
 
@@ -101,7 +101,7 @@ def test_extension_holds_sass_for_every_target_arch(cuobjdump):
     elf = subprocess.run(
         [tool, "--list-elf", info["library"]], capture_output=True, text=True, check=True
     ).stdout
-    found = sorted(set(re.findall(r"\.(sm_\d+)\.cubin", elf)))
+    found = sorted(set(re.findall(r"\.(sm_\d+a?)\.cubin", elf)))
     assert found == sorted(info["sass_archs"]), elf
     ptx = subprocess.run(
         [tool, "--list-ptx", info["library"]], capture_output=True, text=True, check=True
@@ -111,7 +111,8 @@ def test_extension_holds_sass_for_every_target_arch(cuobjdump):
     assert found_ptx == expect_ptx, ptx
     if os.environ.get("FLASHCORE_EXPECT_RELEASE_ARCHS") == "1":
         # Release builds (CI, wheels) must cover every product target.
-        assert found == ["sm_80", "sm_86", "sm_89", "sm_90"], elf
+        # sm_90a: the plain sm_90 kernels plus the Hopper wgmma/TMA family.
+        assert found == ["sm_80", "sm_86", "sm_89", "sm_90a"], elf
         assert info["ptx_arch"] == "compute_90", info
 
 
@@ -403,10 +404,15 @@ def test_heuristic_picks_the_narrowest_tile_that_fits(device, shape):
         ((1, 8, 1024, 1024), 64, "H100/H200", "d64_m64_g4"),
         ((1, 16, 512, 512), 64, "H100/H200", "d64_m64_g2"),  # 8 key tiles: two groups
         ((2, 8, 1024, 1024), 64, "H100/H200", "d64_m64"),
-        ((8, 16, 4096, 4096), 64, "H100/H200", "d64_m128"),
+        # Grids of 128-row tiles that fill the GPU: the Hopper wgmma/TMA family.
+        ((8, 16, 4096, 4096), 64, "H100/H200", "sm90_d64"),
+        ((2, 8, 8192, 8192), 64, "H100/H200", "sm90_d64"),
+        ((8, 16, 4096, 4096), 48, "H100/H200", "sm90_d64"),
         ((1, 8, 512, 512), 128, "H100/H200", "d128_m32_g4"),
         ((1, 8, 1024, 1024), 128, "H100/H200", "d128_m64_g2"),
-        ((4, 16, 2048, 2048), 128, "H100/H200", "d128_m128"),
+        ((4, 16, 2048, 2048), 128, "H100/H200", "sm90_d128"),
+        ((8, 16, 4096, 4096), 96, "H100/H200", "d96_m128"),  # has its own tile width
+        ((8, 16, 4096, 4096), 128, "A100", "d128_m128"),  # sm_80: mma.sync only
         ((8, 16, 4096, 4096), 256, "H100/H200", "d256_m128"),
         # 99 KB of shared memory (sm_86 / sm_89): no config over it.
         ((1, 8, 512, 512), 64, "L4", "d64_m64"),
@@ -419,6 +425,22 @@ def test_heuristic_picks_the_narrowest_tile_that_fits(device, shape):
 )
 def test_heuristic_choices(shape, d, device, expected):
     assert _debug.heuristic(*shape, d, **DEVICES[device]) == expected
+
+
+@pytest.mark.parametrize(
+    "shape, d, expected",
+    [((8, 16, 4096, 4096), 64, "d64_m128"), ((4, 16, 2048, 2048), 128, "d128_m128")],
+)
+def test_heuristic_keeps_mma_sync_when_inputs_do_not_suit_tma(shape, d, expected):
+    assert _debug.heuristic(*shape, d, **DEVICES["H100/H200"], tma_ok=False) == expected
+
+
+def test_sm90_family_is_flagged_in_the_catalog():
+    sm90 = [c for c in _debug.configs() if c["sm90"]]
+    assert {c["head_dim"] for c in sm90} == {64, 128}, sm90
+    assert all(c["block_m"] == 128 and c["warps"] == 12 for c in sm90), sm90
+    first = min(i for i, c in enumerate(_debug.configs()) if c["sm90"])
+    assert all(c["sm90"] for c in _debug.configs()[first:]), "sm90 configs follow the mma.sync ones"
 
 
 def test_no_config_fits_a_tiny_smem_device():

@@ -276,6 +276,8 @@ def forced(cfg):
         return contextlib.nullcontext()
     if CONFIGS_ERROR is not None:
         raise RuntimeError(f"flashcore._debug.configs() failed: {CONFIGS_ERROR!r}")
+    if cfg["sm90"] and torch.cuda.get_device_capability() != (9, 0):
+        pytest.skip(f"config {cfg['name']} is the Hopper family: compute capability 9.0 only")
     if not _debug.fits(cfg["name"]):
         pytest.skip(
             f"config {cfg['name']} needs {cfg['smem_bytes']} B of shared memory per block; "
@@ -335,9 +337,54 @@ def test_every_config_forced(cfg, case):
             q = unaligned(b, hq, sq, d, dtype)
             k = randn(b, hkv, sk, d + 8, dtype=dtype)[..., 3 : 3 + d]
             v = randn(b, hkv, sk, d, dtype=dtype)
+            if cfg["sm90"]:
+                # TMA cannot read these rows: a forced Hopper config says so (the
+                # heuristic never picks it for them: test_unaligned_rows_fallback).
+                with pytest.raises(ValueError, match=r"TMA.*got q strides"):
+                    fused_attention(q, k, v, **kw)
+                return
         else:
             q, k, v = make_qkv(b, hq, hkv, sq, sk, d, dtype, q_scale_for(kw))
         check(q, k, v, **kw)
+
+
+# The Hopper family's own edges: the K/V ring wrapping many times, a 1-row
+# problem, Sq > Sk bottom-right (rows with no key), windows, BSHD views and row
+# strides wider than the head dim (all TMA-readable, none copied).
+SM90_CASES = {
+    "long_keys": (torch.bfloat16, (1, 2, 2, 130, 4100), {}),
+    "long_causal": (torch.float16, (1, 2, 2, 1000, 1000), {"causal": True}),
+    "sq_gt_sk_br": (
+        torch.float16,
+        (2, 2, 2, 300, 129),
+        {"causal": True, "alignment": "bottom_right"},
+    ),
+    "single_row": (torch.bfloat16, (2, 3, 3, 1, 1), {}),
+    "window_gqa": (torch.bfloat16, (1, 4, 1, 700, 900), {"window": (100, 20), "enable_gqa": True}),
+}
+
+
+@pytest.mark.parametrize("case", list(SM90_CASES))
+@pytest.mark.parametrize("cfg", _config_params(lambda cfg: cfg["sm90"]))
+def test_sm90_family_cases(cfg, case):
+    dtype, (b, hq, hkv, sq, sk), kw = SM90_CASES[case]
+    with forced(cfg):
+        q, k, v = make_qkv(b, hq, hkv, sq, sk, cfg["head_dim"], dtype, q_scale_for(kw))
+        check(q, k, v, **kw)
+
+
+@pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
+@pytest.mark.parametrize("cfg", _config_params(lambda cfg: cfg["sm90"]))
+def test_sm90_family_strided_views(cfg, causal):
+    d = cfg["head_dim"]
+    with forced(cfg):
+        # BSHD storage seen as BHSD: row stride H*D, head stride D.
+        q = randn(2, 200, 3, d, dtype=torch.bfloat16).transpose(1, 2)
+        # Rows wider than the head dim: a slice of a (.., 2D) tensor.
+        k = randn(2, 3, 333, 2 * d, dtype=torch.bfloat16)[..., d:]
+        v = randn(2, 333, 3, d, dtype=torch.bfloat16).transpose(1, 2)
+        assert _debug.tma_ok(q, k, v)
+        check(q, k, v, causal=causal)
 
 
 def test_heuristic_picks_a_config_of_the_narrowest_tile_that_serves_d():
@@ -378,10 +425,12 @@ def test_forced_config_that_does_not_fit_raises():
 
 @pytest.mark.parametrize(
     "cfg",
-    [pytest.param(None, id="heuristic")] + _config_params(lambda cfg: cfg["key_groups"] > 1),
+    [pytest.param(None, id="heuristic")]
+    + _config_params(lambda cfg: cfg["key_groups"] > 1 or cfg["sm90"]),
 )
 def test_bitwise_reproducible_across_memory_streams_and_load(cfg):
-    # Key-group configs merge partial (m, l, O) states of several warp groups: the
+    # Key-group configs merge partial (m, l, O) states of several warp groups, and
+    # the Hopper family passes K/V through an mbarrier ring between warpgroups: the
     # result must not depend on what the output memory held before, on the stream,
     # or on which SMs run which blocks while other kernels occupy the GPU.
     ctx = forced(cfg)

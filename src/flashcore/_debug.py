@@ -21,17 +21,28 @@ from . import _loader, ops
 def configs() -> list[dict[str, Any]]:
     """Every compiled forward config, in catalog order: name, head_dim (tile width:
     serves any head_dim up to it), block_m, block_n, warps, key_groups,
-    smem_bytes, pdl."""
+    smem_bytes, pdl, sm90 (the Hopper wgmma/TMA family: compute capability 9.0
+    and TMA-ready inputs only)."""
     lib = _loader.c_api()
     out = []
     for i in range(lib.flashcore_num_fwd_configs()):
         name = ctypes.create_string_buffer(64)
-        vals = (ctypes.c_int64 * 7)()
+        vals = (ctypes.c_int64 * 8)()
         lib.flashcore_fwd_config_desc(i, name, len(name), vals)
-        keys = ("head_dim", "block_m", "block_n", "warps", "key_groups", "smem_bytes", "pdl")
+        keys = (
+            "head_dim",
+            "block_m",
+            "block_n",
+            "warps",
+            "key_groups",
+            "smem_bytes",
+            "pdl",
+            "sm90",
+        )
         entry: dict[str, Any] = {"name": name.value.decode()}
         entry.update(zip(keys, (int(x) for x in vals)))
         entry["pdl"] = bool(entry["pdl"])
+        entry["sm90"] = bool(entry["sm90"])
         out.append(entry)
     return out
 
@@ -71,20 +82,43 @@ def heuristic(
     cc_major: int,
     cc_minor: int = 0,
     smem_optin: int,
+    tma_ok: bool = True,
 ) -> str | None:
     """The config the dispatch heuristic picks for this shape on a device with these
-    numbers (a pure function: no GPU needed). None when no config fits."""
+    numbers (a pure function: no GPU needed). None when no config fits. tma_ok:
+    whether q, k and v suit TMA (see tma_ok())."""
     i = _loader.c_api().flashcore_choose_fwd_config(
-        batch, heads_q, seqlen_q, seqlen_k, head_dim, sm_count, cc_major, cc_minor, smem_optin
+        batch,
+        heads_q,
+        seqlen_q,
+        seqlen_k,
+        head_dim,
+        sm_count,
+        cc_major,
+        cc_minor,
+        smem_optin,
+        int(tma_ok),
     )
     return configs()[i]["name"] if i >= 0 else None
 
 
+def tma_ok(*tensors: torch.Tensor) -> bool:
+    """Whether the Hopper family can read these tensors with TMA: 16-byte aligned
+    data, and every stride of a dim of size > 1 a nonzero multiple of 8 elements
+    (api/ops.cpp applies the same rule)."""
+    return all(
+        t.data_ptr() % 16 == 0
+        and all(t.stride(i) % 8 == 0 and t.stride(i) != 0 for i in range(3) if t.shape[i] > 1)
+        for t in tensors
+    )
+
+
 def chosen_config(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, **_: Any) -> str | None:
     """The config a fused_attention call on these tensors runs on their GPU. The
-    choice depends on the shapes only, not on masks, softcap or dtype."""
+    choice depends on the shapes and TMA readiness only, not on masks, softcap or
+    dtype."""
     b, hq, sq, d = q.shape
-    return heuristic(b, hq, sq, k.shape[2], d, **device_desc(q.device))
+    return heuristic(b, hq, sq, k.shape[2], d, **device_desc(q.device), tma_ok=tma_ok(q, k, v))
 
 
 @contextlib.contextmanager

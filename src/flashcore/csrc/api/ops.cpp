@@ -54,6 +54,17 @@ bool rows_aligned16(const Tensor& t) {
   return true;
 }
 
+// TMA (the Hopper family) reads rows at 16-byte aligned addresses with
+// strides that are nonzero multiples of 16 bytes; a dim of size 1 is never
+// stepped, so its stride does not matter.
+bool tma_ready(const Tensor& t) {
+  if (reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 != 0) return false;
+  for (int d = 0; d < 3; ++d) {
+    if (t.size(d) > 1 && (t.stride(d) % 8 != 0 || t.stride(d) == 0)) return false;
+  }
+  return true;
+}
+
 // Once per device: a GPU whose architecture this build has no kernel for gets
 // an error naming its compute capability and what was compiled, instead of
 // "no kernel image is available" from the launch.
@@ -165,10 +176,29 @@ std::tuple<Tensor, Tensor> run(const Tensor& q, const Tensor& k, const Tensor& v
 
   torch::stable::accelerator::DeviceGuard guard(device);
   check_arch_once(device);
+  const bool tma_ok = tma_ready(q) && tma_ready(k) && tma_ready(v);
   int chosen = static_cast<int>(config);
+  if (chosen >= 0 && flashcore::kFwdConfigs[chosen].sm90) {
+    // A forced Hopper-family config: only where it has code and its TMA reads work.
+    const flashcore::DeviceDesc dev = flashcore::device_desc(device);
+    STD_TORCH_CHECK(flashcore::built_with_sm90a(), "[flashcore:ValueError] forced kernel config ",
+                    flashcore::kFwdConfigs[chosen].name,
+                    " needs a build with sm_90a; this build has " FLASHCORE_ARCH_LIST);
+    STD_TORCH_CHECK(dev.cc_major == 9 && dev.cc_minor == 0, "[flashcore:ValueError] forced kernel config ",
+                    flashcore::kFwdConfigs[chosen].name,
+                    " needs compute capability 9.0 (H100/H200); got ", dev.cc_major, ".",
+                    dev.cc_minor);
+    STD_TORCH_CHECK(tma_ok, "[flashcore:ValueError] forced kernel config ",
+                    flashcore::kFwdConfigs[chosen].name,
+                    " needs q, k and v with 16-byte aligned data and strides that are nonzero "
+                    "multiples of 8 elements (TMA); got q strides (",
+                    q.stride(0), ", ", q.stride(1), ", ", q.stride(2), "), k strides (", k.stride(0),
+                    ", ", k.stride(1), ", ", k.stride(2), "), v strides (", v.stride(0), ", ",
+                    v.stride(1), ", ", v.stride(2), ")");
+  }
   if (chosen < 0) {
-    chosen = flashcore::choose_fwd_config({batch, heads_q, seqlen_q, seqlen_k, p.head_dim},
-                                          flashcore::device_desc(device));
+    chosen = flashcore::choose_fwd_config(
+        {batch, heads_q, seqlen_q, seqlen_k, p.head_dim, tma_ok}, flashcore::device_desc(device));
     STD_TORCH_CHECK(chosen >= 0, "flashcore: no compiled kernel config fits cuda:", device,
                     " (its shared memory per block is too small) for head_dim ", head_dim);
   }

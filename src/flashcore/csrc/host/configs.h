@@ -38,6 +38,7 @@
 #pragma once
 
 #include "flashcore/sm80/fwd_traits.h"
+#include "flashcore/sm90/fwd_traits.h"
 
 // X(name, head_dim, block_m, block_n, warps, min_blocks, key_groups, reload_q, two_pass, pdl)
 #define FLASHCORE_FWD_CONFIGS(X)                                  \
@@ -59,14 +60,26 @@
   X(d256_m128, 256, 128, 32, 8, 1, 1, kAlways, false, false)      \
   X(d256_m64, 256, 64, 32, 4, 2, 1, kAlways, false, false)
 
+// The Hopper family (sm90/fwd_kernel.cuh; compiled for sm_90a, launched on
+// compute capability 9.0 only): one producer and two consumer warpgroups,
+// 128 query rows, K/V tiles of block N keys in a ring of `stages`.
+// X(name, head_dim, block_n, stages, pdl)
+#define FLASHCORE_FWD_SM90_CONFIGS(X) \
+  X(sm90_d64, 64, 128, 2, false)      \
+  X(sm90_d128, 128, 128, 2, false)
+
 namespace flashcore {
 
 enum class FwdConfig : int {
 #define FLASHCORE_X(name, ...) name,
   FLASHCORE_FWD_CONFIGS(FLASHCORE_X)
+  FLASHCORE_FWD_SM90_CONFIGS(FLASHCORE_X)
 #undef FLASHCORE_X
       kCount
 };
+
+// Catalog index of the first Hopper-family config (they follow the mma.sync ones).
+constexpr int kFirstSm90Config = static_cast<int>(FwdConfig::sm90_d64);
 
 constexpr int kNumFwdConfigs = static_cast<int>(FwdConfig::kCount);
 
@@ -88,12 +101,18 @@ struct FwdConfigDesc {
   int key_groups;
   int smem_bytes;
   bool pdl;
+  bool sm90;  // the Hopper wgmma/TMA family: compute capability 9.0 and TMA-ready inputs only
 };
 
 constexpr FwdConfigDesc kFwdConfigs[] = {
 #define FLASHCORE_X(name, D, BM, BN, W, MB, G, RQ, TP, PDL) \
-  {#name, D, BM, BN, W, G, FwdTraitsOf<D, BM, BN, W, MB, G, QReload::RQ, TP>::kSmemBytes, PDL},
+  {#name, D, BM, BN, W, G, FwdTraitsOf<D, BM, BN, W, MB, G, QReload::RQ, TP>::kSmemBytes, PDL, false},
     FLASHCORE_FWD_CONFIGS(FLASHCORE_X)
+#undef FLASHCORE_X
+#define FLASHCORE_X(name, D, BN, ST, PDL)                                                  \
+  {#name, D, sm90::FwdTraits<D, BN, ST>::kBlockM, BN, sm90::FwdTraits<D, BN, ST>::kNThreads / 32, \
+   1, sm90::FwdTraits<D, BN, ST>::kSmemBytes, PDL, true},
+    FLASHCORE_FWD_SM90_CONFIGS(FLASHCORE_X)
 #undef FLASHCORE_X
 };
 static_assert(sizeof(kFwdConfigs) / sizeof(kFwdConfigs[0]) == kNumFwdConfigs,

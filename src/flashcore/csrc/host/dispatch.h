@@ -22,4 +22,19 @@ cudaError_t run_fwd_hdim(const FwdParams& params, int config, cudaStream_t strea
 FLASHCORE_FOR_EACH_FWD_HDIM(FLASHCORE_DECLARE_FWD_HDIM)
 #undef FLASHCORE_DECLARE_FWD_HDIM
 
+// The Hopper family (host/fwd_sm90_launch.cuh; inst/fwd_sm90_*.cu).
+template <DType kDType, int kHeadDim>
+cudaError_t run_fwd_sm90_hdim(const FwdParams& params, int config, cudaStream_t stream,
+                              int device, bool pdl_capable);
+
+#define FLASHCORE_FOR_EACH_FWD_SM90_HDIM(X) X(64) X(128)
+
+#define FLASHCORE_DECLARE_FWD_SM90_HDIM(D)                                                 \
+  extern template cudaError_t run_fwd_sm90_hdim<DType::kFloat16, D>(const FwdParams&, int, \
+                                                                    cudaStream_t, int, bool); \
+  extern template cudaError_t run_fwd_sm90_hdim<DType::kBFloat16, D>(                       \
+      const FwdParams&, int, cudaStream_t, int, bool);
+FLASHCORE_FOR_EACH_FWD_SM90_HDIM(FLASHCORE_DECLARE_FWD_SM90_HDIM)
+#undef FLASHCORE_DECLARE_FWD_SM90_HDIM
+
 }  // namespace flashcore

@@ -1,5 +1,6 @@
 #include "heuristics.h"
 
+#include "build_config.h"
 #include "configs.h"
 
 namespace flashcore {
@@ -42,7 +43,17 @@ FwdConfig choose_plain(const FwdShape& s, const DeviceDesc& dev, FwdConfig large
   return small;
 }
 
+// The Hopper family on compute capability 9.0 when the build has it, the
+// inputs suit TMA and the grid of 128-row tiles fills the GPU; the small grids
+// keep the mma.sync key-group configs (benchmarks/NOTES.md, v9).
+bool use_sm90(const FwdShape& s, const DeviceDesc& dev, FwdConfig c) {
+  return built_with_sm90a() && dev.cc_major == 9 && dev.cc_minor == 0 && s.tma_ok &&
+         fits(c, dev) && tiles(s, desc(c).block_m) >= dev.sm_count;
+}
+
 }  // namespace
+
+bool built_with_sm90a() { return FLASHCORE_HAS_SM90A != 0; }
 
 int fwd_tile_head_dim(int head_dim) {
   for (int d : kFwdTileHeadDims) {
@@ -56,11 +67,13 @@ int choose_fwd_config(const FwdShape& s, const DeviceDesc& dev) {
   switch (fwd_tile_head_dim(s.head_dim)) {
     case 32: c = choose_plain(s, dev, FwdConfig::d32_m128, FwdConfig::d32_m64); break;
     case 64:
+      if (use_sm90(s, dev, FwdConfig::sm90_d64)) return static_cast<int>(FwdConfig::sm90_d64);
       c = choose_grouped(s, dev, FwdConfig::d64_m128, FwdConfig::d64_m64, FwdConfig::d64_m64_g2,
                          FwdConfig::d64_m32_g4, FwdConfig::d64_m64_g4);
       break;
     case 96: c = choose_plain(s, dev, FwdConfig::d96_m128, FwdConfig::d96_m64); break;
     case 128:
+      if (use_sm90(s, dev, FwdConfig::sm90_d128)) return static_cast<int>(FwdConfig::sm90_d128);
       // No 64-row four-group config: its merge exchange does not fit the K/V
       // buffers of 32-key tiles at this width (fwd_traits.h).
       c = choose_grouped(s, dev, FwdConfig::d128_m128, FwdConfig::d128_m64,

@@ -20,7 +20,13 @@ struct FwdShape {
   int64_t seqlen_q;
   int64_t seqlen_k;
   int head_dim;  // the caller's head dim (multiple of 8, <= 256)
+  // q, k and v can be read by TMA: every row 16-byte aligned and every stride
+  // of a dim of size > 1 a nonzero multiple of 16 bytes (api/ops.cpp).
+  bool tma_ok = true;
 };
+
+// Whether this build compiled the Hopper family (an sm_90a target).
+bool built_with_sm90a();
 
 // Index into kFwdConfigs (host/configs.h), or -1 when no compiled config fits
 // the device (cannot happen on sm_80/86/89/90: each tile width has a config

@@ -54,11 +54,31 @@ cudaError_t run_fwd(const FwdParams& params, DType dtype, int config, cudaStream
     return dtype == DType::kFloat16                                                        \
                ? run_fwd_hdim<DType::kFloat16, D>(params, config, stream, device, pdl_capable) \
                : run_fwd_hdim<DType::kBFloat16, D>(params, config, stream, device, pdl_capable);
+#define FLASHCORE_SM90_CASE(D)                                                               \
+  case D:                                                                                    \
+    return dtype == DType::kFloat16                                                          \
+               ? run_fwd_sm90_hdim<DType::kFloat16, D>(params, config, stream, device,       \
+                                                       pdl_capable)                          \
+               : run_fwd_sm90_hdim<DType::kBFloat16, D>(params, config, stream, device,      \
+                                                        pdl_capable);
+  if (kFwdConfigs[config].sm90) {
+    // Only compute capability 9.0 has an sm_90a image of these kernels; on any
+    // other GPU they would run empty bodies (the callers check it first).
+    if (device_desc(device).cc_major != 9 || device_desc(device).cc_minor != 0) {
+      return cudaErrorInvalidDeviceFunction;
+    }
+    switch (head_dim) {
+      FLASHCORE_FOR_EACH_FWD_SM90_HDIM(FLASHCORE_SM90_CASE)
+      default: break;
+    }
+    return cudaErrorInvalidValue;
+  }
   switch (head_dim) {
     FLASHCORE_FOR_EACH_FWD_HDIM(FLASHCORE_CASE)
     default: break;
   }
 #undef FLASHCORE_CASE
+#undef FLASHCORE_SM90_CASE
   return cudaErrorInvalidValue;
 }
 

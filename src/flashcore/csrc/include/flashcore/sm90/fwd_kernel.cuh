@@ -1,0 +1,298 @@
+// Forward attention on Hopper (sm_90a): TMA loads on an mbarrier ring, wgmma
+// tensor-core GEMMs with operands in shared memory, warp specialization
+// (docs/design/hopper_fwd.md).
+//
+// One thread block owns kBlockM = 64 * kConsumerWGs query rows of one (batch,
+// query head), in the same flattened grid order as the mma.sync family (last,
+// longest query tiles first).
+//   - Warpgroup 0 is the producer. It hands most of its registers to the
+//     consumers (setmaxnreg) and one of its threads issues every TMA copy: Q
+//     once, then the visible K/V tiles from the last down, into a ring of
+//     kStages stages. Each stage has a "full" barrier (completed by the TMA's
+//     transaction bytes) and an "empty" one (one arrival per consumer warp
+//     once its wgmma reading the stage has completed).
+//   - Consumer warpgroup w owns query rows 64w .. 64w + 63 of the block. Per
+//     key tile: S = Q K^T by wgmma (both operands in shared memory), softcap,
+//     mask, online softmax in registers, then O += P V by wgmma with P from
+//     registers. The two consumer warpgroups run independently, so one's
+//     softmax overlaps the other's GEMMs on the tensor cores.
+// The accumulator layout of wgmma is the mma.sync m16n8 layout per warp (a
+// thread holds rows lane/4 and lane/4 + 8 of its warp's 16, columns 2*(lane%4)
+// and +1 of every n8 block), so mask.cuh and softmax.cuh serve both families.
+//
+// The body exists only in the sm_90a pass (FLASHCORE_SM90A); the host launches
+// these kernels only on compute capability 9.0 (host/heuristics.cpp).
+#pragma once
+
+#include <cuda.h>
+
+#include <cstdint>
+
+#include "flashcore/mask.cuh"
+#include "flashcore/numeric.cuh"
+#include "flashcore/params.h"
+#include "flashcore/sm80/ptx.cuh"
+#include "flashcore/sm90/fwd_traits.h"
+#include "flashcore/sm90/ptx.cuh"
+#include "flashcore/sm90/wgmma.cuh"
+#include "flashcore/softmax.cuh"
+
+namespace flashcore {
+namespace sm90 {
+
+// The kernel's one parameter: the TMA descriptors of q, k and v (4-D: head
+// dim, rows, heads, batch) and the plain call description.
+struct FwdArgs {
+  CUtensorMap q;
+  CUtensorMap k;
+  CUtensorMap v;
+  FwdParams p;
+};
+
+#if defined(FLASHCORE_SM90A)
+
+// Byte offset of 16-byte chunk `chunk` (of 8 per 128-byte row) of row `row` in
+// a 128B-swizzled column block: the pattern the TMA writes and wgmma reads.
+__device__ __forceinline__ int swizzled_chunk(int row, int chunk) {
+  return row * 128 + ((chunk ^ (row % 8)) * 16);
+}
+
+// Epilogue of one consumer warpgroup: normalize O, write lse, stage the 16-bit
+// tile over this warpgroup's own Q rows (no other warpgroup reads them), then
+// 16-byte coalesced stores of the rows and columns that exist.
+template <typename Elem, typename Traits, typename Softmax>
+__device__ __forceinline__ void store_output(float (&acc_o)[Traits::kHeadDim / 8][4],
+                                             const Softmax& softmax, char* smem_rows,
+                                             const FwdParams& params, uint16_t* o_base,
+                                             int64_t lse_row0, int row0, int wg, int tid_wg) {
+  constexpr int kNCols = Traits::kHeadDim / 8;
+  const int warp = tid_wg / 32;
+  const int lane = tid_wg % 32;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const float l = quad_sum(softmax.l_i[r]);
+    // A row that saw no key has l == 0: zeros and lse = -inf, never 0/0.
+    const float inv_l = l > 0.f ? 1.f / l : 0.f;
+    const int row = 16 * warp + lane / 4 + 8 * r;  // within the warpgroup's 64
+    const int qrow = row0 + row;
+    if (params.lse != nullptr && lane % 4 == 0 && qrow < params.seqlen_q) {
+      params.lse[lse_row0 + qrow] =
+          l > 0.f ? (softmax.m_i[r] * params.scale_log2 + __log2f(l)) * 0.6931471805599453f
+                  : -INFINITY;
+    }
+#pragma unroll
+    for (int j = 0; j < kNCols; ++j) {
+      char* chunk = smem_rows + (j / 8) * Traits::kQBlockBytes + swizzled_chunk(row, j % 8);
+      *reinterpret_cast<uint32_t*>(chunk + (lane % 4) * 4) =
+          Numeric<Elem>::pack2(acc_o[j][2 * r] * inv_l, acc_o[j][2 * r + 1] * inv_l);
+    }
+  }
+  // Barrier 1 + wg over this warpgroup only.
+  if (wg == 0) {
+    named_barrier_sync<1, 128>();
+  } else {
+    named_barrier_sync<2, 128>();
+  }
+  const int dchunks = params.head_dim / 8;
+  for (int i = tid_wg; i < 64 * kNCols; i += 128) {
+    const int row = i / kNCols;
+    const int c = i % kNCols;
+    const int qrow = row0 + row;
+    if (qrow < params.seqlen_q && c < dchunks) {
+      const uint4 val = *reinterpret_cast<const uint4*>(
+          smem_rows + (c / 8) * Traits::kQBlockBytes + swizzled_chunk(row, c % 8));
+      *reinterpret_cast<uint4*>(o_base + static_cast<int64_t>(qrow) * params.o_row_stride +
+                                c * 8) = val;
+    }
+  }
+}
+
+#endif  // FLASHCORE_SM90A
+
+template <typename Elem, typename Traits, bool kHasMask, bool kSoftcap>
+__global__ void __launch_bounds__(Traits::kNThreads, 1)
+    fwd_kernel(const __grid_constant__ FwdArgs args) {
+#if defined(FLASHCORE_SM90A)
+  constexpr int kBlockM = Traits::kBlockM;
+  constexpr int kBlockN = Traits::kBlockN;
+  constexpr int kStages = Traits::kStages;
+  constexpr int kNTilesS = kBlockN / 8;
+  constexpr int kNTilesO = Traits::kHeadDim / 8;
+  const FwdParams& params = args.p;
+
+  extern __shared__ char smem_raw[];
+  char* smem = reinterpret_cast<char*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) &
+                                       ~uintptr_t{1023});
+  char* smem_q = smem;
+  uint64_t* bars = reinterpret_cast<uint64_t*>(smem + Traits::kBarOffset);
+  uint64_t* q_full = bars;
+  uint64_t* k_full = bars + 1;
+  uint64_t* v_full = k_full + kStages;
+  uint64_t* k_empty = v_full + kStages;
+  uint64_t* v_empty = k_empty + kStages;
+  auto k_tile = [&](int stage) { return smem + Traits::kKOffset + stage * Traits::kKVTileBytes; };
+  auto v_tile = [&](int stage) { return smem + Traits::kVOffset + stage * Traits::kKVTileBytes; };
+
+  const int tid = threadIdx.x;
+  const int warpgroup = tid / 128;
+
+  const int tile = static_cast<int>(blockIdx.x);
+  const int num_m_blocks = (params.seqlen_q + kBlockM - 1) / kBlockM;
+  const int bh = tile / num_m_blocks;
+  const int m_block = num_m_blocks - 1 - (tile % num_m_blocks);
+  const int b = bh / params.heads_q;
+  const int h = bh % params.heads_q;
+  const int h_kv = h / params.q_per_kv;
+  const int m0 = m_block * kBlockM;
+  const KeyRange<kBlockM, kBlockN, kHasMask> range(params, m0);
+
+  if (tid == 0) {
+    mbarrier_init(q_full, 1);
+    for (int s = 0; s < kStages; ++s) {
+      mbarrier_init(&k_full[s], 1);
+      mbarrier_init(&v_full[s], 1);
+      mbarrier_init(&k_empty[s], 4 * Traits::kConsumerWGs);
+      mbarrier_init(&v_empty[s], 4 * Traits::kConsumerWGs);
+    }
+    fence_mbarrier_init();
+  }
+  __syncthreads();  // the last block-wide barrier: the roles split here
+  allow_next_grid_launch();
+  wait_for_previous_grid();
+
+  if (warpgroup == 0) {
+    // ---- producer ----
+    setmaxnreg_dec<Traits::kProducerRegs>();
+    if (tid == 0) {
+      prefetch_tensor_map(&args.q);
+      prefetch_tensor_map(&args.k);
+      prefetch_tensor_map(&args.v);
+      mbarrier_arrive_expect_tx(q_full, Traits::kQBytes);
+#pragma unroll
+      for (int cb = 0; cb < Traits::kColBlocks; ++cb) {
+        tma_load_4d(smem_q + cb * Traits::kQBlockBytes, &args.q, q_full, 64 * cb, m0, h, b);
+      }
+      int stage = 0;
+      uint32_t phase = 0;
+      for (int n = range.n_end - 1; n >= range.n_begin; --n) {
+        // A stage is refilled once every consumer warp released it (the
+        // first lap passes: parity 1 is the phase before the initial one).
+        mbarrier_wait_parity(&k_empty[stage], phase ^ 1);
+        mbarrier_arrive_expect_tx(&k_full[stage], Traits::kKVTileBytes);
+#pragma unroll
+        for (int cb = 0; cb < Traits::kColBlocks; ++cb) {
+          tma_load_4d(k_tile(stage) + cb * Traits::kKVBlockBytes, &args.k, &k_full[stage],
+                      64 * cb, n * kBlockN, h_kv, b);
+        }
+        mbarrier_wait_parity(&v_empty[stage], phase ^ 1);
+        mbarrier_arrive_expect_tx(&v_full[stage], Traits::kKVTileBytes);
+#pragma unroll
+        for (int cb = 0; cb < Traits::kColBlocks; ++cb) {
+          tma_load_4d(v_tile(stage) + cb * Traits::kKVBlockBytes, &args.v, &v_full[stage],
+                      64 * cb, n * kBlockN, h_kv, b);
+        }
+        if (++stage == kStages) {
+          stage = 0;
+          phase ^= 1;
+        }
+      }
+    }
+    return;
+  }
+
+  // ---- consumers ----
+  setmaxnreg_inc<Traits::kConsumerRegs>();
+  const int wg = warpgroup - 1;
+  const int tid_wg = tid % 128;
+  const int lane = tid % 32;
+  const int row0 = m0 + 64 * wg;                           // first query row of this warpgroup
+  const int thread_row = row0 + 16 * (tid_wg / 32) + lane / 4;  // and of this thread (+8)
+  const int quad_col = 2 * (lane % 4);
+  // This warpgroup's 64 rows of Q, in every column block.
+  char* q_rows = smem_q + wg * 64 * 128;
+
+  float acc_o[kNTilesO][4];
+#pragma unroll
+  for (int j = 0; j < kNTilesO; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) acc_o[j][e] = 0.f;
+  OnlineSoftmaxRows<kNTilesS, kNTilesO> softmax;
+  softmax.init();
+
+  mbarrier_wait_parity(q_full, 0);
+  int stage = 0;
+  uint32_t phase = 0;
+  for (int n = range.n_end - 1; n >= range.n_begin; --n) {
+    // S = Q K^T: head-dim steps of 16; step kk is 32 bytes into column block kk / 4.
+    float s[kNTilesS][4];
+    mbarrier_wait_parity(&k_full[stage], phase);
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < Traits::kHeadDim / 16; ++kk) {
+      const int off = (kk / 4) * Traits::kQBlockBytes + (kk % 4) * 32;
+      const int k_off = (kk / 4) * Traits::kKVBlockBytes + (kk % 4) * 32;
+      Wgmma<kBlockN, Elem>::template ss<false>(
+          reinterpret_cast<float(&)[kBlockN / 2]>(s),
+          make_smem_desc(q_rows + off, 16, 1024, Swizzle::k128B),
+          make_smem_desc(k_tile(stage) + k_off, 16, 1024, Swizzle::k128B), kk > 0);
+    }
+    wgmma_commit_group();
+    wgmma_wait_group<0>();
+    wgmma_fence_operands(reinterpret_cast<float(&)[kBlockN / 2]>(s));
+    if (lane == 0) mbarrier_arrive(&k_empty[stage]);
+
+    if constexpr (kSoftcap) softcap_scores(s, params.softcap, params.softcap_scale);
+    if (range.needs_mask(params, n)) {
+      mask_scores<kNTilesS, kHasMask>(s, params, thread_row, n * kBlockN, quad_col);
+    }
+    softmax.update(s, acc_o, params.scale_log2);
+
+    // P as the A operand: k16 step kk is n8 blocks 2kk and 2kk + 1.
+    uint32_t p[kBlockN / 16][4];
+#pragma unroll
+    for (int kk = 0; kk < kBlockN / 16; ++kk) {
+      p[kk][0] = Numeric<Elem>::pack2(s[2 * kk][0], s[2 * kk][1]);
+      p[kk][1] = Numeric<Elem>::pack2(s[2 * kk][2], s[2 * kk][3]);
+      p[kk][2] = Numeric<Elem>::pack2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+      p[kk][3] = Numeric<Elem>::pack2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+    }
+
+    // O += P V: V [key][d] is the MN-major B operand; key step kk is 16 rows
+    // (2 KB) on, column blocks kKVBlockBytes apart.
+    mbarrier_wait_parity(&v_full[stage], phase);
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < kBlockN / 16; ++kk) {
+      Wgmma<Traits::kHeadDim, Elem>::template rs<true>(
+          reinterpret_cast<float(&)[Traits::kHeadDim / 2]>(acc_o), p[kk],
+          make_smem_desc(v_tile(stage) + kk * 16 * 128, Traits::kKVBlockBytes, 1024,
+                         Swizzle::k128B),
+          true);
+    }
+    wgmma_commit_group();
+    wgmma_wait_group<0>();
+    wgmma_fence_operands(reinterpret_cast<float(&)[Traits::kHeadDim / 2]>(acc_o));
+    if (lane == 0) mbarrier_arrive(&v_empty[stage]);
+
+    if (++stage == kStages) {
+      stage = 0;
+      phase ^= 1;
+    }
+  }
+
+  // Every warp of this warpgroup is past its last wgmma reading its Q rows
+  // before they are overwritten with O.
+  if (wg == 0) {
+    named_barrier_sync<1, 128>();
+  } else {
+    named_barrier_sync<2, 128>();
+  }
+  uint16_t* o_base = static_cast<uint16_t*>(params.o) + b * params.o_batch_stride +
+                     h * params.o_head_stride;
+  store_output<Elem, Traits>(acc_o, softmax, q_rows, params, o_base,
+                             static_cast<int64_t>(bh) * params.seqlen_q, row0, wg, tid_wg);
+#endif  // FLASHCORE_SM90A
+}
+
+}  // namespace sm90
+}  // namespace flashcore

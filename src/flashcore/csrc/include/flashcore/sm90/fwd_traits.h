@@ -1,0 +1,54 @@
+// Compile-time shape of a Hopper-family forward config (sm90/fwd_kernel.cuh):
+// one producer warpgroup that only issues TMA copies, kConsumerWGs consumer
+// warpgroups of 64 query rows each, K/V tiles of kBlockN keys in a ring of
+// kStages stages. Every shared tile is stored as column blocks of 64 elements
+// (128 bytes per row, 128B-swizzled by the TMA), each block on a 1024-byte
+// boundary, which is the layout the wgmma descriptors of sm90/wgmma.cuh read.
+#pragma once
+
+#include <cstdint>
+
+namespace flashcore {
+namespace sm90 {
+
+template <int kHeadDim_, int kBlockN_, int kStages_, int kConsumerWGs_ = 2>
+struct FwdTraits {
+  static constexpr int kHeadDim = kHeadDim_;  // tile width: 64 or 128
+  static constexpr int kBlockN = kBlockN_;
+  static constexpr int kStages = kStages_;
+  static constexpr int kConsumerWGs = kConsumerWGs_;
+  static constexpr int kBlockM = 64 * kConsumerWGs;  // wgmma's M is 64 per warpgroup
+  static constexpr int kNThreads = 128 * (kConsumerWGs + 1);
+
+  static constexpr int kColBlocks = kHeadDim / 64;  // 128-byte column blocks per row
+  static constexpr int kQBlockBytes = kBlockM * 128;
+  static constexpr int kKVBlockBytes = kBlockN * 128;
+  static constexpr int kQBytes = kColBlocks * kQBlockBytes;
+  static constexpr int kKVTileBytes = kColBlocks * kKVBlockBytes;  // one K or one V tile
+
+  // Offsets from the 1024-aligned base: Q, then K stages, then V stages, then
+  // the mbarriers (q_full, k_full[S], v_full[S], k_empty[S], v_empty[S]).
+  static constexpr int kKOffset = kQBytes;
+  static constexpr int kVOffset = kKOffset + kStages * kKVTileBytes;
+  static constexpr int kBarOffset = kVOffset + kStages * kKVTileBytes;
+  static constexpr int kNumBarriers = 1 + 4 * kStages;
+  // Plus up to 1008 bytes to align the dynamic base (only 16 is guaranteed).
+  static constexpr int kSmemBytes = kBarOffset + 8 * kNumBarriers + 1008;
+
+  // Register split (setmaxnreg): the producer gives registers back to the
+  // pool, the consumers take them; 128 * kProducerRegs + 128 * kConsumerWGs *
+  // kConsumerRegs must fit the block's 64K registers at the launch cap.
+  static constexpr int kProducerRegs = kConsumerWGs == 2 ? 24 : 32;
+  static constexpr int kConsumerRegs = kConsumerWGs == 2 ? 240 : 160;
+
+  static_assert(kHeadDim == 64 || kHeadDim == 128, "tile head dim 64 or 128");
+  static_assert(kBlockN % 16 == 0 && kBlockN <= 256, "wgmma N: a multiple of 16, at most 256");
+  static_assert(kQBlockBytes % 1024 == 0 && kKVBlockBytes % 1024 == 0,
+                "128B-swizzled tiles start on 1024-byte boundaries");
+  static_assert(kSmemBytes <= 227 * 1024, "shared memory per block on sm_90");
+  static_assert(128 * kProducerRegs + 128 * kConsumerWGs * kConsumerRegs <= 65536,
+                "register split over the block's register file");
+};
+
+}  // namespace sm90
+}  // namespace flashcore
