@@ -62,11 +62,17 @@
 
 // The Hopper family (sm90/fwd_kernel.cuh; compiled for sm_90a, launched on
 // compute capability 9.0 only): one producer and two consumer warpgroups,
-// 128 query rows, K/V tiles of block N keys in a ring of `stages`.
-// X(name, head_dim, block_n, stages, pdl)
-#define FLASHCORE_FWD_SM90_CONFIGS(X) \
-  X(sm90_d64, 64, 128, 2, false)      \
-  X(sm90_d128, 128, 128, 2, false)
+// 128 query rows, K/V tiles of block N keys in a ring of `stages`; overlap:
+// a warpgroup's softmax runs under its own next GEMMs; pingpong: the two
+// warpgroups alternate their GEMM batches.
+// X(name, head_dim, block_n, stages, overlap, pingpong, pdl)
+#define FLASHCORE_FWD_SM90_CONFIGS(X)                     \
+  X(sm90_d64, 64, 128, 2, true, true, false)              \
+  X(sm90_d64_ov, 64, 128, 2, true, false, false)          \
+  X(sm90_d64_base, 64, 128, 2, false, false, false)       \
+  X(sm90_d128, 128, 128, 2, true, true, false)            \
+  X(sm90_d128_ov, 128, 128, 2, true, false, false)        \
+  X(sm90_d128_base, 128, 128, 2, false, false, false)
 
 namespace flashcore {
 
@@ -109,9 +115,10 @@ constexpr FwdConfigDesc kFwdConfigs[] = {
   {#name, D, BM, BN, W, G, FwdTraitsOf<D, BM, BN, W, MB, G, QReload::RQ, TP>::kSmemBytes, PDL, false},
     FLASHCORE_FWD_CONFIGS(FLASHCORE_X)
 #undef FLASHCORE_X
-#define FLASHCORE_X(name, D, BN, ST, PDL)                                                  \
-  {#name, D, sm90::FwdTraits<D, BN, ST>::kBlockM, BN, sm90::FwdTraits<D, BN, ST>::kNThreads / 32, \
-   1, sm90::FwdTraits<D, BN, ST>::kSmemBytes, PDL, true},
+#define FLASHCORE_X(name, D, BN, ST, OV, PP, PDL)                                           \
+  {#name, D, sm90::FwdTraits<D, BN, ST, OV, PP>::kBlockM, BN,                                 \
+   sm90::FwdTraits<D, BN, ST, OV, PP>::kNThreads / 32, 1,                                     \
+   sm90::FwdTraits<D, BN, ST, OV, PP>::kSmemBytes, PDL, true},
     FLASHCORE_FWD_SM90_CONFIGS(FLASHCORE_X)
 #undef FLASHCORE_X
 };

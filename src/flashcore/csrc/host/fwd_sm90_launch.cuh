@@ -136,12 +136,12 @@ cudaError_t run_fwd_sm90_hdim(const FwdParams& params, int config, cudaStream_t 
                               int device, bool pdl_capable) {
   using Elem = typename ElemOf<kDType>::type;
   switch (static_cast<FwdConfig>(config)) {
-#define FLASHCORE_X(name, D, BN, ST, PDL)                                                   \
-  case FwdConfig::name:                                                                     \
-    if constexpr (D == kHeadDim) {                                                          \
-      return sm90::launch_variant<Elem, sm90::FwdTraits<D, BN, ST>>(params, kDType, stream, \
-                                                                    device, PDL && pdl_capable); \
-    }                                                                                       \
+#define FLASHCORE_X(name, D, BN, ST, OV, PP, PDL)                                      \
+  case FwdConfig::name:                                                                \
+    if constexpr (D == kHeadDim) {                                                     \
+      return sm90::launch_variant<Elem, sm90::FwdTraits<D, BN, ST, OV, PP>>(           \
+          params, kDType, stream, device, PDL && pdl_capable);                         \
+    }                                                                                  \
     break;
     FLASHCORE_FWD_SM90_CONFIGS(FLASHCORE_X)
 #undef FLASHCORE_X

@@ -106,6 +106,28 @@ struct OnlineSoftmaxRows {
     }
   }
 
+  // The same step split in two, for schedules where O is still being written
+  // by an asynchronous GEMM while the scores are processed (the Hopper
+  // family's overlapped loop): scores_step does everything but the O rescale
+  // and returns each row's factor, rescale applies them once O may be touched.
+  __device__ __forceinline__ void scores_step(float (&s)[kNTilesS][4], float scale_log2,
+                                              float (&alpha)[2]) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const float row_max = new_row_max(s, r);
+      const float max_scaled = row_max == -INFINITY ? 0.f : row_max * scale_log2;
+      alpha[r] = fast_exp2(m_i[r] * scale_log2 - max_scaled);
+      m_i[r] = row_max;
+      l_i[r] = l_i[r] * alpha[r] + exp_row(s, r, max_scaled, scale_log2);
+    }
+  }
+
+  __device__ __forceinline__ static void rescale(float (&acc_o)[kNTilesO][4],
+                                                 const float (&alpha)[2]) {
+    rescale_row(acc_o, 0, alpha[0]);
+    rescale_row(acc_o, 1, alpha[1]);
+  }
+
  private:
   // Running max of row r (0: lane/4, 1: lane/4 + 8) including this tile.
   __device__ __forceinline__ float new_row_max(const float (&s)[kNTilesS][4], int r) const {

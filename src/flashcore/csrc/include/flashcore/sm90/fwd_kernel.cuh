@@ -219,13 +219,9 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
   OnlineSoftmaxRows<kNTilesS, kNTilesO> softmax;
   softmax.init();
 
-  mbarrier_wait_parity(q_full, 0);
-  int stage = 0;
-  uint32_t phase = 0;
-  for (int n = range.n_end - 1; n >= range.n_begin; --n) {
-    // S = Q K^T: head-dim steps of 16; step kk is 32 bytes into column block kk / 4.
-    float s[kNTilesS][4];
-    mbarrier_wait_parity(&k_full[stage], phase);
+  // S = Q K^T of the tile in `stage`, issued and committed (not waited for):
+  // head-dim steps of 16, step kk 32 bytes into column block kk / 4.
+  auto issue_qk = [&](float (&s)[kNTilesS][4], int stage) {
     wgmma_fence();
 #pragma unroll
     for (int kk = 0; kk < Traits::kHeadDim / 16; ++kk) {
@@ -237,29 +233,11 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
           make_smem_desc(k_tile(stage) + k_off, 16, 1024, Swizzle::k128B), kk > 0);
     }
     wgmma_commit_group();
-    wgmma_wait_group<0>();
-    wgmma_fence_operands(reinterpret_cast<float(&)[kBlockN / 2]>(s));
-    if (lane == 0) mbarrier_arrive(&k_empty[stage]);
-
-    if constexpr (kSoftcap) softcap_scores(s, params.softcap, params.softcap_scale);
-    if (range.needs_mask(params, n)) {
-      mask_scores<kNTilesS, kHasMask>(s, params, thread_row, n * kBlockN, quad_col);
-    }
-    softmax.update(s, acc_o, params.scale_log2);
-
-    // P as the A operand: k16 step kk is n8 blocks 2kk and 2kk + 1.
-    uint32_t p[kBlockN / 16][4];
-#pragma unroll
-    for (int kk = 0; kk < kBlockN / 16; ++kk) {
-      p[kk][0] = Numeric<Elem>::pack2(s[2 * kk][0], s[2 * kk][1]);
-      p[kk][1] = Numeric<Elem>::pack2(s[2 * kk][2], s[2 * kk][3]);
-      p[kk][2] = Numeric<Elem>::pack2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-      p[kk][3] = Numeric<Elem>::pack2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
-    }
-
-    // O += P V: V [key][d] is the MN-major B operand; key step kk is 16 rows
-    // (2 KB) on, column blocks kKVBlockBytes apart.
-    mbarrier_wait_parity(&v_full[stage], phase);
+  };
+  // O += P V of the tile in `stage`, issued and committed: V [key][d] is the
+  // MN-major B operand; key step kk is 16 rows (2 KB) on, column blocks
+  // kKVBlockBytes apart.
+  auto issue_pv = [&](const uint32_t (&p)[kBlockN / 16][4], int stage) {
     wgmma_fence();
 #pragma unroll
     for (int kk = 0; kk < kBlockN / 16; ++kk) {
@@ -270,14 +248,132 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
           true);
     }
     wgmma_commit_group();
-    wgmma_wait_group<0>();
-    wgmma_fence_operands(reinterpret_cast<float(&)[Traits::kHeadDim / 2]>(acc_o));
-    if (lane == 0) mbarrier_arrive(&v_empty[stage]);
+  };
+  // Softcap, the mask where tile n needs it, and the softmax step without the
+  // O rescale (alpha returned).
+  auto scores = [&](float (&s)[kNTilesS][4], int n, float (&alpha)[2]) {
+    if constexpr (kSoftcap) softcap_scores(s, params.softcap, params.softcap_scale);
+    if (range.needs_mask(params, n)) {
+      mask_scores<kNTilesS, kHasMask>(s, params, thread_row, n * kBlockN, quad_col);
+    }
+    softmax.scores_step(s, params.scale_log2, alpha);
+  };
+  // P as the A operand: k16 step kk is n8 blocks 2kk and 2kk + 1.
+  auto to_p = [&](const float (&s)[kNTilesS][4], uint32_t (&p)[kBlockN / 16][4]) {
+#pragma unroll
+    for (int kk = 0; kk < kBlockN / 16; ++kk) {
+      p[kk][0] = Numeric<Elem>::pack2(s[2 * kk][0], s[2 * kk][1]);
+      p[kk][1] = Numeric<Elem>::pack2(s[2 * kk][2], s[2 * kk][3]);
+      p[kk][2] = Numeric<Elem>::pack2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+      p[kk][3] = Numeric<Elem>::pack2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+    }
+  };
+  // Ping-pong: the two consumer warpgroups take turns issuing their GEMM
+  // batches (named barriers 3 and 4 over both warpgroups), so one's softmax
+  // runs while the other's GEMMs hold the tensor cores.
+  auto turn_wait = [&]() {
+    if constexpr (Traits::kPingPong) {
+      if (wg == 0) {
+        named_barrier_sync<3, 256>();
+      } else {
+        named_barrier_sync<4, 256>();
+      }
+    }
+  };
+  auto turn_pass = [&]() {
+    if constexpr (Traits::kPingPong) {
+      if (wg == 0) {
+        named_barrier_arrive<4, 256>();
+      } else {
+        named_barrier_arrive<3, 256>();
+      }
+    }
+  };
+  if constexpr (Traits::kPingPong) {
+    if (wg == 1) named_barrier_arrive<3, 256>();  // warpgroup 0 goes first
+  }
 
+  mbarrier_wait_parity(q_full, 0);
+  int stage = 0;
+  uint32_t phase = 0;
+  auto advance = [&]() {
     if (++stage == kStages) {
       stage = 0;
       phase ^= 1;
     }
+  };
+  if constexpr (!Traits::kOverlap) {
+    for (int n = range.n_end - 1; n >= range.n_begin; --n) {
+      float s[kNTilesS][4];
+      mbarrier_wait_parity(&k_full[stage], phase);
+      turn_wait();
+      issue_qk(s, stage);
+      wgmma_wait_group<0>();
+      wgmma_fence_operands(reinterpret_cast<float(&)[kBlockN / 2]>(s));
+      if (lane == 0) mbarrier_arrive(&k_empty[stage]);
+      float alpha[2];
+      scores(s, n, alpha);
+      softmax.rescale(acc_o, alpha);
+      uint32_t p[kBlockN / 16][4];
+      to_p(s, p);
+      mbarrier_wait_parity(&v_full[stage], phase);
+      issue_pv(p, stage);
+      turn_pass();
+      wgmma_wait_group<0>();
+      wgmma_fence_operands(reinterpret_cast<float(&)[Traits::kHeadDim / 2]>(acc_o));
+      if (lane == 0) mbarrier_arrive(&v_empty[stage]);
+      advance();
+    }
+  } else if (range.n_end > range.n_begin) {
+    // Overlapped: tile n's S = Q K^T is issued before tile n+1's O += P V, and
+    // tile n's softmax runs while that P V is in flight; O is rescaled only
+    // after it completes.
+    uint32_t p[kBlockN / 16][4];
+    {
+      float s[kNTilesS][4];
+      mbarrier_wait_parity(&k_full[stage], phase);
+      turn_wait();
+      issue_qk(s, stage);
+      turn_pass();
+      wgmma_wait_group<0>();
+      wgmma_fence_operands(reinterpret_cast<float(&)[kBlockN / 2]>(s));
+      if (lane == 0) mbarrier_arrive(&k_empty[stage]);
+      float alpha[2];
+      scores(s, range.n_end - 1, alpha);  // O is still zero: no rescale
+      to_p(s, p);
+    }
+    int v_stage = stage;
+    uint32_t v_phase = phase;
+    advance();
+    for (int n = range.n_end - 2; n >= range.n_begin; --n) {
+      float s[kNTilesS][4];
+      mbarrier_wait_parity(&k_full[stage], phase);
+      turn_wait();
+      issue_qk(s, stage);
+      mbarrier_wait_parity(&v_full[v_stage], v_phase);
+      issue_pv(p, v_stage);
+      turn_pass();
+      wgmma_wait_group<1>();  // S done; P V may still run
+      wgmma_fence_operands(reinterpret_cast<float(&)[kBlockN / 2]>(s));
+      if (lane == 0) mbarrier_arrive(&k_empty[stage]);
+      float alpha[2];
+      scores(s, n, alpha);
+      wgmma_wait_group<0>();
+      wgmma_fence_operands(reinterpret_cast<float(&)[Traits::kHeadDim / 2]>(acc_o));
+      if (lane == 0) mbarrier_arrive(&v_empty[v_stage]);
+      softmax.rescale(acc_o, alpha);
+      to_p(s, p);
+      v_stage = stage;
+      v_phase = phase;
+      advance();
+    }
+    mbarrier_wait_parity(&v_full[v_stage], v_phase);
+    turn_wait();
+    issue_pv(p, v_stage);
+    turn_pass();
+    wgmma_wait_group<0>();
+    wgmma_fence_operands(reinterpret_cast<float(&)[Traits::kHeadDim / 2]>(acc_o));
+    if (lane == 0) mbarrier_arrive(&v_empty[v_stage]);
   }
 
   // Every warp of this warpgroup is past its last wgmma reading its Q rows

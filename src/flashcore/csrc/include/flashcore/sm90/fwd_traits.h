@@ -11,8 +11,14 @@
 namespace flashcore {
 namespace sm90 {
 
-template <int kHeadDim_, int kBlockN_, int kStages_, int kConsumerWGs_ = 2>
+// kOverlap: inside a warpgroup, tile n's Q K^T is issued before tile n+1's
+// P V and its softmax runs while that P V is in flight. kPingPong: the two
+// consumer warpgroups take turns issuing their GEMMs (named barriers).
+template <int kHeadDim_, int kBlockN_, int kStages_, bool kOverlap_, bool kPingPong_,
+          int kConsumerWGs_ = 2>
 struct FwdTraits {
+  static constexpr bool kOverlap = kOverlap_;
+  static constexpr bool kPingPong = kPingPong_;
   static constexpr int kHeadDim = kHeadDim_;  // tile width: 64 or 128
   static constexpr int kBlockN = kBlockN_;
   static constexpr int kStages = kStages_;
@@ -42,6 +48,7 @@ struct FwdTraits {
   static constexpr int kConsumerRegs = kConsumerWGs == 2 ? 240 : 160;
 
   static_assert(kHeadDim == 64 || kHeadDim == 128, "tile head dim 64 or 128");
+  static_assert(!kPingPong || kConsumerWGs == 2, "ping-pong between two warpgroups");
   static_assert(kBlockN % 16 == 0 && kBlockN <= 256, "wgmma N: a multiple of 16, at most 256");
   static_assert(kQBlockBytes % 1024 == 0 && kKVBlockBytes % 1024 == 0,
                 "128B-swizzled tiles start on 1024-byte boundaries");
