@@ -68,10 +68,18 @@
 // alone on H200 (fp16 and bf16, (4,16,2048) .. (2,16,16384) and (1,8,1024)):
 // head dim 128 4-30% / -2..+17% faster, head dim 64 non-causal 10-20% /
 // 11-25%, causal 1-14% / 0-15% (benchmarks/NOTES.md, v9).
-// X(name, head_dim, block_n, stages, overlap, pingpong, pdl)
-#define FLASHCORE_FWD_SM90_CONFIGS(X)        \
-  X(sm90_d64, 64, 128, 2, true, true, false) \
-  X(sm90_d128, 128, 128, 2, true, true, false)
+// X(name, head_dim, block_n, stages, pingpong, persistent, stage_o, pdl)
+#define FLASHCORE_FWD_SM90_CONFIGS(X)                           \
+  X(sm90_d64, 64, 128, 2, true, false, true, false)             \
+  X(sm90_d64_p, 64, 128, 2, true, true, false, false)           \
+  X(sm90_d64_ps, 64, 128, 2, true, true, true, false)           \
+  X(sm90_d64_d, 64, 128, 2, true, false, false, false)          \
+  X(sm90_d64_p3, 64, 128, 3, true, true, false, false)          \
+  X(sm90_d128, 128, 128, 2, true, false, true, false)           \
+  X(sm90_d128_p, 128, 128, 2, true, true, false, false)         \
+  X(sm90_d128_ps, 128, 128, 2, true, true, true, false)         \
+  X(sm90_d128_d, 128, 128, 2, true, false, false, false)        \
+  X(sm90_d128_p176, 128, 176, 2, true, true, false, false)
 
 namespace flashcore {
 
@@ -114,10 +122,10 @@ constexpr FwdConfigDesc kFwdConfigs[] = {
   {#name, D, BM, BN, W, G, FwdTraitsOf<D, BM, BN, W, MB, G, QReload::RQ, TP>::kSmemBytes, PDL, false},
     FLASHCORE_FWD_CONFIGS(FLASHCORE_X)
 #undef FLASHCORE_X
-#define FLASHCORE_X(name, D, BN, ST, OV, PP, PDL)                                           \
-  {#name, D, sm90::FwdTraits<D, BN, ST, OV, PP>::kBlockM, BN,                                 \
-   sm90::FwdTraits<D, BN, ST, OV, PP>::kNThreads / 32, 1,                                     \
-   sm90::FwdTraits<D, BN, ST, OV, PP>::kSmemBytes, PDL, true},
+#define FLASHCORE_X(name, D, BN, ST, PP, PS, SO, PDL)                                 \
+  {#name, D, sm90::FwdTraits<D, BN, ST, PP, PS, SO>::kBlockM, BN,                       \
+   sm90::FwdTraits<D, BN, ST, PP, PS, SO>::kNThreads / 32, 1,                           \
+   sm90::FwdTraits<D, BN, ST, PP, PS, SO>::kSmemBytes, PDL, true},
     FLASHCORE_FWD_SM90_CONFIGS(FLASHCORE_X)
 #undef FLASHCORE_X
 };

@@ -22,17 +22,18 @@ __device__ __forceinline__ float quad_sum(float x) {
 }
 
 // Pairwise reduction of x[0..kN) with `op`, in place; returns the result.
-// Written as a recursion over the halves: a loop over the stride was left
-// rolled by nvcc at kN = 16 (x then went to local memory).
+// Written as a recursion over halves (the upper half folded onto the lower,
+// an odd middle element kept): a loop over the stride was left rolled by
+// nvcc at kN = 16 (x then went to local memory).
 template <int kN, typename Op>
 __device__ __forceinline__ float tree_reduce(float (&x)[kN], Op op) {
-  static_assert((kN & (kN - 1)) == 0, "tree reduction needs a power of two");
   if constexpr (kN == 1) {
     return x[0];
   } else {
+    constexpr int kHalf = (kN + 1) / 2;
 #pragma unroll
-    for (int j = 0; j < kN / 2; ++j) x[j] = op(x[j], x[j + kN / 2]);
-    return tree_reduce<kN / 2>(reinterpret_cast<float(&)[kN / 2]>(x), op);
+    for (int j = 0; j < kN - kHalf; ++j) x[j] = op(x[j], x[j + kHalf]);
+    return tree_reduce<kHalf>(reinterpret_cast<float(&)[kHalf]>(x), op);
   }
 }
 

@@ -107,8 +107,66 @@ __device__ __forceinline__ void store_output(float (&acc_o)[Traits::kHeadDim / 8
   }
 }
 
+// Epilogue without staging: normalize and write O straight from the
+// accumulator layout (4-byte stores; a quad covers 16 contiguous bytes of a
+// row), and lse. Leaves the shared Q rows free as soon as the last Q K^T is
+// done, which the persistent schedule uses to load the next tile's Q early.
+template <typename Elem, typename Traits, typename Softmax>
+__device__ __forceinline__ void store_output_direct(float (&acc_o)[Traits::kHeadDim / 8][4],
+                                                    const Softmax& softmax,
+                                                    const FwdParams& params, uint16_t* o_base,
+                                                    int64_t lse_row0, int thread_row,
+                                                    int quad_col, int lane) {
+  constexpr int kNCols = Traits::kHeadDim / 8;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const float l = quad_sum(softmax.l_i[r]);
+    const float inv_l = l > 0.f ? 1.f / l : 0.f;
+    const int qrow = thread_row + 8 * r;
+    if (qrow < params.seqlen_q) {
+      if (params.lse != nullptr && lane % 4 == 0) {
+        params.lse[lse_row0 + qrow] =
+            l > 0.f ? (softmax.m_i[r] * params.scale_log2 + __log2f(l)) * 0.6931471805599453f
+                    : -INFINITY;
+      }
+      uint16_t* row = o_base + static_cast<int64_t>(qrow) * params.o_row_stride;
+#pragma unroll
+      for (int j = 0; j < kNCols; ++j) {
+        const int col = 8 * j + quad_col;
+        if (col < params.head_dim) {
+          *reinterpret_cast<uint32_t*>(row + col) =
+              Numeric<Elem>::pack2(acc_o[j][2 * r] * inv_l, acc_o[j][2 * r + 1] * inv_l);
+        }
+      }
+    }
+  }
+}
+
 #endif  // FLASHCORE_SM90A
 
+// The query tile of flattened tile index t: the same order as the mma.sync
+// family (tiles of one (batch, head) adjacent, so concurrent blocks share K/V
+// in L2; within a head the last, longest query tiles first).
+struct TileCoord {
+  int b, h, h_kv, bh, m0;
+};
+
+template <int kBlockM>
+__device__ __forceinline__ TileCoord tile_coord(const FwdParams& p, int t) {
+  const int num_m_blocks = (p.seqlen_q + kBlockM - 1) / kBlockM;
+  TileCoord c;
+  c.bh = t / num_m_blocks;
+  c.m0 = (num_m_blocks - 1 - t % num_m_blocks) * kBlockM;
+  c.b = c.bh / p.heads_q;
+  c.h = c.bh % p.heads_q;
+  c.h_kv = c.h / p.q_per_kv;
+  return c;
+}
+
+// Traits::kPersistent: the host launches at most one block per SM and each
+// block walks tiles blockIdx.x, + gridDim.x, ...; otherwise one block per tile
+// (the same loop, run once). Either way the K/V ring's stage and phase, the Q
+// barriers' phase and the ping-pong turns carry over from tile to tile.
 template <typename Elem, typename Traits, bool kHasMask, bool kSoftcap>
 __global__ void __launch_bounds__(Traits::kNThreads, 1)
     fwd_kernel(const __grid_constant__ FwdArgs args) {
@@ -118,6 +176,7 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
   constexpr int kStages = Traits::kStages;
   constexpr int kNTilesS = kBlockN / 8;
   constexpr int kNTilesO = Traits::kHeadDim / 8;
+  constexpr int kConsumerWarps = 4 * Traits::kConsumerWGs;
   const FwdParams& params = args.p;
 
   extern __shared__ char smem_raw[];
@@ -126,7 +185,8 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
   char* smem_q = smem;
   uint64_t* bars = reinterpret_cast<uint64_t*>(smem + Traits::kBarOffset);
   uint64_t* q_full = bars;
-  uint64_t* k_full = bars + 1;
+  uint64_t* q_empty = bars + 1;
+  uint64_t* k_full = bars + 2;
   uint64_t* v_full = k_full + kStages;
   uint64_t* k_empty = v_full + kStages;
   uint64_t* v_empty = k_empty + kStages;
@@ -135,24 +195,16 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
 
   const int tid = threadIdx.x;
   const int warpgroup = tid / 128;
-
-  const int tile = static_cast<int>(blockIdx.x);
-  const int num_m_blocks = (params.seqlen_q + kBlockM - 1) / kBlockM;
-  const int bh = tile / num_m_blocks;
-  const int m_block = num_m_blocks - 1 - (tile % num_m_blocks);
-  const int b = bh / params.heads_q;
-  const int h = bh % params.heads_q;
-  const int h_kv = h / params.q_per_kv;
-  const int m0 = m_block * kBlockM;
-  const KeyRange<kBlockM, kBlockN, kHasMask> range(params, m0);
+  const int num_tiles = ((params.seqlen_q + kBlockM - 1) / kBlockM) * params.batch * params.heads_q;
 
   if (tid == 0) {
     mbarrier_init(q_full, 1);
+    mbarrier_init(q_empty, kConsumerWarps);
     for (int s = 0; s < kStages; ++s) {
       mbarrier_init(&k_full[s], 1);
       mbarrier_init(&v_full[s], 1);
-      mbarrier_init(&k_empty[s], 4 * Traits::kConsumerWGs);
-      mbarrier_init(&v_empty[s], 4 * Traits::kConsumerWGs);
+      mbarrier_init(&k_empty[s], kConsumerWarps);
+      mbarrier_init(&v_empty[s], kConsumerWarps);
     }
     fence_mbarrier_init();
   }
@@ -167,33 +219,43 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
       prefetch_tensor_map(&args.q);
       prefetch_tensor_map(&args.k);
       prefetch_tensor_map(&args.v);
-      mbarrier_arrive_expect_tx(q_full, Traits::kQBytes);
-#pragma unroll
-      for (int cb = 0; cb < Traits::kColBlocks; ++cb) {
-        tma_load_4d(smem_q + cb * Traits::kQBlockBytes, &args.q, q_full, 64 * cb, m0, h, b);
-      }
       int stage = 0;
       uint32_t phase = 0;
-      for (int n = range.n_end - 1; n >= range.n_begin; --n) {
-        // A stage is refilled once every consumer warp released it (the
-        // first lap passes: parity 1 is the phase before the initial one).
-        mbarrier_wait_parity(&k_empty[stage], phase ^ 1);
-        mbarrier_arrive_expect_tx(&k_full[stage], Traits::kKVTileBytes);
+      uint32_t q_phase = 0;
+      for (int t = blockIdx.x; t < num_tiles; t += gridDim.x) {
+        const TileCoord c = tile_coord<kBlockM>(params, t);
+        const KeyRange<kBlockM, kBlockN, kHasMask> range(params, c.m0);
+        // Q is refilled once every consumer warp is done with the previous
+        // tile's Q (the first wait passes: parity 1 is the phase before the
+        // initial one).
+        mbarrier_wait_parity(q_empty, q_phase ^ 1);
+        mbarrier_arrive_expect_tx(q_full, Traits::kQBytes);
 #pragma unroll
         for (int cb = 0; cb < Traits::kColBlocks; ++cb) {
-          tma_load_4d(k_tile(stage) + cb * Traits::kKVBlockBytes, &args.k, &k_full[stage],
-                      64 * cb, n * kBlockN, h_kv, b);
+          tma_load_4d(smem_q + cb * Traits::kQBlockBytes, &args.q, q_full, 64 * cb, c.m0, c.h,
+                      c.b);
         }
-        mbarrier_wait_parity(&v_empty[stage], phase ^ 1);
-        mbarrier_arrive_expect_tx(&v_full[stage], Traits::kKVTileBytes);
+        q_phase ^= 1;
+        for (int n = range.n_end - 1; n >= range.n_begin; --n) {
+          // A stage is refilled once every consumer warp released it.
+          mbarrier_wait_parity(&k_empty[stage], phase ^ 1);
+          mbarrier_arrive_expect_tx(&k_full[stage], Traits::kKVTileBytes);
 #pragma unroll
-        for (int cb = 0; cb < Traits::kColBlocks; ++cb) {
-          tma_load_4d(v_tile(stage) + cb * Traits::kKVBlockBytes, &args.v, &v_full[stage],
-                      64 * cb, n * kBlockN, h_kv, b);
-        }
-        if (++stage == kStages) {
-          stage = 0;
-          phase ^= 1;
+          for (int cb = 0; cb < Traits::kColBlocks; ++cb) {
+            tma_load_4d(k_tile(stage) + cb * Traits::kKVBlockBytes, &args.k, &k_full[stage],
+                        64 * cb, n * kBlockN, c.h_kv, c.b);
+          }
+          mbarrier_wait_parity(&v_empty[stage], phase ^ 1);
+          mbarrier_arrive_expect_tx(&v_full[stage], Traits::kKVTileBytes);
+#pragma unroll
+          for (int cb = 0; cb < Traits::kColBlocks; ++cb) {
+            tma_load_4d(v_tile(stage) + cb * Traits::kKVBlockBytes, &args.v, &v_full[stage],
+                        64 * cb, n * kBlockN, c.h_kv, c.b);
+          }
+          if (++stage == kStages) {
+            stage = 0;
+            phase ^= 1;
+          }
         }
       }
     }
@@ -205,69 +267,10 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
   const int wg = warpgroup - 1;
   const int tid_wg = tid % 128;
   const int lane = tid % 32;
-  const int row0 = m0 + 64 * wg;                           // first query row of this warpgroup
-  const int thread_row = row0 + 16 * (tid_wg / 32) + lane / 4;  // and of this thread (+8)
   const int quad_col = 2 * (lane % 4);
   // This warpgroup's 64 rows of Q, in every column block.
   char* q_rows = smem_q + wg * 64 * 128;
 
-  float acc_o[kNTilesO][4];
-#pragma unroll
-  for (int j = 0; j < kNTilesO; ++j)
-#pragma unroll
-    for (int e = 0; e < 4; ++e) acc_o[j][e] = 0.f;
-  OnlineSoftmaxRows<kNTilesS, kNTilesO> softmax;
-  softmax.init();
-
-  // S = Q K^T of the tile in `stage`, issued and committed (not waited for):
-  // head-dim steps of 16, step kk 32 bytes into column block kk / 4.
-  auto issue_qk = [&](float (&s)[kNTilesS][4], int stage) {
-    wgmma_fence();
-#pragma unroll
-    for (int kk = 0; kk < Traits::kHeadDim / 16; ++kk) {
-      const int off = (kk / 4) * Traits::kQBlockBytes + (kk % 4) * 32;
-      const int k_off = (kk / 4) * Traits::kKVBlockBytes + (kk % 4) * 32;
-      Wgmma<kBlockN, Elem>::template ss<false>(
-          reinterpret_cast<float(&)[kBlockN / 2]>(s),
-          make_smem_desc(q_rows + off, 16, 1024, Swizzle::k128B),
-          make_smem_desc(k_tile(stage) + k_off, 16, 1024, Swizzle::k128B), kk > 0);
-    }
-    wgmma_commit_group();
-  };
-  // O += P V of the tile in `stage`, issued and committed: V [key][d] is the
-  // MN-major B operand; key step kk is 16 rows (2 KB) on, column blocks
-  // kKVBlockBytes apart.
-  auto issue_pv = [&](const uint32_t (&p)[kBlockN / 16][4], int stage) {
-    wgmma_fence();
-#pragma unroll
-    for (int kk = 0; kk < kBlockN / 16; ++kk) {
-      Wgmma<Traits::kHeadDim, Elem>::template rs<true>(
-          reinterpret_cast<float(&)[Traits::kHeadDim / 2]>(acc_o), p[kk],
-          make_smem_desc(v_tile(stage) + kk * 16 * 128, Traits::kKVBlockBytes, 1024,
-                         Swizzle::k128B),
-          true);
-    }
-    wgmma_commit_group();
-  };
-  // Softcap, the mask where tile n needs it, and the softmax step without the
-  // O rescale (alpha returned).
-  auto scores = [&](float (&s)[kNTilesS][4], int n, float (&alpha)[2]) {
-    if constexpr (kSoftcap) softcap_scores(s, params.softcap, params.softcap_scale);
-    if (range.needs_mask(params, n)) {
-      mask_scores<kNTilesS, kHasMask>(s, params, thread_row, n * kBlockN, quad_col);
-    }
-    softmax.scores_step(s, params.scale_log2, alpha);
-  };
-  // P as the A operand: k16 step kk is n8 blocks 2kk and 2kk + 1.
-  auto to_p = [&](const float (&s)[kNTilesS][4], uint32_t (&p)[kBlockN / 16][4]) {
-#pragma unroll
-    for (int kk = 0; kk < kBlockN / 16; ++kk) {
-      p[kk][0] = Numeric<Elem>::pack2(s[2 * kk][0], s[2 * kk][1]);
-      p[kk][1] = Numeric<Elem>::pack2(s[2 * kk][2], s[2 * kk][3]);
-      p[kk][2] = Numeric<Elem>::pack2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-      p[kk][3] = Numeric<Elem>::pack2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
-    }
-  };
   // Ping-pong: the two consumer warpgroups take turns issuing their GEMM
   // batches (named barriers 3 and 4 over both warpgroups), so one's softmax
   // runs while the other's GEMMs hold the tensor cores.
@@ -292,101 +295,167 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
   if constexpr (Traits::kPingPong) {
     if (wg == 1) named_barrier_arrive<3, 256>();  // warpgroup 0 goes first
   }
+  auto wg_sync = [&]() {
+    if (wg == 0) {
+      named_barrier_sync<1, 128>();
+    } else {
+      named_barrier_sync<2, 128>();
+    }
+  };
 
-  mbarrier_wait_parity(q_full, 0);
   int stage = 0;
   uint32_t phase = 0;
+  uint32_t q_phase = 0;
   auto advance = [&]() {
     if (++stage == kStages) {
       stage = 0;
       phase ^= 1;
     }
   };
-  if constexpr (!Traits::kOverlap) {
-    for (int n = range.n_end - 1; n >= range.n_begin; --n) {
-      float s[kNTilesS][4];
-      mbarrier_wait_parity(&k_full[stage], phase);
-      turn_wait();
-      issue_qk(s, stage);
-      wgmma_wait_group<0>();
-      wgmma_fence_operands(reinterpret_cast<float(&)[kBlockN / 2]>(s));
-      if (lane == 0) mbarrier_arrive(&k_empty[stage]);
-      float alpha[2];
-      scores(s, n, alpha);
-      softmax.rescale(acc_o, alpha);
+
+  for (int t = blockIdx.x; t < num_tiles; t += gridDim.x) {
+    const TileCoord c = tile_coord<kBlockM>(params, t);
+    const KeyRange<kBlockM, kBlockN, kHasMask> range(params, c.m0);
+    const int row0 = c.m0 + 64 * wg;                                // this warpgroup's first row
+    const int thread_row = row0 + 16 * (tid_wg / 32) + lane / 4;  // and this thread's (+8)
+
+    float acc_o[kNTilesO][4];
+#pragma unroll
+    for (int j = 0; j < kNTilesO; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc_o[j][e] = 0.f;
+    OnlineSoftmaxRows<kNTilesS, kNTilesO> softmax;
+    softmax.init();
+
+    // S = Q K^T of the tile in `st`, issued and committed (not waited for):
+    // head-dim steps of 16, step kk 32 bytes into column block kk / 4.
+    auto issue_qk = [&](float (&s)[kNTilesS][4], int st) {
+      wgmma_fence();
+#pragma unroll
+      for (int kk = 0; kk < Traits::kHeadDim / 16; ++kk) {
+        const int off = (kk / 4) * Traits::kQBlockBytes + (kk % 4) * 32;
+        const int k_off = (kk / 4) * Traits::kKVBlockBytes + (kk % 4) * 32;
+        Wgmma<kBlockN, Elem>::template ss<false>(
+            reinterpret_cast<float(&)[kBlockN / 2]>(s),
+            make_smem_desc(q_rows + off, 16, 1024, Swizzle::k128B),
+            make_smem_desc(k_tile(st) + k_off, 16, 1024, Swizzle::k128B), kk > 0);
+      }
+      wgmma_commit_group();
+    };
+    // O += P V of the tile in `st`, issued and committed: V [key][d] is the
+    // MN-major B operand; key step kk is 16 rows (2 KB) on, column blocks
+    // kKVBlockBytes apart.
+    auto issue_pv = [&](const uint32_t (&p)[kBlockN / 16][4], int st) {
+      wgmma_fence();
+#pragma unroll
+      for (int kk = 0; kk < kBlockN / 16; ++kk) {
+        Wgmma<Traits::kHeadDim, Elem>::template rs<true>(
+            reinterpret_cast<float(&)[Traits::kHeadDim / 2]>(acc_o), p[kk],
+            make_smem_desc(v_tile(st) + kk * 16 * 128, Traits::kKVBlockBytes, 1024,
+                           Swizzle::k128B),
+            true);
+      }
+      wgmma_commit_group();
+    };
+    // Softcap, the mask where tile n needs it, and the softmax step without
+    // the O rescale (alpha returned).
+    auto scores = [&](float (&s)[kNTilesS][4], int n, float (&alpha)[2]) {
+      if constexpr (kSoftcap) softcap_scores(s, params.softcap, params.softcap_scale);
+      if (range.needs_mask(params, n)) {
+        mask_scores<kNTilesS, kHasMask>(s, params, thread_row, n * kBlockN, quad_col);
+      }
+      softmax.scores_step(s, params.scale_log2, alpha);
+    };
+    // P as the A operand: k16 step kk is n8 blocks 2kk and 2kk + 1.
+    auto to_p = [&](const float (&s)[kNTilesS][4], uint32_t (&p)[kBlockN / 16][4]) {
+#pragma unroll
+      for (int kk = 0; kk < kBlockN / 16; ++kk) {
+        p[kk][0] = Numeric<Elem>::pack2(s[2 * kk][0], s[2 * kk][1]);
+        p[kk][1] = Numeric<Elem>::pack2(s[2 * kk][2], s[2 * kk][3]);
+        p[kk][2] = Numeric<Elem>::pack2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+        p[kk][3] = Numeric<Elem>::pack2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+      }
+    };
+    // This warp is done reading Q: the producer may load the next tile's.
+    auto release_q = [&]() {
+      if (lane == 0) mbarrier_arrive(q_empty);
+    };
+
+    mbarrier_wait_parity(q_full, q_phase);
+    q_phase ^= 1;
+    if (range.n_end > range.n_begin) {
+      // Tile n's S = Q K^T is issued before tile n+1's O += P V, and tile n's
+      // softmax runs while that P V is in flight; O is rescaled only after it
+      // completes.
       uint32_t p[kBlockN / 16][4];
-      to_p(s, p);
-      mbarrier_wait_parity(&v_full[stage], phase);
-      issue_pv(p, stage);
-      turn_pass();
-      wgmma_wait_group<0>();
-      wgmma_fence_operands(reinterpret_cast<float(&)[Traits::kHeadDim / 2]>(acc_o));
-      if (lane == 0) mbarrier_arrive(&v_empty[stage]);
+      {
+        float s[kNTilesS][4];
+        mbarrier_wait_parity(&k_full[stage], phase);
+        turn_wait();
+        issue_qk(s, stage);
+        turn_pass();
+        wgmma_wait_group<0>();
+        wgmma_fence_operands(reinterpret_cast<float(&)[kBlockN / 2]>(s));
+        if (lane == 0) mbarrier_arrive(&k_empty[stage]);
+        float alpha[2];
+        scores(s, range.n_end - 1, alpha);  // O is still zero: no rescale
+        to_p(s, p);
+      }
+      int v_stage = stage;
+      uint32_t v_phase = phase;
       advance();
-    }
-  } else if (range.n_end > range.n_begin) {
-    // Overlapped: tile n's S = Q K^T is issued before tile n+1's O += P V, and
-    // tile n's softmax runs while that P V is in flight; O is rescaled only
-    // after it completes.
-    uint32_t p[kBlockN / 16][4];
-    {
-      float s[kNTilesS][4];
-      mbarrier_wait_parity(&k_full[stage], phase);
-      turn_wait();
-      issue_qk(s, stage);
-      turn_pass();
-      wgmma_wait_group<0>();
-      wgmma_fence_operands(reinterpret_cast<float(&)[kBlockN / 2]>(s));
-      if (lane == 0) mbarrier_arrive(&k_empty[stage]);
-      float alpha[2];
-      scores(s, range.n_end - 1, alpha);  // O is still zero: no rescale
-      to_p(s, p);
-    }
-    int v_stage = stage;
-    uint32_t v_phase = phase;
-    advance();
-    for (int n = range.n_end - 2; n >= range.n_begin; --n) {
-      float s[kNTilesS][4];
-      mbarrier_wait_parity(&k_full[stage], phase);
-      turn_wait();
-      issue_qk(s, stage);
+      for (int n = range.n_end - 2; n >= range.n_begin; --n) {
+        float s[kNTilesS][4];
+        mbarrier_wait_parity(&k_full[stage], phase);
+        turn_wait();
+        issue_qk(s, stage);
+        mbarrier_wait_parity(&v_full[v_stage], v_phase);
+        issue_pv(p, v_stage);
+        turn_pass();
+        wgmma_wait_group<1>();  // S done; P V may still run
+        wgmma_fence_operands(reinterpret_cast<float(&)[kBlockN / 2]>(s));
+        if (lane == 0) mbarrier_arrive(&k_empty[stage]);
+        float alpha[2];
+        scores(s, n, alpha);
+        wgmma_wait_group<0>();
+        wgmma_fence_operands(reinterpret_cast<float(&)[Traits::kHeadDim / 2]>(acc_o));
+        if (lane == 0) mbarrier_arrive(&v_empty[v_stage]);
+        softmax.rescale(acc_o, alpha);
+        to_p(s, p);
+        v_stage = stage;
+        v_phase = phase;
+        advance();
+      }
+      if constexpr (!Traits::kStageO) release_q();
       mbarrier_wait_parity(&v_full[v_stage], v_phase);
+      turn_wait();
       issue_pv(p, v_stage);
       turn_pass();
-      wgmma_wait_group<1>();  // S done; P V may still run
-      wgmma_fence_operands(reinterpret_cast<float(&)[kBlockN / 2]>(s));
-      if (lane == 0) mbarrier_arrive(&k_empty[stage]);
-      float alpha[2];
-      scores(s, n, alpha);
       wgmma_wait_group<0>();
       wgmma_fence_operands(reinterpret_cast<float(&)[Traits::kHeadDim / 2]>(acc_o));
       if (lane == 0) mbarrier_arrive(&v_empty[v_stage]);
-      softmax.rescale(acc_o, alpha);
-      to_p(s, p);
-      v_stage = stage;
-      v_phase = phase;
-      advance();
+    } else if constexpr (!Traits::kStageO) {
+      release_q();
     }
-    mbarrier_wait_parity(&v_full[v_stage], v_phase);
-    turn_wait();
-    issue_pv(p, v_stage);
-    turn_pass();
-    wgmma_wait_group<0>();
-    wgmma_fence_operands(reinterpret_cast<float(&)[Traits::kHeadDim / 2]>(acc_o));
-    if (lane == 0) mbarrier_arrive(&v_empty[v_stage]);
-  }
 
-  // Every warp of this warpgroup is past its last wgmma reading its Q rows
-  // before they are overwritten with O.
-  if (wg == 0) {
-    named_barrier_sync<1, 128>();
-  } else {
-    named_barrier_sync<2, 128>();
+    uint16_t* o_base = static_cast<uint16_t*>(params.o) + c.b * params.o_batch_stride +
+                       c.h * params.o_head_stride;
+    const int64_t lse_row0 = static_cast<int64_t>(c.bh) * params.seqlen_q;
+    if constexpr (Traits::kStageO) {
+      // Every warp of this warpgroup is past its last wgmma reading its Q rows
+      // before they are overwritten with O.
+      wg_sync();
+      store_output<Elem, Traits>(acc_o, softmax, q_rows, params, o_base, lse_row0, row0, wg,
+                                 tid_wg);
+      // The staging reads are generic-proxy accesses of what the next Q load
+      // (async proxy) overwrites.
+      fence_proxy_async_smem();
+      release_q();
+    } else {
+      store_output_direct<Elem, Traits>(acc_o, softmax, params, o_base, lse_row0, thread_row,
+                                        quad_col, lane);
+    }
   }
-  uint16_t* o_base = static_cast<uint16_t*>(params.o) + b * params.o_batch_stride +
-                     h * params.o_head_stride;
-  store_output<Elem, Traits>(acc_o, softmax, q_rows, params, o_base,
-                             static_cast<int64_t>(bh) * params.seqlen_q, row0, wg, tid_wg);
 #endif  // FLASHCORE_SM90A
 }
 

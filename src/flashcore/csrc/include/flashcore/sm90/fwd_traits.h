@@ -11,14 +11,19 @@
 namespace flashcore {
 namespace sm90 {
 
-// kOverlap: inside a warpgroup, tile n's Q K^T is issued before tile n+1's
-// P V and its softmax runs while that P V is in flight. kPingPong: the two
-// consumer warpgroups take turns issuing their GEMMs (named barriers).
-template <int kHeadDim_, int kBlockN_, int kStages_, bool kOverlap_, bool kPingPong_,
-          int kConsumerWGs_ = 2>
+// Every config overlaps inside a warpgroup: tile n's Q K^T is issued before
+// tile n+1's P V and its softmax runs while that P V is in flight.
+// kPingPong: the two consumer warpgroups take turns issuing their GEMMs
+// (named barriers). kPersistent: at most one block per SM, each walking
+// several query tiles, so one tile's loads overlap the previous tile's last
+// GEMMs and epilogue. kStageO: O leaves through shared memory (the
+// warpgroup's Q rows, 16-byte coalesced stores), else straight from registers.
+template <int kHeadDim_, int kBlockN_, int kStages_, bool kPingPong_, bool kPersistent_,
+          bool kStageO_, int kConsumerWGs_ = 2>
 struct FwdTraits {
-  static constexpr bool kOverlap = kOverlap_;
   static constexpr bool kPingPong = kPingPong_;
+  static constexpr bool kPersistent = kPersistent_;
+  static constexpr bool kStageO = kStageO_;
   static constexpr int kHeadDim = kHeadDim_;  // tile width: 64 or 128
   static constexpr int kBlockN = kBlockN_;
   static constexpr int kStages = kStages_;
@@ -33,11 +38,11 @@ struct FwdTraits {
   static constexpr int kKVTileBytes = kColBlocks * kKVBlockBytes;  // one K or one V tile
 
   // Offsets from the 1024-aligned base: Q, then K stages, then V stages, then
-  // the mbarriers (q_full, k_full[S], v_full[S], k_empty[S], v_empty[S]).
+  // the mbarriers (q_full, q_empty, k_full[S], v_full[S], k_empty[S], v_empty[S]).
   static constexpr int kKOffset = kQBytes;
   static constexpr int kVOffset = kKOffset + kStages * kKVTileBytes;
   static constexpr int kBarOffset = kVOffset + kStages * kKVTileBytes;
-  static constexpr int kNumBarriers = 1 + 4 * kStages;
+  static constexpr int kNumBarriers = 2 + 4 * kStages;
   // Plus up to 1008 bytes to align the dynamic base (only 16 is guaranteed).
   static constexpr int kSmemBytes = kBarOffset + 8 * kNumBarriers + 1008;
 
