@@ -13,7 +13,6 @@
 #include "flashcore/params.h"
 #include "flashcore/sm90/fwd_kernel.cuh"
 #include "fwd_launch.cuh"  // ElemOf, fwd_has_mask
-#include "run.h"           // device_desc
 
 namespace flashcore {
 namespace sm90 {
@@ -77,11 +76,8 @@ template <typename Elem, typename Traits, bool kHasMask, bool kSoftcap>
 cudaError_t launch(const FwdArgs& args, cudaStream_t stream, int device, bool pdl) {
   const FwdParams& p = args.p;
   const int64_t num_m_blocks = (p.seqlen_q + Traits::kBlockM - 1) / Traits::kBlockM;
-  const int64_t tiles = num_m_blocks * p.batch * p.heads_q;
-  if (tiles > 0x7fffffff) return cudaErrorInvalidConfiguration;
-  // Persistent: one block per SM at most (one fits an SM: registers).
-  const int64_t sms = device_desc(device).sm_count;
-  const int64_t grid = Traits::kPersistent && sms > 0 && tiles > sms ? sms : tiles;
+  const int64_t grid = num_m_blocks * p.batch * p.heads_q;
+  if (grid > 0x7fffffff) return cudaErrorInvalidConfiguration;
   auto kernel = fwd_kernel<Elem, Traits, kHasMask, kSoftcap>;
   static std::atomic<uint64_t> opted_in{0};
   const uint64_t bit = uint64_t{1} << (device & 63);
@@ -140,10 +136,10 @@ cudaError_t run_fwd_sm90_hdim(const FwdParams& params, int config, cudaStream_t 
                               int device, bool pdl_capable) {
   using Elem = typename ElemOf<kDType>::type;
   switch (static_cast<FwdConfig>(config)) {
-#define FLASHCORE_X(name, D, BN, ST, PP, PS, SO, PDL)                                 \
+#define FLASHCORE_X(name, D, BN, ST, PP, WG, PDL)                                      \
   case FwdConfig::name:                                                                \
     if constexpr (D == kHeadDim) {                                                     \
-      return sm90::launch_variant<Elem, sm90::FwdTraits<D, BN, ST, PP, PS, SO>>(       \
+      return sm90::launch_variant<Elem, sm90::FwdTraits<D, BN, ST, PP, WG>>(           \
           params, kDType, stream, device, PDL && pdl_capable);                         \
     }                                                                                  \
     break;

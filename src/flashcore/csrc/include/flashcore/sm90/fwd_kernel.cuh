@@ -51,6 +51,16 @@ struct FwdArgs {
 
 #if defined(FLASHCORE_SM90A)
 
+// bar.sync / bar.arrive on a named barrier whose id is a run-time value (the
+// consumer warpgroup's): ids 1 .. 3 are the warpgroups' own (128 threads),
+// 4 .. 6 the ping-pong turns (256 threads: the waiting and the passing one).
+__device__ __forceinline__ void bar_sync(int id, int threads) {
+  asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(threads) : "memory");
+}
+__device__ __forceinline__ void bar_arrive(int id, int threads) {
+  asm volatile("bar.arrive %0, %1;" ::"r"(id), "r"(threads) : "memory");
+}
+
 // Byte offset of 16-byte chunk `chunk` (of 8 per 128-byte row) of row `row` in
 // a 128B-swizzled column block: the pattern the TMA writes and wgmma reads.
 __device__ __forceinline__ int swizzled_chunk(int row, int chunk) {
@@ -87,12 +97,7 @@ __device__ __forceinline__ void store_output(float (&acc_o)[Traits::kHeadDim / 8
           Numeric<Elem>::pack2(acc_o[j][2 * r] * inv_l, acc_o[j][2 * r + 1] * inv_l);
     }
   }
-  // Barrier 1 + wg over this warpgroup only.
-  if (wg == 0) {
-    named_barrier_sync<1, 128>();
-  } else {
-    named_barrier_sync<2, 128>();
-  }
+  bar_sync(1 + wg, 128);  // this warpgroup only
   const int dchunks = params.head_dim / 8;
   for (int i = tid_wg; i < 64 * kNCols; i += 128) {
     const int row = i / kNCols;
@@ -103,41 +108,6 @@ __device__ __forceinline__ void store_output(float (&acc_o)[Traits::kHeadDim / 8
           smem_rows + (c / 8) * Traits::kQBlockBytes + swizzled_chunk(row, c % 8));
       *reinterpret_cast<uint4*>(o_base + static_cast<int64_t>(qrow) * params.o_row_stride +
                                 c * 8) = val;
-    }
-  }
-}
-
-// Epilogue without staging: normalize and write O straight from the
-// accumulator layout (4-byte stores; a quad covers 16 contiguous bytes of a
-// row), and lse. Leaves the shared Q rows free as soon as the last Q K^T is
-// done, which the persistent schedule uses to load the next tile's Q early.
-template <typename Elem, typename Traits, typename Softmax>
-__device__ __forceinline__ void store_output_direct(float (&acc_o)[Traits::kHeadDim / 8][4],
-                                                    const Softmax& softmax,
-                                                    const FwdParams& params, uint16_t* o_base,
-                                                    int64_t lse_row0, int thread_row,
-                                                    int quad_col, int lane) {
-  constexpr int kNCols = Traits::kHeadDim / 8;
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    const float l = quad_sum(softmax.l_i[r]);
-    const float inv_l = l > 0.f ? 1.f / l : 0.f;
-    const int qrow = thread_row + 8 * r;
-    if (qrow < params.seqlen_q) {
-      if (params.lse != nullptr && lane % 4 == 0) {
-        params.lse[lse_row0 + qrow] =
-            l > 0.f ? (softmax.m_i[r] * params.scale_log2 + __log2f(l)) * 0.6931471805599453f
-                    : -INFINITY;
-      }
-      uint16_t* row = o_base + static_cast<int64_t>(qrow) * params.o_row_stride;
-#pragma unroll
-      for (int j = 0; j < kNCols; ++j) {
-        const int col = 8 * j + quad_col;
-        if (col < params.head_dim) {
-          *reinterpret_cast<uint32_t*>(row + col) =
-              Numeric<Elem>::pack2(acc_o[j][2 * r] * inv_l, acc_o[j][2 * r + 1] * inv_l);
-        }
-      }
     }
   }
 }
@@ -163,10 +133,11 @@ __device__ __forceinline__ TileCoord tile_coord(const FwdParams& p, int t) {
   return c;
 }
 
-// Traits::kPersistent: the host launches at most one block per SM and each
-// block walks tiles blockIdx.x, + gridDim.x, ...; otherwise one block per tile
-// (the same loop, run once). Either way the K/V ring's stage and phase, the Q
-// barriers' phase and the ping-pong turns carry over from tile to tile.
+// One block per query tile (grid = tiles); the kernel is written as a loop over
+// tiles blockIdx.x, + gridDim.x, ... so that a persistent grid (fewer blocks,
+// each walking several tiles) needs no other change: the K/V ring's stage and
+// phase, the Q barriers' phase and the ping-pong turns carry over from tile to
+// tile. A static persistent grid measured slower causal (benchmarks/NOTES.md, v9).
 template <typename Elem, typename Traits, bool kHasMask, bool kSoftcap>
 __global__ void __launch_bounds__(Traits::kNThreads, 1)
     fwd_kernel(const __grid_constant__ FwdArgs args) {
@@ -271,37 +242,20 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
   // This warpgroup's 64 rows of Q, in every column block.
   char* q_rows = smem_q + wg * 64 * 128;
 
-  // Ping-pong: the two consumer warpgroups take turns issuing their GEMM
-  // batches (named barriers 3 and 4 over both warpgroups), so one's softmax
-  // runs while the other's GEMMs hold the tensor cores.
+  // Ping-pong: the consumer warpgroups take turns issuing their GEMM batches,
+  // round robin (warpgroup w waits on barrier 4 + w and passes the turn on
+  // barrier 4 + (w + 1) % n), so one's softmax runs while another's GEMMs hold
+  // the tensor cores.
+  constexpr int kWGs = Traits::kConsumerWGs;
   auto turn_wait = [&]() {
-    if constexpr (Traits::kPingPong) {
-      if (wg == 0) {
-        named_barrier_sync<3, 256>();
-      } else {
-        named_barrier_sync<4, 256>();
-      }
-    }
+    if constexpr (Traits::kPingPong) bar_sync(4 + wg, 256);
   };
   auto turn_pass = [&]() {
-    if constexpr (Traits::kPingPong) {
-      if (wg == 0) {
-        named_barrier_arrive<4, 256>();
-      } else {
-        named_barrier_arrive<3, 256>();
-      }
-    }
+    if constexpr (Traits::kPingPong) bar_arrive(4 + (wg + 1) % kWGs, 256);
   };
   if constexpr (Traits::kPingPong) {
-    if (wg == 1) named_barrier_arrive<3, 256>();  // warpgroup 0 goes first
+    if (wg == kWGs - 1) bar_arrive(4, 256);  // warpgroup 0 goes first
   }
-  auto wg_sync = [&]() {
-    if (wg == 0) {
-      named_barrier_sync<1, 128>();
-    } else {
-      named_barrier_sync<2, 128>();
-    }
-  };
 
   int stage = 0;
   uint32_t phase = 0;
@@ -426,7 +380,6 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
         v_phase = phase;
         advance();
       }
-      if constexpr (!Traits::kStageO) release_q();
       mbarrier_wait_parity(&v_full[v_stage], v_phase);
       turn_wait();
       issue_pv(p, v_stage);
@@ -434,27 +387,20 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
       wgmma_wait_group<0>();
       wgmma_fence_operands(reinterpret_cast<float(&)[Traits::kHeadDim / 2]>(acc_o));
       if (lane == 0) mbarrier_arrive(&v_empty[v_stage]);
-    } else if constexpr (!Traits::kStageO) {
-      release_q();
     }
 
     uint16_t* o_base = static_cast<uint16_t*>(params.o) + c.b * params.o_batch_stride +
                        c.h * params.o_head_stride;
     const int64_t lse_row0 = static_cast<int64_t>(c.bh) * params.seqlen_q;
-    if constexpr (Traits::kStageO) {
-      // Every warp of this warpgroup is past its last wgmma reading its Q rows
-      // before they are overwritten with O.
-      wg_sync();
-      store_output<Elem, Traits>(acc_o, softmax, q_rows, params, o_base, lse_row0, row0, wg,
-                                 tid_wg);
-      // The staging reads are generic-proxy accesses of what the next Q load
-      // (async proxy) overwrites.
-      fence_proxy_async_smem();
-      release_q();
-    } else {
-      store_output_direct<Elem, Traits>(acc_o, softmax, params, o_base, lse_row0, thread_row,
-                                        quad_col, lane);
-    }
+    // Every warp of this warpgroup is past its last wgmma reading its Q rows
+    // before they are overwritten with O.
+    bar_sync(1 + wg, 128);
+    store_output<Elem, Traits>(acc_o, softmax, q_rows, params, o_base, lse_row0, row0, wg,
+                               tid_wg);
+    // The staging reads are generic-proxy accesses of what the next Q load
+    // (async proxy) overwrites.
+    fence_proxy_async_smem();
+    release_q();
   }
 #endif  // FLASHCORE_SM90A
 }
