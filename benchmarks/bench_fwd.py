@@ -243,6 +243,16 @@ def format_row(row: dict, names: list[str]) -> list[str]:
                 val = e["tflops_interleaved"] if large else e["kernel_us_interleaved"]
                 line += f" {val:9.1f} {e['ratio_interleaved']:5.2f}"
         lines.append(line + f"   (add alone {ours['interleave_op_us']:.1f} us, subtracted)")
+    other = row.get("mma_sync")
+    if other is not None:
+        ratios = "".join(
+            f", {row[n]['kernel_us'] / other['kernel_us']:.2f}x {n}" for n in names if row.get(n)
+        )
+        lines.append(
+            f"{'':>5} {'mma.sync family':>18} {'':>6} {'':>9} {other['kernel_us']:9.1f} "
+            f"{other['tflops']:8.1f}   ({other['config']}; served by {row['config']}{ratios} "
+            "in throughput)"
+        )
     return lines
 
 

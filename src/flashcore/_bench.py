@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from . import _reference
+from . import _debug, _reference
 from ._reference import ALIGNMENTS
 from .ops import fused_attention
 
@@ -337,6 +337,17 @@ def measure_shape(
         mine = None
         row["flashcore_error"] = f"{type(e).__name__}: {_first_line(str(e))}"
     row["flashcore"] = mine
+    if mine is not None:
+        row["config"] = _debug.chosen_config(q, k, v)
+        by_name = {c["name"]: c for c in _debug.configs()}
+        if by_name[row["config"]]["sm90"]:
+            # The Hopper family served this row: time the mma.sync config the
+            # heuristic would take without it too, on the same inputs.
+            props = _debug.device_desc(q.device)
+            other = _debug.heuristic(b, h, sq, sk, d, **props, tma_ok=False)
+            with _debug.forced_config(other):
+                t = graph_time_us(ours, graph_calls, graph_reps)
+            row["mma_sync"] = {"config": other, "kernel_us": t, "tflops": fl / t / 1e6}
 
     def theirs():
         return F.scaled_dot_product_attention(q, k, v, **sdpa_kwargs)
