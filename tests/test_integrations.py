@@ -158,30 +158,33 @@ def test_sdpa_patched_in_place_does_not_recurse(monkeypatch):
 
 
 def _configs():
+    """Small random models with the head dims of the real ones: Llama 128 with
+    GQA, Mistral 128 with a sliding window, Qwen2 64 with GQA, Gemma 2 256-wide
+    heads scaled down to 64 with softcap and a window, GPT-2 64."""
     common = {
         "vocab_size": 128,
-        "hidden_size": 64,
-        "intermediate_size": 128,
+        "hidden_size": 256,
+        "intermediate_size": 256,
         "num_hidden_layers": 2,
         "max_position_embeddings": 256,
     }
     heads = {"num_attention_heads": 4, "num_key_value_heads": 2}
-    yield "llama", LlamaConfig(**heads, **common), "sdpa"
-    yield "mistral", MistralConfig(**heads, sliding_window=8, **common), "sdpa"
-    yield "qwen2", Qwen2Config(**heads, **common), "sdpa"
+    yield "llama", LlamaConfig(**heads, head_dim=128, **common), "sdpa"
+    yield "mistral", MistralConfig(**heads, head_dim=128, sliding_window=8, **common), "sdpa"
+    yield "qwen2", Qwen2Config(**heads, **common), "sdpa"  # head dim 256 / 4 = 64
     gemma = Gemma2Config(
         **heads,
-        head_dim=16,
+        head_dim=64,
         sliding_window=8,
         attn_logit_softcapping=30.0,
         final_logit_softcapping=None,
-        query_pre_attn_scalar=16,
+        query_pre_attn_scalar=64,
         **common,
     )
     yield "gemma2", gemma, "eager"  # SDPA has no softcap
     yield (
         "gpt2",
-        GPT2Config(vocab_size=128, n_embd=64, n_layer=2, n_head=4, n_positions=256),
+        GPT2Config(vocab_size=128, n_embd=256, n_layer=2, n_head=4, n_positions=256),
         "sdpa",
     )
 
