@@ -5,7 +5,7 @@
 // issue 11 (docs/design/hopper_fwd.md); the bodies exist only under
 // FLASHCORE_SM90A (sm90/ptx.cuh).
 //
-// The operand lists are written out per N (64, 128, 176), one macro each that the
+// The operand lists are written out per N (64, 128), one macro each that the
 // two element types instantiate: inline PTX needs every accumulator register
 // named and the operand type in the instruction string.
 #pragma once
@@ -197,98 +197,12 @@ struct Wgmma<128, ELEM> {                                                       
   }                                                                                            \
 }                                                                                             
 
-// m64n176k16 with f32 accumulators (88 per thread) for element type ELEM,
-// PTX operand type TYPE ("f16" / "bf16").
-#define FLASHCORE_WGMMA_M64N176(ELEM, TYPE)                                                    \
-template <>                                                                                    \
-struct Wgmma<176, ELEM> {                                                                      \
-  static constexpr int kAccRegs = 88;                                                          \
-  /* D (+)= A B, A and B in shared memory (descriptors). */                                    \
-  template <bool kTransB>                                                                      \
-  static __device__ __forceinline__ void ss(float (&d)[88], uint64_t desc_a, uint64_t desc_b,  \
-                                            bool accumulate) {                                 \
-    asm volatile(                                                                              \
-        "{\n"                                                                                  \
-        "  .reg .pred p;\n"                                                                    \
-        "  setp.ne.b32 p, %90, 0;\n"                                                           \
-        "  wgmma.mma_async.sync.aligned.m64n176k16.f32." TYPE "." TYPE "\n"                    \
-        "      {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11,"                             \
-        "       %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23,"                   \
-        "       %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35,"                   \
-        "       %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47,"                   \
-        "       %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59,"                   \
-        "       %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71,"                   \
-        "       %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83,"                   \
-        "       %84, %85, %86, %87},\n"                                                        \
-        "      %88, %89, p, 1, 1, 0, %91;\n"                                                   \
-        "}\n"                                                                                  \
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]),              \
-          "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]),            \
-          "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]),        \
-          "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),        \
-          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]),        \
-          "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]),        \
-          "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]),        \
-          "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),        \
-          "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]),        \
-          "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]),        \
-          "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), "+f"(d[64]), "+f"(d[65]),        \
-          "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]),        \
-          "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]),        \
-          "+f"(d[78]), "+f"(d[79]), "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]),        \
-          "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87])                                   \
-        : "l"(desc_a), "l"(desc_b), "r"(static_cast<int>(accumulate)),                         \
-          "n"(static_cast<int>(kTransB)));                                                     \
-  }                                                                                            \
-  /* D (+)= A B, A in registers (the m64k16 A fragment, 4 registers of 2 */                    \
-  /* elements per thread), B in shared memory. */                                              \
-  template <bool kTransB>                                                                      \
-  static __device__ __forceinline__ void rs(float (&d)[88], const uint32_t (&a)[4],            \
-                                            uint64_t desc_b, bool accumulate) {                \
-    asm volatile(                                                                              \
-        "{\n"                                                                                  \
-        "  .reg .pred p;\n"                                                                    \
-        "  setp.ne.b32 p, %93, 0;\n"                                                           \
-        "  wgmma.mma_async.sync.aligned.m64n176k16.f32." TYPE "." TYPE "\n"                    \
-        "      {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11,"                             \
-        "       %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23,"                   \
-        "       %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35,"                   \
-        "       %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47,"                   \
-        "       %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59,"                   \
-        "       %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71,"                   \
-        "       %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83,"                   \
-        "       %84, %85, %86, %87},\n"                                                        \
-        "      {%88, %89, %90, %91}, %92, p, 1, 1, %94;\n"                                     \
-        "}\n"                                                                                  \
-        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]),              \
-          "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]),            \
-          "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]),        \
-          "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),        \
-          "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]),        \
-          "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]),        \
-          "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]),        \
-          "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),        \
-          "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]),        \
-          "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]),        \
-          "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]), "+f"(d[64]), "+f"(d[65]),        \
-          "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]),        \
-          "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]),        \
-          "+f"(d[78]), "+f"(d[79]), "+f"(d[80]), "+f"(d[81]), "+f"(d[82]), "+f"(d[83]),        \
-          "+f"(d[84]), "+f"(d[85]), "+f"(d[86]), "+f"(d[87])                                   \
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b),                             \
-          "r"(static_cast<int>(accumulate)), "n"(static_cast<int>(kTransB)));                  \
-  }                                                                                            \
-}
-
 FLASHCORE_WGMMA_M64N64(__half, "f16");
 FLASHCORE_WGMMA_M64N64(__nv_bfloat16, "bf16");
 FLASHCORE_WGMMA_M64N128(__half, "f16");
 FLASHCORE_WGMMA_M64N128(__nv_bfloat16, "bf16");
-FLASHCORE_WGMMA_M64N176(__half, "f16");
-FLASHCORE_WGMMA_M64N176(__nv_bfloat16, "bf16");
 #undef FLASHCORE_WGMMA_M64N64
 #undef FLASHCORE_WGMMA_M64N128
-#undef FLASHCORE_WGMMA_M64N176
 
 #endif  // FLASHCORE_SM90A
 
