@@ -1,4 +1,5 @@
-"""The one reference and tolerance rule for flashcore's forward pass, shared by
+"""The one reference and tolerance rule for flashcore's forward pass (and the
+backward's gradients: attention_grads_ref, compare_grads), shared by
 tests/test_fwd.py, ci/sanitize_cases.py and `python -m flashcore`.
 
 - `attention_ref`: the attention in float64 on the given (float16 / bfloat16)
@@ -256,5 +257,170 @@ def compare(
         lowp_lse_err=lowp_lse_err,
         lse_bound=lse_bound,
         empty_rows=int(empty.sum().item()),
+        problems=tuple(problems),
+    )
+
+
+# ---- gradients (the backward pass; issue 10) ---------------------------------
+#
+# The same FlashAttention-2 criterion for dq, dk and dv: each kernel gradient's
+# max abs error against the float64 gradients must be at most twice that of the
+# same attention differentiated by PyTorch in the input dtype, plus a floor.
+# Gradients have no natural unit scale (they grow with seqlen and |dout|), so
+# the floor is relative to the largest float64 gradient element, at the same
+# fraction of an ulp at 1.0 as OUT_FLOOR.
+GRAD_FLOOR_REL = {torch.float16: 2e-4, torch.bfloat16: 1e-3}
+
+
+def _softmax_rows(s: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """softmax over the last dim of s with -inf where ~mask, and exact zeros (with
+    zero gradients, never NaN) in rows that see no key."""
+    empty = ~mask.any(dim=-1, keepdim=True)
+    s = s.masked_fill(~mask, float("-inf")).masked_fill(empty, 0.0)
+    return torch.softmax(s, dim=-1).masked_fill(empty, 0.0)
+
+
+def _attention_grads(q, k, v, dout, causal, scale, enable_gqa, window, alignment, softcap, lowp):
+    leaves = [t.detach().clone().requires_grad_(True) for t in (q, k, v)]
+    if not lowp:
+        leaves = [t.detach().double().requires_grad_(True) for t in (q, k, v)]
+    qq, kk, vv = leaves
+    kr, vr, scale = _prepare(qq, kk, vv, scale, enable_gqa)
+    if lowp:
+        # attention_lowp's arithmetic: q and k each scaled by sqrt(scale).
+        root = math.sqrt(scale)
+        s = torch.matmul(qq * root, (kr * root).transpose(-1, -2))
+    else:
+        s = torch.matmul(qq, kr.transpose(-1, -2)) * scale
+    if softcap:
+        s = torch.tanh(s / softcap) * softcap
+    mask = visible_mask(q.shape[2], k.shape[2], causal, window, alignment, q.device)
+    out = torch.matmul(_softmax_rows(s, mask), vr)
+    grad = dout if lowp else dout.double()
+    return torch.autograd.grad(out, leaves, grad)
+
+
+def attention_grads_ref(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    dout: torch.Tensor,
+    causal: bool = False,
+    scale: float | None = None,
+    *,
+    enable_gqa: bool = False,
+    window: tuple[int, int] | None = None,
+    alignment: str = "top_left",
+    softcap: float | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(dq, dk, dv) of fused_attention(q, k, v, ...) for the output gradient dout,
+    in float64 by autograd through `attention_ref`'s math. Shapes of q, k, v (dk,
+    dv summed over the query heads that share a kv head under GQA); zero in the
+    rows of dq that see no key and the rows of dk, dv that no query sees."""
+    return _attention_grads(
+        q, k, v, dout, causal, scale, enable_gqa, window, alignment, softcap, lowp=False
+    )
+
+
+def attention_grads_lowp(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    dout: torch.Tensor,
+    causal: bool = False,
+    scale: float | None = None,
+    *,
+    enable_gqa: bool = False,
+    window: tuple[int, int] | None = None,
+    alignment: str = "top_left",
+    softcap: float | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The same gradients by autograd through `attention_lowp`'s arithmetic in the
+    inputs' dtype (what plain PyTorch attention gives a model in float16 /
+    bfloat16): the yardstick of `compare_grads`."""
+    return _attention_grads(
+        q, k, v, dout, causal, scale, enable_gqa, window, alignment, softcap, lowp=True
+    )
+
+
+@dataclass(frozen=True)
+class GradCheck:
+    """Result of `compare_grads`: per gradient (dq, dk, dv) the kernel's error, the
+    low-precision baseline's and the bound. ok is the verdict; str() says why."""
+
+    ok: bool
+    dtype: torch.dtype
+    errs: tuple[float, float, float]
+    lowp_errs: tuple[float, float, float]
+    bounds: tuple[float, float, float]
+    problems: tuple[str, ...]
+
+    def __str__(self) -> str:
+        parts = [
+            f"{name} err {e:.3e} vs bound {b:.3e} (2 x torch {lo:.3e} + floor)"
+            for name, e, lo, b in zip(("dq", "dk", "dv"), self.errs, self.lowp_errs, self.bounds)
+        ]
+        text = "; ".join(parts)
+        if self.problems:
+            text += "; FAILED: " + "; ".join(self.problems)
+        return text
+
+
+def compare_grads(
+    dq: torch.Tensor,
+    dk: torch.Tensor,
+    dv: torch.Tensor,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    dout: torch.Tensor,
+    causal: bool = False,
+    scale: float | None = None,
+    *,
+    enable_gqa: bool = False,
+    window: tuple[int, int] | None = None,
+    alignment: str = "top_left",
+    softcap: float | None = None,
+) -> GradCheck:
+    """Checks kernel gradients against `attention_grads_ref` by the rule above:
+    no NaN/inf; for each of dq, dk, dv: max |grad - ref| <= 2 * max |lowp - ref| +
+    GRAD_FLOOR_REL * max(|ref|); rows of dq whose query sees no key, and rows of
+    dk and dv whose key no query sees, exactly 0."""
+    if q.dtype not in GRAD_FLOOR_REL:
+        raise ValueError(f"compare_grads: inputs must be float16 or bfloat16, got {q.dtype}")
+    kw = {"enable_gqa": enable_gqa, "window": window, "alignment": alignment, "softcap": softcap}
+    refs = attention_grads_ref(q, k, v, dout, causal, scale, **kw)
+    lows = attention_grads_lowp(q, k, v, dout, causal, scale, **kw)
+    problems = []
+    mask = visible_mask(q.shape[2], k.shape[2], causal, window, alignment, q.device)
+    unseen_q = ~mask.any(dim=-1)  # (seqlen_q,)
+    unseen_k = ~mask.any(dim=0)  # (seqlen_k,)
+    errs, lowp_errs, bounds = [], [], []
+    for name, got, ref, low in zip(("dq", "dk", "dv"), (dq, dk, dv), refs, lows):
+        if got.shape != ref.shape:
+            raise ValueError(f"{name} has shape {tuple(got.shape)}, expected {tuple(ref.shape)}")
+        if not torch.isfinite(got).all():
+            problems.append(
+                f"{name} has {got.isnan().sum().item()} NaN and {got.isinf().sum().item()} inf"
+            )
+        if not torch.isfinite(low).all():
+            problems.append(f"the low-precision baseline's {name} has NaN/inf; the rule is void")
+        unseen = unseen_q if name == "dq" else unseen_k
+        if not got[:, :, unseen].eq(0).all():
+            problems.append(f"{name} is not exactly 0 in the rows that take part in no pair")
+        err, lowp_err = _max_abs(got, ref), _max_abs(low, ref)
+        biggest = ref.abs().max().item() if ref.numel() else 0.0
+        bound = 2 * lowp_err + GRAD_FLOOR_REL[q.dtype] * biggest
+        if not err <= bound:  # also catches NaN
+            problems.append(f"{name} error over the bound")
+        errs.append(err)
+        lowp_errs.append(lowp_err)
+        bounds.append(bound)
+    return GradCheck(
+        ok=not problems,
+        dtype=q.dtype,
+        errs=tuple(errs),
+        lowp_errs=tuple(lowp_errs),
+        bounds=tuple(bounds),
         problems=tuple(problems),
     )
