@@ -125,3 +125,48 @@ def test_stage1_tma_wgmma_tile(stage1, dtype):
     # O from the kernel's own S, rounded to the input dtype as the kernel does.
     p = s_out.to(dtype).float()
     torch.testing.assert_close(o_out, p @ v.float(), rtol=1e-4, atol=1e-2)
+
+
+# ---- the built extension's Hopper family --------------------------------------
+
+
+def _sass_by_function(cuobjdump, library: str) -> dict[tuple[str, str], str]:
+    """{(arch, mangled function name): its SASS} for every kernel in every cubin."""
+    text = subprocess.run(
+        [cuobjdump, "-sass", library], capture_output=True, text=True, check=True
+    ).stdout
+    out: dict[tuple[str, str], str] = {}
+    arch = None
+    for chunk in re.split(r"\n(?=\s*(?:code for|Function :))", text):
+        m = re.match(r"\s*code for (sm_\w+)", chunk)
+        if m:
+            arch = m.group(1)
+            continue
+        m = re.match(r"\s*Function : (\S+)", chunk)
+        if m and arch:
+            out[(arch, m.group(1))] = chunk
+    return out
+
+
+def test_extension_hopper_kernels_hold_wgmma_and_tma_only_for_sm90a(cuobjdump):
+    # Guards the build, not the math: the heuristic sends large calls on H100/H200
+    # to these kernels, so an sm_90a image whose bodies compiled empty (the
+    # FLASHCORE_SM90A guard off) would return uninitialized memory.
+    import flashcore
+
+    info = flashcore.build_info()
+    sass = _sass_by_function(cuobjdump, info["library"])
+    hopper = {key: body for key, body in sass.items() if "4sm9010fwd_kernel" in key[1]}
+    archs = {arch for arch, _ in hopper}
+    assert archs == {a for a in info["sass_archs"]}, (archs, info["sass_archs"])
+    if "sm_90a" not in info["sass_archs"]:
+        pytest.skip("this build has no sm_90a target")
+    # 2 head dims x 2 dtypes x {unmasked, masked} x {softcap off, on}
+    full = {name: body for (arch, name), body in hopper.items() if arch == "sm_90a"}
+    assert len(full) == 16, sorted(full)
+    for name, body in full.items():
+        for op in (r"HGMMA\.64x128x16", r"UTMALDG\.4D", r"SYNCS\.PHASECHK", r"USETMAXREG"):
+            assert re.search(op, body), f"{op} missing from {name}"
+    for (arch, name), body in hopper.items():
+        if arch != "sm_90a":
+            assert not re.search(r"HGMMA|UTMALDG", body), f"{name} on {arch} is not empty"
