@@ -39,8 +39,10 @@ def _archs() -> tuple[list[str], str]:
                 f"flashcore needs sm_80 or newer (mma.sync m16n8k16, cp.async); got arch {a!r}"
             )
     if ptx.endswith("a"):
-        raise SystemExit(f"FLASHCORE_PTX_ARCH must be a plain arch (PTX of an 'a' target "
-                         f"runs on that GPU only); got {ptx!r}")
+        raise SystemExit(
+            f"FLASHCORE_PTX_ARCH must be a plain arch (PTX of an 'a' target "
+            f"runs on that GPU only); got {ptx!r}"
+        )
     return sass, ptx
 
 
