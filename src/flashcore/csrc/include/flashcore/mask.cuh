@@ -10,7 +10,47 @@
 
 #include "flashcore/params.h"
 
+// The range and tile-mask helpers are host-callable too (tests/cuda/mask_ranges.cu
+// checks them against brute force on the CPU).
+#if defined(__CUDACC__)
+#define FLASHCORE_HD __host__ __device__ __forceinline__
+#else
+#define FLASHCORE_HD inline
+#endif
+
 namespace flashcore {
+
+// min / max that compile to exactly the device built-ins in device code (the
+// forward kernels' SASS is unchanged by the host path) and to plain compares
+// on the host.
+FLASHCORE_HD int imin(int a, int b) {
+#if defined(__CUDA_ARCH__)
+  return min(a, b);
+#else
+  return a < b ? a : b;
+#endif
+}
+FLASHCORE_HD int imax(int a, int b) {
+#if defined(__CUDA_ARCH__)
+  return max(a, b);
+#else
+  return a > b ? a : b;
+#endif
+}
+
+// Whether the tile of query rows [m_first, m_last] (real rows only) and keys
+// [n0, n0 + kBlockN) needs per-element masking: it crosses the key tail, or some
+// (row, key) pair in it lies outside that row's window. Exact (not just safe):
+// false means every pair of the tile is visible.
+template <int kBlockN, bool kHasMask>
+FLASHCORE_HD bool tile_needs_mask(const FwdParams& p, int m_first, int m_last, int n0) {
+  bool mask = n0 + kBlockN > p.seqlen_k;
+  if constexpr (kHasMask) {
+    mask |= n0 < m_last + p.key_offset - p.window_left;
+    mask |= n0 + kBlockN - 1 > m_first + p.key_offset + p.window_right;
+  }
+  return mask;
+}
 
 // The key tiles [n_begin, n_end) a query block [m0, m0 + block_m) must visit;
 // tiles wholly outside every row's window are skipped, not masked. Empty
@@ -24,13 +64,13 @@ struct KeyRange {
   int m_first;
   int m_last;
 
-  __device__ __forceinline__ KeyRange(const FwdParams& p, int m0) {
+  FLASHCORE_HD KeyRange(const FwdParams& p, int m0) {
     m_first = m0;
-    m_last = min(m0 + kBlockM, p.seqlen_q) - 1;
+    m_last = imin(m0 + kBlockM, p.seqlen_q) - 1;
     const int num_tiles = (p.seqlen_k + kBlockN - 1) / kBlockN;
     if constexpr (kHasMask) {
-      const int key_lo = max(0, m_first + p.key_offset - p.window_left);
-      const int key_hi = min(p.seqlen_k - 1, m_last + p.key_offset + p.window_right);
+      const int key_lo = imax(0, m_first + p.key_offset - p.window_left);
+      const int key_hi = imin(p.seqlen_k - 1, m_last + p.key_offset + p.window_right);
       n_begin = key_lo / kBlockN;
       n_end = key_hi < key_lo ? n_begin : key_hi / kBlockN + 1;
     } else {
@@ -41,7 +81,11 @@ struct KeyRange {
 
   // Whether key tile n_block needs per-element masking: it crosses the key
   // tail, or some (row, key) pair in it lies outside that row's window.
-  __device__ __forceinline__ bool needs_mask(const FwdParams& p, int n_block) const {
+  // tile_needs_mask's predicate, written out: through the helper, nvcc
+  // scheduled the masked forward kernels differently (same instruction count)
+  // from the ones measured on the GPU (v9); tests/cuda/mask_ranges.cu checks
+  // both forms against brute force.
+  FLASHCORE_HD bool needs_mask(const FwdParams& p, int n_block) const {
     const int n0 = n_block * kBlockN;
     bool mask = n0 + kBlockN > p.seqlen_k;
     if constexpr (kHasMask) {
@@ -49,6 +93,42 @@ struct KeyRange {
       mask |= n0 + kBlockN - 1 > m_first + p.key_offset + p.window_right;
     }
     return mask;
+  }
+};
+
+// The transpose, for the backward (docs/design/backward.md, section 3): the
+// query tiles [m_begin, m_end) that key block [n0, n0 + kBlockN) must visit.
+// Query i sees key j iff j - off - wr <= i <= j - off + wl (and j < seqlen_k),
+// so the block's queries are [n0 - off - wr, n_last - off + wl] clipped to
+// [0, seqlen_q). Empty (m_end <= m_begin) when no query sees any of its keys.
+// m is in this range iff n is in KeyRange(m) with the same tile sizes.
+template <int kBlockM, int kBlockN, bool kHasMask>
+struct QueryRange {
+  int m_begin;
+  int m_end;
+  int n_first;  // first and last real key of the block
+  int n_last;
+
+  FLASHCORE_HD QueryRange(const FwdParams& p, int n0) {
+    n_first = n0;
+    n_last = imin(n0 + kBlockN, p.seqlen_k) - 1;
+    const int num_tiles = (p.seqlen_q + kBlockM - 1) / kBlockM;
+    if constexpr (kHasMask) {
+      const int q_lo = imax(0, n_first - p.key_offset - p.window_right);
+      const int q_hi = imin(p.seqlen_q - 1, n_last - p.key_offset + p.window_left);
+      m_begin = q_lo / kBlockM;
+      m_end = q_hi < q_lo ? m_begin : q_hi / kBlockM + 1;
+    } else {
+      m_begin = 0;
+      m_end = num_tiles;
+    }
+  }
+
+  // Whether query tile m_block of this key block needs per-element masking.
+  FLASHCORE_HD bool needs_mask(const FwdParams& p, int m_block) const {
+    const int m0 = m_block * kBlockM;
+    return tile_needs_mask<kBlockN, kHasMask>(p, m0, imin(m0 + kBlockM, p.seqlen_q) - 1,
+                                              n_first);
   }
 };
 

@@ -1,0 +1,105 @@
+// Host-side brute-force check of mask.cuh's tile ranges (built and run by
+// tests/test_masks.py; no GPU): for random problems with every mask kind,
+//   - KeyRange(m) is exactly the key tiles holding a visible pair for query tile m,
+//   - QueryRange(n) is exactly the query tiles holding one for key tile n,
+//   - both tiles' needs_mask are true exactly when the tile holds a pair
+//     (real row, key < kBlockN past n0) that is not visible.
+// The parameters are filled as api/ops.cpp fills them. Prints the number of
+// tiles checked, or the first mismatch, and exits 1 on any.
+#include <cstdio>
+#include <cstdlib>
+#include <random>
+
+#include "flashcore/mask.cuh"
+
+namespace {
+
+using flashcore::FwdParams;
+
+bool visible(const FwdParams& p, bool has_mask, int i, int j) {
+  if (j >= p.seqlen_k) return false;
+  if (!has_mask) return true;
+  return i + p.key_offset - p.window_left <= j && j <= i + p.key_offset + p.window_right;
+}
+
+FwdParams make(int sq, int sk, bool causal, int wl, int wr, bool bottom_right) {
+  FwdParams p{};
+  p.seqlen_q = sq;
+  p.seqlen_k = sk;
+  const int unbounded = sq > sk ? sq : sk;
+  int right = wr < 0 ? unbounded : (wr < unbounded ? wr : unbounded);
+  if (causal && right > 0) right = 0;
+  p.window_left = wl < 0 ? unbounded : (wl < unbounded ? wl : unbounded);
+  p.window_right = right;
+  p.key_offset = bottom_right ? sk - sq : 0;
+  return p;
+}
+
+long checked = 0;
+
+template <int BM, int BN, bool kHasMask>
+bool check(const FwdParams& p) {
+  const int m_tiles = (p.seqlen_q + BM - 1) / BM;
+  const int n_tiles = (p.seqlen_k + BN - 1) / BN;
+  for (int m = 0; m < m_tiles; ++m) {
+    const flashcore::KeyRange<BM, BN, kHasMask> kr(p, m * BM);
+    for (int n = 0; n < n_tiles; ++n) {
+      const flashcore::QueryRange<BM, BN, kHasMask> qr(p, n * BN);
+      bool any = false, hidden = false;
+      for (int i = m * BM; i < m * BM + BM && i < p.seqlen_q; ++i) {
+        for (int j = n * BN; j < n * BN + BN; ++j) {
+          if (visible(p, kHasMask, i, j)) {
+            any = true;
+          } else {
+            hidden = true;
+          }
+        }
+      }
+      // The unmasked kernels visit every tile (their only hidden keys are the tail).
+      const bool in_kr = n >= kr.n_begin && n < kr.n_end;
+      const bool in_qr = m >= qr.m_begin && m < qr.m_end;
+      const bool expect = kHasMask ? any : true;
+      if (in_kr != expect || in_qr != expect ||
+          (expect && (kr.needs_mask(p, n) != hidden || qr.needs_mask(p, m) != hidden))) {
+        std::printf(
+            "MISMATCH BM=%d BN=%d mask=%d sq=%d sk=%d off=%d wl=%d wr=%d tile (%d,%d): pair %d "
+            "hidden %d, KeyRange [%d,%d) needs %d, QueryRange [%d,%d) needs %d\n",
+            BM, BN, kHasMask, p.seqlen_q, p.seqlen_k, p.key_offset, p.window_left,
+            p.window_right, m, n, any, hidden, kr.n_begin, kr.n_end, kr.needs_mask(p, n),
+            qr.m_begin, qr.m_end, qr.needs_mask(p, m));
+        return false;
+      }
+      ++checked;
+    }
+  }
+  return true;
+}
+
+template <int BM, int BN>
+bool check_both(const FwdParams& p, bool has_mask) {
+  return has_mask ? check<BM, BN, true>(p) : check<BM, BN, false>(p);
+}
+
+}  // namespace
+
+int main() {
+  std::mt19937 rng(1234);
+  auto pick = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
+  for (int trial = 0; trial < 3000; ++trial) {
+    const int sq = pick(1, 400), sk = pick(1, 400);
+    const bool causal = pick(0, 1), bottom_right = pick(0, 1);
+    const int wl = pick(0, 2) ? -1 : pick(0, 300);
+    const int wr = pick(0, 2) ? -1 : pick(0, 300);
+    const FwdParams p = make(sq, sk, causal, wl, wr, bottom_right);
+    // As launch_variant decides: the masked kernel when some bound cuts in.
+    const int unbounded = sq > sk ? sq : sk;
+    const bool has_mask = p.window_left < unbounded || p.window_right < unbounded;
+    if (!check_both<64, 64>(p, has_mask) || !check_both<128, 128>(p, has_mask) ||
+        !check_both<128, 64>(p, has_mask) || !check_both<64, 128>(p, has_mask) ||
+        !check_both<128, 32>(p, true)) {
+      return 1;
+    }
+  }
+  std::printf("ok: %ld tiles\n", checked);
+  return 0;
+}
