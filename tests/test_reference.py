@@ -75,7 +75,7 @@ def test_grads_are_exact_zeros_where_no_pair_exists():
     assert (~mask.any(dim=-1)).sum() == 37
     assert dq[:, :, :38].eq(0).all() and dq[:, :, 38:].abs().amax(dim=-1).gt(0).all()
     assert dk.abs().amax(dim=-1).gt(0).all() and dv.abs().amax(dim=-1).gt(0).all()
-    low = _reference.attention_grads_lowp(q.half(), k.half(), v.half(), dout.half(), **kw)
+    low = _reference.attention_grads_ref(q.half(), k.half(), v.half(), dout.half(), lowp=True, **kw)
     assert all(torch.isfinite(t).all() for t in low) and low[0][:, :, :37].eq(0).all()
 
 
@@ -83,11 +83,11 @@ def test_grads_are_exact_zeros_where_no_pair_exists():
 def test_compare_grads_accepts_torch_lowp_and_rejects_mutations(dtype):
     q, k, v, dout = _qkv(1, 4, 2, 70, 90, 32, dtype=dtype)
     kw = {"causal": True, "alignment": "bottom_right", "enable_gqa": True}
-    low = _reference.attention_grads_lowp(q, k, v, dout, **kw)
+    low = _reference.attention_grads_ref(q, k, v, dout, lowp=True, **kw)
     check = _reference.compare_grads(*low, q, k, v, dout, **kw)
     assert check.ok, str(check)
     # top-left instead of bottom-right, i.e. the mask shifted by 20 keys
-    wrong = _reference.attention_grads_lowp(q, k, v, dout, causal=True, enable_gqa=True)
+    wrong = _reference.attention_grads_ref(q, k, v, dout, causal=True, enable_gqa=True, lowp=True)
     check = _reference.compare_grads(*wrong, q, k, v, dout, **kw)
     assert not check.ok and "over the bound" in str(check), str(check)
     # dk not summed over the group: one q head's share only

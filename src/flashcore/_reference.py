@@ -280,26 +280,6 @@ def _softmax_rows(s: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.softmax(s, dim=-1).masked_fill(empty, 0.0)
 
 
-def _attention_grads(q, k, v, dout, causal, scale, enable_gqa, window, alignment, softcap, lowp):
-    leaves = [t.detach().clone().requires_grad_(True) for t in (q, k, v)]
-    if not lowp:
-        leaves = [t.detach().double().requires_grad_(True) for t in (q, k, v)]
-    qq, kk, vv = leaves
-    kr, vr, scale = _prepare(qq, kk, vv, scale, enable_gqa)
-    if lowp:
-        # attention_lowp's arithmetic: q and k each scaled by sqrt(scale).
-        root = math.sqrt(scale)
-        s = torch.matmul(qq * root, (kr * root).transpose(-1, -2))
-    else:
-        s = torch.matmul(qq, kr.transpose(-1, -2)) * scale
-    if softcap:
-        s = torch.tanh(s / softcap) * softcap
-    mask = visible_mask(q.shape[2], k.shape[2], causal, window, alignment, q.device)
-    out = torch.matmul(_softmax_rows(s, mask), vr)
-    grad = dout if lowp else dout.double()
-    return torch.autograd.grad(out, leaves, grad)
-
-
 def attention_grads_ref(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -312,35 +292,30 @@ def attention_grads_ref(
     window: tuple[int, int] | None = None,
     alignment: str = "top_left",
     softcap: float | None = None,
+    lowp: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(dq, dk, dv) of fused_attention(q, k, v, ...) for the output gradient dout,
-    in float64 by autograd through `attention_ref`'s math. Shapes of q, k, v (dk,
-    dv summed over the query heads that share a kv head under GQA); zero in the
-    rows of dq that see no key and the rows of dk, dv that no query sees."""
-    return _attention_grads(
-        q, k, v, dout, causal, scale, enable_gqa, window, alignment, softcap, lowp=False
-    )
-
-
-def attention_grads_lowp(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    dout: torch.Tensor,
-    causal: bool = False,
-    scale: float | None = None,
-    *,
-    enable_gqa: bool = False,
-    window: tuple[int, int] | None = None,
-    alignment: str = "top_left",
-    softcap: float | None = None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The same gradients by autograd through `attention_lowp`'s arithmetic in the
-    inputs' dtype (what plain PyTorch attention gives a model in float16 /
-    bfloat16): the yardstick of `compare_grads`."""
-    return _attention_grads(
-        q, k, v, dout, causal, scale, enable_gqa, window, alignment, softcap, lowp=True
-    )
+    by autograd: in float64 through `attention_ref`'s math, or with lowp=True in
+    the inputs' dtype through `attention_lowp`'s arithmetic (what plain PyTorch
+    attention gives a model in float16 / bfloat16: the yardstick of
+    `compare_grads`). Shapes of q, k, v (dk, dv summed over the query heads that
+    share a kv head under GQA); zero in the rows of dq that see no key and the
+    rows of dk, dv that no query sees."""
+    cast = (lambda t: t) if lowp else torch.Tensor.double
+    leaves = [cast(t.detach()).clone().requires_grad_(True) for t in (q, k, v)]
+    qq, kk, vv = leaves
+    kr, vr, scale = _prepare(qq, kk, vv, scale, enable_gqa)
+    if lowp:
+        # attention_lowp's arithmetic: q and k each scaled by sqrt(scale).
+        root = math.sqrt(scale)
+        s = torch.matmul(qq * root, (kr * root).transpose(-1, -2))
+    else:
+        s = torch.matmul(qq, kr.transpose(-1, -2)) * scale
+    if softcap:
+        s = torch.tanh(s / softcap) * softcap
+    mask = visible_mask(q.shape[2], k.shape[2], causal, window, alignment, q.device)
+    out = torch.matmul(_softmax_rows(s, mask), vr)
+    return torch.autograd.grad(out, leaves, cast(dout))
 
 
 @dataclass(frozen=True)
@@ -390,7 +365,7 @@ def compare_grads(
         raise ValueError(f"compare_grads: inputs must be float16 or bfloat16, got {q.dtype}")
     kw = {"enable_gqa": enable_gqa, "window": window, "alignment": alignment, "softcap": softcap}
     refs = attention_grads_ref(q, k, v, dout, causal, scale, **kw)
-    lows = attention_grads_lowp(q, k, v, dout, causal, scale, **kw)
+    lows = attention_grads_ref(q, k, v, dout, causal, scale, lowp=True, **kw)
     problems = []
     mask = visible_mask(q.shape[2], k.shape[2], causal, window, alignment, q.device)
     unseen_q = ~mask.any(dim=-1)  # (seqlen_q,)
