@@ -1,0 +1,38 @@
+"""CPU tests of benchmarks/ab_configs.py's argument handling and round order
+(the timing itself needs a GPU)."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "ab_configs.py"
+
+
+@pytest.fixture(scope="module")
+def ab():
+    spec = importlib.util.spec_from_file_location("ab_configs", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_shapes_with_and_without_gqa(ab):
+    assert ab.parse_shapes("8,16,4096;1,32/8,8192") == [(8, 16, 16, 4096), (1, 32, 8, 8192)]
+    with pytest.raises(ValueError, match=r"expected B,H,S.*got '8,16'"):
+        ab.parse_shapes("8,16")
+
+
+def test_every_variant_leads_a_round_in_turn(ab):
+    keys = ["a", "b", "c"]
+    orders = [ab.rotated(keys, r) for r in range(3)]
+    assert orders == [["a", "b", "c"], ["b", "c", "a"], ["c", "a", "b"]]
+    assert {o[0] for o in orders} == set(keys)
+
+
+def test_args(ab):
+    args = ab.parse_args(["--configs", "sm90_d128,d128_m128", "--dtype", "fp16,bf16"])
+    assert args.configs == ["sm90_d128", "d128_m128"] and args.dtypes == ["fp16", "bf16"]
+    assert args.shape_list[0] == (4, 16, 16, 2048)
+    with pytest.raises(SystemExit):
+        ab.parse_args(["--configs", "x", "--rounds", "0"])
