@@ -50,3 +50,14 @@ def nvcc() -> str:
         if os.environ.get("FLASHCORE_EXPECT_RELEASE_ARCHS") == "1":
             raise
         pytest.skip("nvcc not found (CUDA toolkit not installed)")
+
+
+def load_benchmark(name: str):
+    """benchmarks/NAME.py imported as a module (the scripts are not a package)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

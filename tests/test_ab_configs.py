@@ -1,20 +1,13 @@
 """CPU tests of benchmarks/ab_configs.py's argument handling and round order
 (the timing itself needs a GPU)."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "ab_configs.py"
+from conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def ab():
-    spec = importlib.util.spec_from_file_location("ab_configs", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("ab_configs")
 
 
 def test_shapes_with_and_without_gqa(ab):

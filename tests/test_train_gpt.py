@@ -2,22 +2,16 @@
 on the generated token stream learns (loss falls well below log(vocab)), the run
 is reproducible from its seed, and the JSON record is written."""
 
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "train_gpt.py"
+from conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def train_gpt():
-    spec = importlib.util.spec_from_file_location("train_gpt", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("train_gpt")
 
 
 TINY = ["--device", "cpu", "--dtype", "fp32", "--layers", "1", "--d-model", "64", "--heads",
