@@ -54,13 +54,11 @@ bool rows_aligned16(const Tensor& t) {
   return true;
 }
 
-// TMA (the Hopper family) reads rows at 16-byte aligned addresses with
-// strides that are nonzero multiples of 16 bytes; a dim of size 1 is never
-// stepped, so its stride does not matter.
-bool tma_ready(const Tensor& t) {
-  if (reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 != 0) return false;
+// TMA (the Hopper family) needs rows_aligned16 and, beyond it, strides that
+// are nonzero (no broadcast dims) where a dim is stepped.
+bool strides_nonzero(const Tensor& t) {
   for (int d = 0; d < 3; ++d) {
-    if (t.size(d) > 1 && (t.stride(d) % 8 != 0 || t.stride(d) == 0)) return false;
+    if (t.size(d) > 1 && t.stride(d) == 0) return false;
   }
   return true;
 }
@@ -176,7 +174,8 @@ std::tuple<Tensor, Tensor> run(const Tensor& q, const Tensor& k, const Tensor& v
 
   torch::stable::accelerator::DeviceGuard guard(device);
   check_arch_once(device);
-  const bool tma_ok = tma_ready(q) && tma_ready(k) && tma_ready(v);
+  const bool tma_ok = p.aligned16 && strides_nonzero(q) && strides_nonzero(k) &&
+                      strides_nonzero(v);
   int chosen = static_cast<int>(config);
   if (chosen >= 0 && flashcore::kFwdConfigs[chosen].sm90) {
     // A forced Hopper-family config: only where it has code and its TMA reads work.

@@ -64,7 +64,8 @@ cudaError_t run_fwd(const FwdParams& params, DType dtype, int config, cudaStream
   if (kFwdConfigs[config].sm90) {
     // Only compute capability 9.0 has an sm_90a image of these kernels; on any
     // other GPU they would run empty bodies (the callers check it first).
-    if (device_desc(device).cc_major != 9 || device_desc(device).cc_minor != 0) {
+    const DeviceDesc dev = device_desc(device);
+    if (dev.cc_major != 9 || dev.cc_minor != 0) {
       return cudaErrorInvalidDeviceFunction;
     }
     switch (head_dim) {
