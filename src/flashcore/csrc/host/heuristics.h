@@ -36,4 +36,9 @@ int choose_fwd_config(const FwdShape& shape, const DeviceDesc& device);
 // The narrowest compiled tile head dim >= head_dim, or -1 past the widest.
 int fwd_tile_head_dim(int head_dim);
 
+// Backward (issue 10): index into the backward catalog for this shape and
+// device, or -1 when no compiled backward config serves it (the caller raises
+// naming the head dim and device).
+int choose_bwd_config(const FwdShape& shape, const DeviceDesc& device);
+
 }  // namespace flashcore

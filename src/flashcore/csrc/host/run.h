@@ -21,4 +21,22 @@ cudaError_t run_fwd(const FwdParams& params, DType dtype, int config, cudaStream
 // the current device, else the runtime's error (cudaErrorNoKernelImageForDevice).
 cudaError_t fwd_kernel_image_status();
 
+// ---- backward (issue 10) ----
+// Workspace sizes of backward config `config` for the shape in `params`
+// (sizes, head_dim): what api/ops.cpp allocates for BwdParams' dq_accum,
+// dpsum and lse_log2 (fp32 elements), and the seqlen_q_rounded to store.
+struct BwdWorkspace {
+  int64_t dq_accum_elems;
+  int64_t row_elems;  // each of dpsum and lse_log2
+  int seqlen_q_rounded;
+};
+BwdWorkspace bwd_workspace(const BwdParams& params, int config);
+
+// Launches backward config `config` (an index into the backward catalog, valid
+// for this dtype, head dim and device; host/heuristics.h choose_bwd_config)
+// on `stream`: preprocess, main kernel, postprocess. dq, dk and dv are fully
+// written (zeros where no query or key contributes). Returns the first launch
+// error (cudaSuccess when all were queued).
+cudaError_t run_bwd(const BwdParams& params, DType dtype, int config, cudaStream_t stream);
+
 }  // namespace flashcore

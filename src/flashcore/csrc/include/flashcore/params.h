@@ -56,4 +56,40 @@ struct FwdParams {
   bool aligned16;
 };
 
+// One backward call (issue 10; docs/design/backward.md). The forward's fields
+// keep their meaning: q, k, v and their strides; o is the forward's output
+// (read here, its strides in o_*_stride, last dim contiguous); lse is the
+// forward's (batch, heads_q, seqlen_q) contiguous log-sum-exp (read here).
+// The kernels run on the caller's stream in order: preprocess, main, postprocess.
+struct BwdParams : FwdParams {
+  const void* __restrict__ dout;  // (batch, heads_q, seqlen_q, head_dim), last dim contiguous
+  int64_t do_batch_stride, do_head_stride, do_row_stride;
+  // Gradients, in q/k/v's dtype; last dim contiguous, other strides free.
+  void* __restrict__ dq;  // like q
+  void* __restrict__ dk;  // like k: (batch, heads_kv, seqlen_k, head_dim)
+  void* __restrict__ dv;  // like v
+  int64_t dq_batch_stride, dq_head_stride, dq_row_stride;
+  int64_t dk_batch_stride, dk_head_stride, dk_row_stride;
+  int64_t dv_batch_stride, dv_head_stride, dv_row_stride;
+  // Gradient flowing into lse (return_lse=True), (batch, heads_q, seqlen_q)
+  // contiguous fp32, or nullptr for none.
+  const float* __restrict__ dlse;
+
+  // Workspaces the caller allocates (no initial contents needed: the
+  // preprocess writes or zeroes every element the main kernel reads), sizes
+  // from bwd_workspace() in host/run.h:
+  //   dq_accum (batch, heads_q, seqlen_q_rounded, tile head dim) fp32
+  //   dpsum    (batch, heads_q, seqlen_q_rounded) fp32: D' = rowsum(dO * O) - dlse
+  //   lse_log2 (batch, heads_q, seqlen_q_rounded) fp32: lse * log2(e) (0 where
+  //            lse = -inf, +inf past seqlen_q)
+  float* __restrict__ dq_accum;
+  float* __restrict__ dpsum;
+  float* __restrict__ lse_log2;
+  int seqlen_q_rounded;
+
+  // The softmax scale as given (FwdParams holds it only folded into
+  // scale_log2 or softcap_scale): dK and dQ are scaled by it once.
+  float scale;
+};
+
 }  // namespace flashcore
