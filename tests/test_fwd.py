@@ -361,6 +361,18 @@ SM90_CASES = {
     ),
     "single_row": (torch.bfloat16, (2, 3, 3, 1, 1), {}),
     "window_gqa": (torch.bfloat16, (1, 4, 1, 700, 900), {"window": (100, 20), "enable_gqa": True}),
+    # More query tiles than an H200 has SMs (600 and 420): a persistent
+    # config's blocks walk several tiles of different lengths, tails included.
+    "many_tiles_causal_gqa": (
+        torch.float16,
+        (3, 40, 8, 520, 520),
+        {"causal": True, "enable_gqa": True},
+    ),
+    "many_tiles_window_br": (
+        torch.bfloat16,
+        (2, 70, 70, 300, 333),
+        {"window": (90, 10), "alignment": "bottom_right", "softcap": 5.0},
+    ),
 }
 
 

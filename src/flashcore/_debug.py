@@ -22,12 +22,13 @@ def configs() -> list[dict[str, Any]]:
     """Every compiled forward config, in catalog order: name, head_dim (tile width:
     serves any head_dim up to it), block_m, block_n, warps, key_groups,
     smem_bytes, pdl, sm90 (the Hopper wgmma/TMA family: compute capability 9.0
-    and TMA-ready inputs only)."""
+    and TMA-ready inputs only), persistent (at most one block per SM, each
+    taking query tiles from a counter)."""
     lib = _loader.c_api()
     out = []
     for i in range(lib.flashcore_num_fwd_configs()):
         name = ctypes.create_string_buffer(64)
-        vals = (ctypes.c_int64 * 8)()
+        vals = (ctypes.c_int64 * 9)()
         lib.flashcore_fwd_config_desc(i, name, len(name), vals)
         keys = (
             "head_dim",
@@ -38,11 +39,13 @@ def configs() -> list[dict[str, Any]]:
             "smem_bytes",
             "pdl",
             "sm90",
+            "persistent",
         )
         entry: dict[str, Any] = {"name": name.value.decode()}
         entry.update(zip(keys, (int(x) for x in vals)))
         entry["pdl"] = bool(entry["pdl"])
         entry["sm90"] = bool(entry["sm90"])
+        entry["persistent"] = bool(entry["persistent"])
         out.append(entry)
     return out
 

@@ -201,6 +201,13 @@ std::tuple<Tensor, Tensor> run(const Tensor& q, const Tensor& k, const Tensor& v
     STD_TORCH_CHECK(chosen >= 0, "flashcore: no compiled kernel config fits cuda:", device,
                     " (its shared memory per block is too small) for head_dim ", head_dim);
   }
+  // A persistent config's tile counter: its own allocation per call (the launch
+  // zeroes it on the stream), so concurrent calls and graphs never share one.
+  Tensor counter = o;  // placeholder; freed stream-ordered after the kernel
+  if (flashcore::kFwdConfigs[chosen].persistent) {
+    counter = empty_cuda({1, 0, 0, 0}, 1, aoti_torch_dtype_int32(), device);
+    p.tile_counter = static_cast<int*>(counter.data_ptr());
+  }
   void* stream = nullptr;
   STABLE_TORCH_ERROR_CODE_CHECK(aoti_torch_get_current_cuda_stream(device, &stream));
   STD_CUDA_CHECK(flashcore::run_fwd(

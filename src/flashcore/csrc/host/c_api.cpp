@@ -70,13 +70,14 @@ FLASHCORE_C_API int flashcore_choose_fwd_config(int64_t batch, int64_t heads_q, 
 FLASHCORE_C_API int flashcore_num_fwd_configs() { return flashcore::kNumFwdConfigs; }
 
 // Config i: its name into `name`; head_dim, block_m, block_n, warps,
-// key_groups, smem_bytes, pdl, sm90 into out[0..7]. Returns 0, or 1 for a bad index.
+// key_groups, smem_bytes, pdl, sm90, persistent into out[0..8]. Returns 0, or 1
+// for a bad index.
 FLASHCORE_C_API int flashcore_fwd_config_desc(int i, char* name, int name_len, int64_t* out) {
   if (i < 0 || i >= flashcore::kNumFwdConfigs) return 1;
   const flashcore::FwdConfigDesc& d = flashcore::kFwdConfigs[i];
   copy_out(d.name, name, name_len);
-  const int64_t values[8] = {d.head_dim,   d.block_m, d.block_n, d.warps, d.key_groups,
-                             d.smem_bytes, d.pdl,     d.sm90};
-  for (int j = 0; j < 8; ++j) out[j] = values[j];
+  const int64_t values[9] = {d.head_dim,   d.block_m, d.block_n, d.warps,     d.key_groups,
+                             d.smem_bytes, d.pdl,     d.sm90,    d.persistent};
+  for (int j = 0; j < 9; ++j) out[j] = values[j];
   return 0;
 }

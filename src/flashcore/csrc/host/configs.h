@@ -73,10 +73,12 @@
 // registers instead of through shared memory (3-5% slower non-causal), K/V
 // tiles of 176 keys at head dim 128 and a third stage at 64 (no gain), three
 // consumer warpgroups of 64 rows at head dim 64 (spills at 160 registers).
-// X(name, head_dim, block_n, stages, pingpong, consumer warpgroups, pdl)
-#define FLASHCORE_FWD_SM90_CONFIGS(X)     \
-  X(sm90_d64, 64, 128, 2, true, 2, false) \
-  X(sm90_d128, 128, 128, 2, true, 2, false)
+// X(name, head_dim, block_n, stages, pingpong, consumer warpgroups, persistent, pdl)
+#define FLASHCORE_FWD_SM90_CONFIGS(X)                 \
+  X(sm90_d64, 64, 128, 2, true, 2, false, false)      \
+  X(sm90_d128, 128, 128, 2, true, 2, false, false)    \
+  X(sm90_d64_p, 64, 128, 2, true, 2, true, false)     \
+  X(sm90_d128_p, 128, 128, 2, true, 2, true, false)
 
 namespace flashcore {
 
@@ -112,17 +114,19 @@ struct FwdConfigDesc {
   int smem_bytes;
   bool pdl;
   bool sm90;  // the Hopper wgmma/TMA family: compute capability 9.0 and TMA-ready inputs only
+  bool persistent;  // needs FwdParams::tile_counter (one int, zeroed by the launch)
 };
 
 constexpr FwdConfigDesc kFwdConfigs[] = {
 #define FLASHCORE_X(name, D, BM, BN, W, MB, G, RQ, TP, PDL) \
-  {#name, D, BM, BN, W, G, FwdTraitsOf<D, BM, BN, W, MB, G, QReload::RQ, TP>::kSmemBytes, PDL, false},
+  {#name, D, BM, BN, W, G, FwdTraitsOf<D, BM, BN, W, MB, G, QReload::RQ, TP>::kSmemBytes, PDL, \
+   false, false},
     FLASHCORE_FWD_CONFIGS(FLASHCORE_X)
 #undef FLASHCORE_X
-#define FLASHCORE_X(name, D, BN, ST, PP, WG, PDL)                                     \
-  {#name, D, sm90::FwdTraits<D, BN, ST, PP, WG>::kBlockM, BN,                           \
-   sm90::FwdTraits<D, BN, ST, PP, WG>::kNThreads / 32, 1,                               \
-   sm90::FwdTraits<D, BN, ST, PP, WG>::kSmemBytes, PDL, true},
+#define FLASHCORE_X(name, D, BN, ST, PP, WG, PS, PDL)                                 \
+  {#name, D, sm90::FwdTraits<D, BN, ST, PP, WG, PS>::kBlockM, BN,                       \
+   sm90::FwdTraits<D, BN, ST, PP, WG, PS>::kNThreads / 32, 1,                           \
+   sm90::FwdTraits<D, BN, ST, PP, WG, PS>::kSmemBytes, PDL, true, PS},
     FLASHCORE_FWD_SM90_CONFIGS(FLASHCORE_X)
 #undef FLASHCORE_X
 };

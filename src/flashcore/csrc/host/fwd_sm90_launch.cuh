@@ -6,6 +6,7 @@
 #include <cuda.h>
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 
@@ -13,6 +14,7 @@
 #include "flashcore/params.h"
 #include "flashcore/sm90/fwd_kernel.cuh"
 #include "fwd_launch.cuh"  // ElemOf, fwd_has_mask
+#include "run.h"         // device_desc
 
 namespace flashcore {
 namespace sm90 {
@@ -76,8 +78,16 @@ template <typename Elem, typename Traits, bool kHasMask, bool kSoftcap>
 cudaError_t launch(const FwdArgs& args, cudaStream_t stream, int device, bool pdl) {
   const FwdParams& p = args.p;
   const int64_t num_m_blocks = (p.seqlen_q + Traits::kBlockM - 1) / Traits::kBlockM;
-  const int64_t grid = num_m_blocks * p.batch * p.heads_q;
-  if (grid > 0x7fffffff) return cudaErrorInvalidConfiguration;
+  const int64_t tiles = num_m_blocks * p.batch * p.heads_q;
+  if (tiles > 0x7fffffff) return cudaErrorInvalidConfiguration;
+  int64_t grid = tiles;
+  if constexpr (Traits::kPersistent) {
+    // One block per SM at most (one fits per SM), the rest from the counter.
+    if (p.tile_counter == nullptr) return cudaErrorInvalidValue;
+    grid = std::min<int64_t>(tiles, device_desc(device).sm_count);
+    const cudaError_t err = cudaMemsetAsync(p.tile_counter, 0, sizeof(int), stream);
+    if (err != cudaSuccess) return err;
+  }
   auto kernel = fwd_kernel<Elem, Traits, kHasMask, kSoftcap>;
   static std::atomic<uint64_t> opted_in{0};
   const uint64_t bit = uint64_t{1} << (device & 63);
@@ -136,10 +146,10 @@ cudaError_t run_fwd_sm90_hdim(const FwdParams& params, int config, cudaStream_t 
                               int device, bool pdl_capable) {
   using Elem = typename ElemOf<kDType>::type;
   switch (static_cast<FwdConfig>(config)) {
-#define FLASHCORE_X(name, D, BN, ST, PP, WG, PDL)                                      \
+#define FLASHCORE_X(name, D, BN, ST, PP, WG, PS, PDL)                                  \
   case FwdConfig::name:                                                                \
     if constexpr (D == kHeadDim) {                                                     \
-      return sm90::launch_variant<Elem, sm90::FwdTraits<D, BN, ST, PP, WG>>(           \
+      return sm90::launch_variant<Elem, sm90::FwdTraits<D, BN, ST, PP, WG, PS>>(       \
           params, kDType, stream, device, PDL && pdl_capable);                         \
     }                                                                                  \
     break;

@@ -54,6 +54,11 @@ struct FwdParams {
   // Every row start of q, k and v is 16-byte aligned, so tiles can be fetched
   // with 16-byte cp.async. Otherwise the kernel falls back to 2-byte loads.
   bool aligned16;
+
+  // The persistent Hopper configs' tile counter: one int the launch zeroes on
+  // the stream before the kernel (api/ops.cpp allocates it per call, so calls
+  // on other streams or in other graphs never share one). nullptr otherwise.
+  int* tile_counter;
 };
 
 // One backward call (issue 10; docs/design/backward.md). The forward's fields

@@ -133,11 +133,12 @@ __device__ __forceinline__ TileCoord tile_coord(const FwdParams& p, int t) {
   return c;
 }
 
-// One block per query tile (grid = tiles); the kernel is written as a loop over
-// tiles blockIdx.x, + gridDim.x, ... so that a persistent grid (fewer blocks,
-// each walking several tiles) needs no other change: the K/V ring's stage and
-// phase, the Q barriers' phase and the ping-pong turns carry over from tile to
-// tile. A static persistent grid measured slower causal (benchmarks/NOTES.md, v9).
+// One block per query tile (grid = tiles), or with Traits::kPersistent at most
+// one block per SM taking tiles from FwdParams::tile_counter. Either way the
+// kernel is a loop over tiles: the K/V ring's stage and phase, the Q barriers'
+// phase and the ping-pong turns carry over from tile to tile. (A static
+// persistent grid, tiles blockIdx.x + k * gridDim.x, measured 10% slower
+// causal: benchmarks/NOTES.md, v9.)
 template <typename Elem, typename Traits, bool kHasMask, bool kSoftcap>
 __global__ void __launch_bounds__(Traits::kNThreads, 1)
     fwd_kernel(const __grid_constant__ FwdArgs args) {
@@ -183,6 +184,9 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
   allow_next_grid_launch();
   wait_for_previous_grid();
 
+  // The persistent kernel's current tile, published by the producer with q_full.
+  int* tile_slot = reinterpret_cast<int*>(smem + Traits::kTileSlotOffset);
+
   if (warpgroup == 0) {
     // ---- producer ----
     setmaxnreg_dec<Traits::kProducerRegs>();
@@ -193,13 +197,34 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
       int stage = 0;
       uint32_t phase = 0;
       uint32_t q_phase = 0;
-      for (int t = blockIdx.x; t < num_tiles; t += gridDim.x) {
-        const TileCoord c = tile_coord<kBlockM>(params, t);
-        const KeyRange<kBlockM, kBlockN, kHasMask> range(params, c.m0);
-        // Q is refilled once every consumer warp is done with the previous
-        // tile's Q (the first wait passes: parity 1 is the phase before the
-        // initial one).
+      // K then V of key tile n into the ring's next stage, each once every
+      // consumer warp released that stage (the first wait of a stage passes:
+      // parity 1 is the phase before the initial one).
+      auto load_kv = [&](const TileCoord& c, int n) {
+        mbarrier_wait_parity(&k_empty[stage], phase ^ 1);
+        mbarrier_arrive_expect_tx(&k_full[stage], Traits::kKVTileBytes);
+#pragma unroll
+        for (int cb = 0; cb < Traits::kColBlocks; ++cb) {
+          tma_load_4d(k_tile(stage) + cb * Traits::kKVBlockBytes, &args.k, &k_full[stage],
+                      64 * cb, n * kBlockN, c.h_kv, c.b);
+        }
+        mbarrier_wait_parity(&v_empty[stage], phase ^ 1);
+        mbarrier_arrive_expect_tx(&v_full[stage], Traits::kKVTileBytes);
+#pragma unroll
+        for (int cb = 0; cb < Traits::kColBlocks; ++cb) {
+          tma_load_4d(v_tile(stage) + cb * Traits::kKVBlockBytes, &args.v, &v_full[stage],
+                      64 * cb, n * kBlockN, c.h_kv, c.b);
+        }
+        if (++stage == kStages) {
+          stage = 0;
+          phase ^= 1;
+        }
+      };
+      // Q is refilled once every consumer warp is done with the previous
+      // tile's Q (and its O staged there).
+      auto load_q = [&](const TileCoord& c, int t) {
         mbarrier_wait_parity(q_empty, q_phase ^ 1);
+        if constexpr (Traits::kPersistent) *tile_slot = t;  // released by the arrive below
         mbarrier_arrive_expect_tx(q_full, Traits::kQBytes);
 #pragma unroll
         for (int cb = 0; cb < Traits::kColBlocks; ++cb) {
@@ -207,27 +232,31 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
                       c.b);
         }
         q_phase ^= 1;
-        for (int n = range.n_end - 1; n >= range.n_begin; --n) {
-          // A stage is refilled once every consumer warp released it.
-          mbarrier_wait_parity(&k_empty[stage], phase ^ 1);
-          mbarrier_arrive_expect_tx(&k_full[stage], Traits::kKVTileBytes);
-#pragma unroll
-          for (int cb = 0; cb < Traits::kColBlocks; ++cb) {
-            tma_load_4d(k_tile(stage) + cb * Traits::kKVBlockBytes, &args.k, &k_full[stage],
-                        64 * cb, n * kBlockN, c.h_kv, c.b);
-          }
-          mbarrier_wait_parity(&v_empty[stage], phase ^ 1);
-          mbarrier_arrive_expect_tx(&v_full[stage], Traits::kKVTileBytes);
-#pragma unroll
-          for (int cb = 0; cb < Traits::kColBlocks; ++cb) {
-            tma_load_4d(v_tile(stage) + cb * Traits::kKVBlockBytes, &args.v, &v_full[stage],
-                        64 * cb, n * kBlockN, c.h_kv, c.b);
-          }
-          if (++stage == kStages) {
-            stage = 0;
-            phase ^= 1;
-          }
+      };
+      for (int t = blockIdx.x; t < num_tiles;) {
+        const TileCoord c = tile_coord<kBlockM>(params, t);
+        const KeyRange<kBlockM, kBlockN, kHasMask> range(params, c.m0);
+        int n = range.n_end - 1;
+        // Persistent: the first K/V tile goes before Q, which waits for the
+        // consumers' epilogue of the previous tile, so it loads under that.
+        if (Traits::kPersistent && n >= range.n_begin) load_kv(c, n--);
+        load_q(c, t);
+        for (; n >= range.n_begin; --n) load_kv(c, n);
+        // The next tile is claimed once this one's loads are all issued: late
+        // enough that tiles go to the blocks that free up first, early enough
+        // that its first loads overlap this tile's last key tiles.
+        if constexpr (Traits::kPersistent) {
+          t = static_cast<int>(gridDim.x) + atomicAdd(params.tile_counter, 1);
+        } else {
+          t += gridDim.x;
         }
+      }
+      if constexpr (Traits::kPersistent) {
+        // No tile left: an index past the last one, published without a load
+        // (one plain arrival completes q_full's phase), stops the consumers.
+        mbarrier_wait_parity(q_empty, q_phase ^ 1);
+        *tile_slot = num_tiles;
+        mbarrier_arrive(q_full);
       }
     }
     return;
@@ -267,7 +296,16 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
     }
   };
 
-  for (int t = blockIdx.x; t < num_tiles; t += gridDim.x) {
+  for (int t = blockIdx.x;; t += gridDim.x) {
+    if constexpr (!Traits::kPersistent) {
+      if (t >= num_tiles) break;
+    }
+    mbarrier_wait_parity(q_full, q_phase);
+    q_phase ^= 1;
+    if constexpr (Traits::kPersistent) {
+      t = *tile_slot;  // read before this tile's q_empty arrival lets the producer rewrite it
+      if (t >= num_tiles) break;
+    }
     const TileCoord c = tile_coord<kBlockM>(params, t);
     const KeyRange<kBlockM, kBlockN, kHasMask> range(params, c.m0);
     const int row0 = c.m0 + 64 * wg;                                // this warpgroup's first row
@@ -335,8 +373,6 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
       if (lane == 0) mbarrier_arrive(q_empty);
     };
 
-    mbarrier_wait_parity(q_full, q_phase);
-    q_phase ^= 1;
     if (range.n_end > range.n_begin) {
       // Tile n's S = Q K^T is issued before tile n+1's O += P V, and tile n's
       // softmax runs while that P V is in flight; O is rescaled only after it
