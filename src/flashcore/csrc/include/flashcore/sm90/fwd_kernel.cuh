@@ -53,7 +53,8 @@ struct FwdArgs {
 
 // bar.sync / bar.arrive on a named barrier whose id is a run-time value (the
 // consumer warpgroup's): ids 1 .. 3 are the warpgroups' own (128 threads),
-// 4 .. 6 the ping-pong turns (256 threads: the waiting and the passing one).
+// 4 .. 6 the ping-pong turns (256 threads: the waiting and the passing one),
+// 7 and 8 the persistent kernel's tile hand-over (consumers + producer warp).
 __device__ __forceinline__ void bar_sync(int id, int threads) {
   asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(threads) : "memory");
 }
@@ -184,16 +185,28 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
   allow_next_grid_launch();
   wait_for_previous_grid();
 
-  // The persistent kernel's current tile, published by the producer with q_full.
+  // The persistent kernel's tile hand-over: the producer warp writes the next
+  // tile index into tile_slot and arrives on named barrier kSlotFull; the
+  // consumers sync on it, read the slot and arrive on kSlotEmpty, which the
+  // producer warp syncs on before its next write (named barriers rather than
+  // the mbarriers: the hand-over then orders plain shared-memory accesses in
+  // a way compute-sanitizer's racecheck follows too).
   int* tile_slot = reinterpret_cast<int*>(smem + Traits::kTileSlotOffset);
+  constexpr int kSlotFull = 7, kSlotEmpty = 8;
+  constexpr int kSlotThreads = 128 * Traits::kConsumerWGs + 32;  // consumers + producer warp
 
   if (warpgroup == 0) {
     // ---- producer ----
     setmaxnreg_dec<Traits::kProducerRegs>();
-    if (tid == 0) {
-      prefetch_tensor_map(&args.q);
-      prefetch_tensor_map(&args.k);
-      prefetch_tensor_map(&args.v);
+    if (tid < 32) {
+      // One warp runs the loop (its lanes take part in the named barriers);
+      // lane 0 issues every copy and owns the ring's stage and phase.
+      const bool leader = tid == 0;
+      if (leader) {
+        prefetch_tensor_map(&args.q);
+        prefetch_tensor_map(&args.k);
+        prefetch_tensor_map(&args.v);
+      }
       int stage = 0;
       uint32_t phase = 0;
       uint32_t q_phase = 0;
@@ -220,44 +233,55 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
           phase ^= 1;
         }
       };
-      // Q is refilled once every consumer warp is done with the previous
-      // tile's Q (and its O staged there).
-      auto load_q = [&](const TileCoord& c, int t) {
-        mbarrier_wait_parity(q_empty, q_phase ^ 1);
-        if constexpr (Traits::kPersistent) *tile_slot = t;  // released by the arrive below
-        mbarrier_arrive_expect_tx(q_full, Traits::kQBytes);
-#pragma unroll
-        for (int cb = 0; cb < Traits::kColBlocks; ++cb) {
-          tma_load_4d(smem_q + cb * Traits::kQBlockBytes, &args.q, q_full, 64 * cb, c.m0, c.h,
-                      c.b);
-        }
-        q_phase ^= 1;
+      // Persistent: publish tile index t to the consumers (see above).
+      auto publish = [&](int t, bool first) {
+        __syncwarp();
+        if (!first) bar_sync(kSlotEmpty, kSlotThreads);
+        if (leader) *tile_slot = t;
+        __syncwarp();
+        bar_arrive(kSlotFull, kSlotThreads);
       };
-      for (int t = blockIdx.x; t < num_tiles;) {
+      bool first = true;
+      for (int t = blockIdx.x; t < num_tiles; first = false) {
         const TileCoord c = tile_coord<kBlockM>(params, t);
         const KeyRange<kBlockM, kBlockN, kHasMask> range(params, c.m0);
-        int n = range.n_end - 1;
-        // Persistent: the first K/V tile goes before Q, which waits for the
-        // consumers' epilogue of the previous tile, so it loads under that.
-        if (Traits::kPersistent && n >= range.n_begin) load_kv(c, n--);
-        load_q(c, t);
-        for (; n >= range.n_begin; --n) load_kv(c, n);
-        // The next tile is claimed once this one's loads are all issued: late
-        // enough that tiles go to the blocks that free up first, early enough
-        // that its first loads overlap this tile's last key tiles.
+        // Persistent: the tile after this one is claimed now and used at the
+        // end, so the atomic's latency hides under this tile's loads.
+        int claimed = 0;
         if constexpr (Traits::kPersistent) {
-          t = static_cast<int>(gridDim.x) + atomicAdd(params.tile_counter, 1);
+          if (leader) claimed = atomicAdd(params.tile_counter, 1);
+        }
+        int n = range.n_end - 1;
+        if constexpr (Traits::kPersistent) {
+          // The first K/V tile goes before Q, which waits for the consumers'
+          // epilogue of the previous tile, so it loads under that epilogue.
+          if (n >= range.n_begin) {
+            if (leader) load_kv(c, n);
+            --n;
+          }
+          publish(t, first);
+        }
+        if (leader) {
+          // Q is refilled once every consumer warp is done with the previous
+          // tile's Q (and its O staged there).
+          mbarrier_wait_parity(q_empty, q_phase ^ 1);
+          mbarrier_arrive_expect_tx(q_full, Traits::kQBytes);
+#pragma unroll
+          for (int cb = 0; cb < Traits::kColBlocks; ++cb) {
+            tma_load_4d(smem_q + cb * Traits::kQBlockBytes, &args.q, q_full, 64 * cb, c.m0, c.h,
+                        c.b);
+          }
+          q_phase ^= 1;
+          for (; n >= range.n_begin; --n) load_kv(c, n);
+        }
+        if constexpr (Traits::kPersistent) {
+          t = static_cast<int>(gridDim.x) + __shfl_sync(0xffffffffu, claimed, 0);
         } else {
           t += gridDim.x;
         }
       }
-      if constexpr (Traits::kPersistent) {
-        // No tile left: an index past the last one, published without a load
-        // (one plain arrival completes q_full's phase), stops the consumers.
-        mbarrier_wait_parity(q_empty, q_phase ^ 1);
-        *tile_slot = num_tiles;
-        mbarrier_arrive(q_full);
-      }
+      // No tile left: an index past the last one stops the consumers.
+      if constexpr (Traits::kPersistent) publish(num_tiles, first);
     }
     return;
   }
@@ -297,15 +321,16 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
   };
 
   for (int t = blockIdx.x;; t += gridDim.x) {
-    if constexpr (!Traits::kPersistent) {
+    if constexpr (Traits::kPersistent) {
+      bar_sync(kSlotFull, kSlotThreads);
+      t = *tile_slot;
+      if (t >= num_tiles) break;
+      bar_arrive(kSlotEmpty, kSlotThreads);
+    } else {
       if (t >= num_tiles) break;
     }
     mbarrier_wait_parity(q_full, q_phase);
     q_phase ^= 1;
-    if constexpr (Traits::kPersistent) {
-      t = *tile_slot;  // read before this tile's q_empty arrival lets the producer rewrite it
-      if (t >= num_tiles) break;
-    }
     const TileCoord c = tile_coord<kBlockM>(params, t);
     const KeyRange<kBlockM, kBlockN, kHasMask> range(params, c.m0);
     const int row0 = c.m0 + 64 * wg;                                // this warpgroup's first row
