@@ -65,13 +65,14 @@ def config_cases():
             cases.append((cfg, "unmasked plain", narrow_shape, first, {}, False))
             masked_softcap = masked | {"softcap": 5.0, "enable_gqa": True}
             cases.append((cfg, "masked softcap", masked_shape, second, masked_softcap, False))
-        if cfg["persistent"]:
-            # More query tiles (3 x 70 x 2 = 420) than an H200's 132 SMs: each
-            # block walks several tiles through the counter and the tile slot.
-            walk = (3, 70, 70, bm + 17, bn + 13, cfg["head_dim"])
-            cases.append((cfg, "tile walk causal", walk, first, {"causal": True}, False))
         else:
             cases.append((cfg, "unaligned", narrow_shape, first, {}, True))
+        if cfg["persistent"]:
+            # More query tiles (3 x 70 x 2 = 420) than an H200's 132 SMs: each
+            # block walks several tiles through the counter and its tile slot.
+            walk = (3, 70, 70, bm + 17, bn + 13, cfg["head_dim"])
+            cases.append((cfg, "tile walk", walk, second, {}, False))
+            cases.append((cfg, "tile walk causal", walk, first, {"causal": True}, False))
     return cases
 
 

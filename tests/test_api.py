@@ -404,13 +404,14 @@ def test_heuristic_picks_the_narrowest_tile_that_fits(device, shape):
         ((1, 8, 1024, 1024), 64, "H100/H200", "d64_m64_g4"),
         ((1, 16, 512, 512), 64, "H100/H200", "d64_m64_g2"),  # 8 key tiles: two groups
         ((2, 8, 1024, 1024), 64, "H100/H200", "d64_m64"),
-        # Grids of 128-row tiles that fill the GPU: the Hopper wgmma/TMA family.
-        ((8, 16, 4096, 4096), 64, "H100/H200", "sm90_d64"),
-        ((2, 8, 8192, 8192), 64, "H100/H200", "sm90_d64"),
-        ((8, 16, 4096, 4096), 48, "H100/H200", "sm90_d64"),
+        # Grids of 128-row tiles that fill the GPU: the Hopper wgmma/TMA family,
+        # persistent without a mask (masked calls: test_heuristic_sm90_*).
+        ((8, 16, 4096, 4096), 64, "H100/H200", "sm90_d64_p"),
+        ((2, 8, 8192, 8192), 64, "H100/H200", "sm90_d64_p"),
+        ((8, 16, 4096, 4096), 48, "H100/H200", "sm90_d64_p"),
         ((1, 8, 512, 512), 128, "H100/H200", "d128_m32_g4"),
         ((1, 8, 1024, 1024), 128, "H100/H200", "d128_m64_g2"),
-        ((4, 16, 2048, 2048), 128, "H100/H200", "sm90_d128"),
+        ((4, 16, 2048, 2048), 128, "H100/H200", "sm90_d128_p"),
         ((8, 16, 4096, 4096), 96, "H100/H200", "d96_m128"),  # has its own tile width
         ((8, 16, 4096, 4096), 128, "A100", "d128_m128"),  # sm_80: mma.sync only
         ((8, 16, 4096, 4096), 256, "H100/H200", "d256_m128"),
@@ -433,6 +434,42 @@ def test_heuristic_choices(shape, d, device, expected):
 )
 def test_heuristic_keeps_mma_sync_when_inputs_do_not_suit_tma(shape, d, expected):
     assert _debug.heuristic(*shape, d, **DEVICES["H100/H200"], tma_ok=False) == expected
+    assert (
+        _debug.heuristic(*shape, d, **DEVICES["H100/H200"], tma_ok=False, masked=True) == expected
+    )
+
+
+@pytest.mark.parametrize(
+    "shape, d, plain",
+    [((8, 16, 4096, 4096), 64, "sm90_d64"), ((4, 16, 2048, 2048), 128, "sm90_d128")],
+)
+def test_heuristic_sm90_persistent_only_without_a_mask(shape, d, plain):
+    # Under a causal mask or a window the one-block-per-tile build measured
+    # faster; without one, the persistent build (benchmarks/NOTES.md, v10).
+    dev = DEVICES["H100/H200"]
+    assert _debug.heuristic(*shape, d, **dev, masked=True) == plain
+    assert _debug.heuristic(*shape, d, **dev, masked=False) == plain + "_p"
+    by_name = {c["name"]: c for c in _debug.configs()}
+    assert by_name[plain + "_p"]["persistent"] and not by_name[plain]["persistent"]
+
+
+@pytest.mark.parametrize(
+    "sq, sk, kw, expected",
+    [
+        (100, 100, {}, False),
+        (100, 100, {"causal": True}, True),
+        (100, 300, {"causal": True, "window": (-1, 500)}, True),
+        (100, 100, {"window": (-1, -1)}, False),
+        (100, 300, {"window": (300, 300)}, False),  # sides as long as max(Sq, Sk)
+        (100, 300, {"window": (299, -1)}, True),
+        (300, 100, {"window": (-1, 299)}, True),
+        (1, 1, {"causal": True}, True),  # right side 0 < 1
+    ],
+)
+def test_masked_mirrors_the_op_rule(sq, sk, kw, expected):
+    # _debug.masked is the Python copy of api/ops.cpp's has_mask (after the
+    # window clamp); the kernel-variant choice (fwd_has_mask) uses the same.
+    assert _debug.masked(sq, sk, **kw) is expected
 
 
 def test_sm90_family_is_flagged_in_the_catalog():

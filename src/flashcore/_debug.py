@@ -86,10 +86,12 @@ def heuristic(
     cc_minor: int = 0,
     smem_optin: int,
     tma_ok: bool = True,
+    masked: bool = False,
 ) -> str | None:
     """The config the dispatch heuristic picks for this shape on a device with these
     numbers (a pure function: no GPU needed). None when no config fits. tma_ok:
-    whether q, k and v suit TMA (see tma_ok())."""
+    whether q, k and v suit TMA (see tma_ok()); masked: whether the call masks
+    any (query, key) pair (causal or a window; see masked())."""
     i = _loader.c_api().flashcore_choose_fwd_config(
         batch,
         heads_q,
@@ -101,6 +103,7 @@ def heuristic(
         cc_minor,
         smem_optin,
         int(tma_ok),
+        int(masked),
     )
     return configs()[i]["name"] if i >= 0 else None
 
@@ -116,12 +119,37 @@ def tma_ok(*tensors: torch.Tensor) -> bool:
     )
 
 
-def chosen_config(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, **_: Any) -> str | None:
-    """The config a fused_attention call on these tensors runs on their GPU. The
-    choice depends on the shapes and TMA readiness only, not on masks, softcap or
-    dtype."""
+def masked(
+    seqlen_q: int, seqlen_k: int, causal: bool = False, window: Any = None, **_: Any
+) -> bool:
+    """Whether a fused_attention call with these arguments masks any (query, key)
+    pair: causal, or a window side shorter than max(seqlen_q, seqlen_k) (the rule
+    api/ops.cpp applies after clamping the window)."""
+    unbounded = max(seqlen_q, seqlen_k)
+    left, right = (-1, -1) if window is None else ops._window_arg(window)
+    left = unbounded if left < 0 else min(left, unbounded)
+    right = unbounded if right < 0 else min(right, unbounded)
+    if causal:
+        right = min(right, 0)
+    return left < unbounded or right < unbounded
+
+
+def chosen_config(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, **kw: Any) -> str | None:
+    """The config a fused_attention call on these tensors (and its causal / window
+    arguments, in kw) runs on their GPU. The choice depends on the shapes, TMA
+    readiness and whether anything is masked, not on softcap or dtype."""
     b, hq, sq, d = q.shape
-    return heuristic(b, hq, sq, k.shape[2], d, **device_desc(q.device), tma_ok=tma_ok(q, k, v))
+    sk = k.shape[2]
+    return heuristic(
+        b,
+        hq,
+        sq,
+        sk,
+        d,
+        **device_desc(q.device),
+        tma_ok=tma_ok(q, k, v),
+        masked=masked(sq, sk, **kw),
+    )
 
 
 @contextlib.contextmanager

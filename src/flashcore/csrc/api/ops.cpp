@@ -63,6 +63,13 @@ bool strides_nonzero(const Tensor& t) {
   return true;
 }
 
+// Whether the call masks any (query, key) pair (causal or a window): the rule
+// of host/fwd_launch.cuh's fwd_has_mask, which picks the kernel variant.
+bool has_mask(const flashcore::FwdParams& p) {
+  const int unbounded = std::max(p.seqlen_q, p.seqlen_k);
+  return p.window_left < unbounded || p.window_right < unbounded;
+}
+
 // Once per device: a GPU whose architecture this build has no kernel for gets
 // an error naming its compute capability and what was compiled, instead of
 // "no kernel image is available" from the launch.
@@ -197,16 +204,19 @@ std::tuple<Tensor, Tensor> run(const Tensor& q, const Tensor& k, const Tensor& v
   }
   if (chosen < 0) {
     chosen = flashcore::choose_fwd_config(
-        {batch, heads_q, seqlen_q, seqlen_k, p.head_dim, tma_ok}, flashcore::device_desc(device));
+        {batch, heads_q, seqlen_q, seqlen_k, p.head_dim, tma_ok, has_mask(p)},
+        flashcore::device_desc(device));
     STD_TORCH_CHECK(chosen >= 0, "flashcore: no compiled kernel config fits cuda:", device,
                     " (its shared memory per block is too small) for head_dim ", head_dim);
   }
-  // A persistent config's tile counter: its own allocation per call (the launch
-  // zeroes it on the stream), so concurrent calls and graphs never share one.
-  Tensor counter = o;  // placeholder; freed stream-ordered after the kernel
+  // A persistent config's counter and per-block tile slots (FwdParams): its
+  // own allocation per call (the launch zeroes the counter on the stream), so
+  // concurrent calls and graphs never share one.
+  Tensor sched = o;  // placeholder; freed stream-ordered after the kernel
   if (flashcore::kFwdConfigs[chosen].persistent) {
-    counter = empty_cuda({1, 0, 0, 0}, 1, aoti_torch_dtype_int32(), device);
-    p.tile_counter = static_cast<int*>(counter.data_ptr());
+    sched = empty_cuda({1 + flashcore::device_desc(device).sm_count, 0, 0, 0}, 1,
+                       aoti_torch_dtype_int32(), device);
+    p.tile_counter = static_cast<int*>(sched.data_ptr());
   }
   void* stream = nullptr;
   STABLE_TORCH_ERROR_CODE_CHECK(aoti_torch_get_current_cuda_stream(device, &stream));

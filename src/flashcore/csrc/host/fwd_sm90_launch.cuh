@@ -82,7 +82,8 @@ cudaError_t launch(const FwdArgs& args, cudaStream_t stream, int device, bool pd
   if (tiles > 0x7fffffff) return cudaErrorInvalidConfiguration;
   int64_t grid = tiles;
   if constexpr (Traits::kPersistent) {
-    // One block per SM at most (one fits per SM), the rest from the counter.
+    // One block per SM at most (one fits per SM; api/ops.cpp sized the
+    // slots for that), the rest from the counter.
     if (p.tile_counter == nullptr) return cudaErrorInvalidValue;
     grid = std::min<int64_t>(tiles, device_desc(device).sm_count);
     const cudaError_t err = cudaMemsetAsync(p.tile_counter, 0, sizeof(int), stream);

@@ -51,6 +51,14 @@ bool use_sm90(const FwdShape& s, const DeviceDesc& dev, FwdConfig c) {
          fits(c, dev) && tiles(s, desc(c).block_m) >= dev.sm_count;
 }
 
+// Within the Hopper family: the persistent build of a config for calls
+// without a mask (every tile the same length), the one-block-per-tile build
+// under a causal mask or a window, where the persistent one measured 1-6%
+// slower (benchmarks/NOTES.md, v10).
+int sm90_pick(const FwdShape& s, FwdConfig per_tile, FwdConfig persistent) {
+  return static_cast<int>(s.masked ? per_tile : persistent);
+}
+
 }  // namespace
 
 bool built_with_sm90a() { return FLASHCORE_HAS_SM90A != 0; }
@@ -67,13 +75,13 @@ int choose_fwd_config(const FwdShape& s, const DeviceDesc& dev) {
   switch (fwd_tile_head_dim(s.head_dim)) {
     case 32: c = choose_plain(s, dev, FwdConfig::d32_m128, FwdConfig::d32_m64); break;
     case 64:
-      if (use_sm90(s, dev, FwdConfig::sm90_d64)) return static_cast<int>(FwdConfig::sm90_d64);
+      if (use_sm90(s, dev, FwdConfig::sm90_d64)) return sm90_pick(s, FwdConfig::sm90_d64, FwdConfig::sm90_d64_p);
       c = choose_grouped(s, dev, FwdConfig::d64_m128, FwdConfig::d64_m64, FwdConfig::d64_m64_g2,
                          FwdConfig::d64_m32_g4, FwdConfig::d64_m64_g4);
       break;
     case 96: c = choose_plain(s, dev, FwdConfig::d96_m128, FwdConfig::d96_m64); break;
     case 128:
-      if (use_sm90(s, dev, FwdConfig::sm90_d128)) return static_cast<int>(FwdConfig::sm90_d128);
+      if (use_sm90(s, dev, FwdConfig::sm90_d128)) return sm90_pick(s, FwdConfig::sm90_d128, FwdConfig::sm90_d128_p);
       // No 64-row four-group config: its merge exchange does not fit the K/V
       // buffers of 32-key tiles at this width (fwd_traits.h).
       c = choose_grouped(s, dev, FwdConfig::d128_m128, FwdConfig::d128_m64,

@@ -23,6 +23,8 @@ struct FwdShape {
   // q, k and v can be read by TMA: every row 16-byte aligned and every stride
   // of a dim of size > 1 a nonzero multiple of 16 bytes (api/ops.cpp).
   bool tma_ok = true;
+  // Some (query, key) pair is masked: causal or a window.
+  bool masked = false;
 };
 
 // Whether this build compiled the Hopper family (an sm_90a target).

@@ -55,9 +55,11 @@ struct FwdParams {
   // with 16-byte cp.async. Otherwise the kernel falls back to 2-byte loads.
   bool aligned16;
 
-  // The persistent Hopper configs' tile counter: one int the launch zeroes on
-  // the stream before the kernel (api/ops.cpp allocates it per call, so calls
-  // on other streams or in other graphs never share one). nullptr otherwise.
+  // The persistent Hopper configs' scheduler state, 1 + (SM count) ints:
+  // [0] the tile counter, which the launch zeroes on the stream before the
+  // kernel, then one tile slot per block. api/ops.cpp allocates it per call,
+  // so calls on other streams or in other graphs never share one. nullptr for
+  // every other config.
   int* tile_counter;
 };
 

@@ -186,12 +186,13 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
   wait_for_previous_grid();
 
   // The persistent kernel's tile hand-over: the producer warp writes the next
-  // tile index into tile_slot and arrives on named barrier kSlotFull; the
-  // consumers sync on it, read the slot and arrive on kSlotEmpty, which the
-  // producer warp syncs on before its next write (named barriers rather than
-  // the mbarriers: the hand-over then orders plain shared-memory accesses in
-  // a way compute-sanitizer's racecheck follows too).
-  int* tile_slot = reinterpret_cast<int*>(smem + Traits::kTileSlotOffset);
+  // tile index into this block's slot and arrives on named barrier kSlotFull;
+  // the consumers sync on it, read the slot and arrive on kSlotEmpty, which
+  // the producer warp syncs on before its next write (bar.arrive -> bar.sync
+  // orders the accesses, global ones included). The slot is global memory
+  // (tile_counter[1 + block]), not shared: compute-sanitizer's racecheck
+  // does not follow arrive/sync pairs and flagged a shared slot.
+  volatile int* tile_slot = Traits::kPersistent ? params.tile_counter + 1 + blockIdx.x : nullptr;
   constexpr int kSlotFull = 7, kSlotEmpty = 8;
   constexpr int kSlotThreads = 128 * Traits::kConsumerWGs + 32;  // consumers + producer warp
 

@@ -16,10 +16,10 @@ namespace sm90 {
 // kPingPong: the consumer warpgroups take turns issuing their GEMMs (named
 // barriers, round robin).
 // kPersistent: a grid of at most one block per SM; each block takes its next
-// query tile from a global counter (an atomic the host zeroes before the
-// launch), so a block's epilogue overlaps its next tile's first K/V loads and
-// the tiles are handed out in the grid's order as blocks free up, as the
-// hardware scheduler does with one block per tile.
+// query tile from a global counter (an atomic the launch zeroes), so a block's
+// epilogue overlaps its next tile's first K/V loads; the tiles are handed out
+// in the grid's order as blocks claim them, as the hardware scheduler does
+// with one block per tile.
 template <int kHeadDim_, int kBlockN_, int kStages_, bool kPingPong_, int kConsumerWGs_,
           bool kPersistent_>
 struct FwdTraits {
@@ -39,16 +39,13 @@ struct FwdTraits {
   static constexpr int kKVTileBytes = kColBlocks * kKVBlockBytes;  // one K or one V tile
 
   // Offsets from the 1024-aligned base: Q, then K stages, then V stages, then
-  // the mbarriers (q_full, q_empty, k_full[S], v_full[S], k_empty[S], v_empty[S]),
-  // then the persistent kernel's tile slot (the producer's current tile index,
-  // published to the consumers with q_full).
+  // the mbarriers (q_full, q_empty, k_full[S], v_full[S], k_empty[S], v_empty[S]).
   static constexpr int kKOffset = kQBytes;
   static constexpr int kVOffset = kKOffset + kStages * kKVTileBytes;
   static constexpr int kBarOffset = kVOffset + kStages * kKVTileBytes;
   static constexpr int kNumBarriers = 2 + 4 * kStages;
-  static constexpr int kTileSlotOffset = kBarOffset + 8 * kNumBarriers;
   // Plus up to 1008 bytes to align the dynamic base (only 16 is guaranteed).
-  static constexpr int kSmemBytes = kTileSlotOffset + 16 + 1008;
+  static constexpr int kSmemBytes = kBarOffset + 8 * kNumBarriers + 1008;
 
   // Register split (setmaxnreg): the producer gives registers back to the
   // pool, the consumers take them; 128 * kProducerRegs + 128 * kConsumerWGs *
