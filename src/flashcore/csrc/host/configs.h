@@ -68,6 +68,10 @@
 // alone on H200 (fp16 and bf16, (4,16,2048) .. (2,16,16384) and (1,8,1024)):
 // head dim 128 4-30% / -2..+17% faster, head dim 64 non-causal 10-20% /
 // 11-25%, causal 1-14% / 0-15% (benchmarks/NOTES.md, v9).
+// Persistent twins (_p, v10): at most one block per SM taking tiles from an
+// atomic counter; +1-6% at head dim 64 and +0-3% at 128 without a mask, 2-6%
+// slower causal at (2,16,16384), so the heuristic picks them for calls
+// without a mask only.
 // Tried and not kept (v9): a static persistent grid (one block per SM walking
 // tiles: equal non-causal, 10% slower causal at (2,16,16384)), O stored from
 // registers instead of through shared memory (3-5% slower non-causal), K/V
