@@ -121,6 +121,76 @@ def chosen_config(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, **_: Any) -
     return heuristic(b, hq, sq, k.shape[2], d, **device_desc(q.device), tma_ok=tma_ok(q, k, v))
 
 
+def bwd_heuristic(
+    batch: int,
+    heads_q: int,
+    seqlen_q: int,
+    seqlen_k: int,
+    head_dim: int,
+    *,
+    sm_count: int,
+    cc_major: int,
+    cc_minor: int = 0,
+    smem_optin: int,
+    tma_ok: bool = True,
+) -> int | None:
+    """The backward config index the backward heuristic (host/heuristics.h
+    choose_bwd_config) picks for this shape on a device with these numbers, or
+    None when no backward config serves it (a pure function: no GPU needed)."""
+    i = _loader.c_api().flashcore_choose_bwd_config(
+        batch,
+        heads_q,
+        seqlen_q,
+        seqlen_k,
+        head_dim,
+        sm_count,
+        cc_major,
+        cc_minor,
+        smem_optin,
+        int(tma_ok),
+    )
+    return i if i >= 0 else None
+
+
+def chosen_bwd_config(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> int | None:
+    """The backward config a training call on these tensors runs on their GPU."""
+    b, hq, sq, d = q.shape
+    return bwd_heuristic(b, hq, sq, k.shape[2], d, **device_desc(q.device), tma_ok=tma_ok(q, k, v))
+
+
+def bwd_workspace_elems(
+    batch: int,
+    heads_q: int,
+    heads_kv: int,
+    seqlen_q: int,
+    seqlen_k: int,
+    head_dim: int,
+    config: int,
+) -> int:
+    """float32 elements of the one workspace block the bwd op allocates for this
+    shape and backward config (after dq, dk and dv: the GPU tests poison it)."""
+    return int(
+        _loader.c_api().flashcore_bwd_workspace_elems(
+            batch, heads_q, heads_kv, seqlen_q, seqlen_k, head_dim, config
+        )
+    )
+
+
+@contextlib.contextmanager
+def forced_bwd_config(index: int) -> Iterator[None]:
+    """Every training call's backward whose forward runs inside uses backward
+    config `index` (an index into the backward catalog; the forward reads the
+    override, so the backward may run after the block)."""
+    if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+        raise ValueError(f"backward config index must be an int >= 0, got {index!r}")
+    previous = ops._FORCED_BWD_CONFIG
+    ops._FORCED_BWD_CONFIG = index
+    try:
+        yield
+    finally:
+        ops._FORCED_BWD_CONFIG = previous
+
+
 @contextlib.contextmanager
 def forced_config(name: str) -> Iterator[None]:
     """Every fused_attention call inside runs kernel config `name` (the op raises

@@ -2,7 +2,8 @@
 
 ``flashcore.scaled_dot_product_attention`` has SDPA's signature and semantics. A
 call runs on flashcore's kernel when flashcore can compute exactly what SDPA
-would (no mask, no dropout, a supported dtype, head dim and GPU, no autograd);
+would (no mask, no dropout, a supported dtype, head dim and GPU; when a gradient
+is needed, a head dim the backward covers and no deterministic-algorithms mode);
 any other call is handed to PyTorch's own SDPA unchanged, so
 ``F.scaled_dot_product_attention = flashcore.scaled_dot_product_attention`` keeps
 every caller working. Each eager call is counted, a fallback by its reason
@@ -30,6 +31,11 @@ _counts: Counter[str] = Counter()
 _logged: set[str] = set()
 
 MAX_HEAD_DIM = 256
+# The widest head dim flashcore's backward serves on every supported GPU: the
+# Python mirror of host/heuristics.h choose_bwd_config (a pure C++ function, not
+# callable while torch.compile traces), pinned to it by
+# tests/test_autograd_api.py::test_sdpa_bwd_head_dim_rule_mirrors_the_heuristic.
+MAX_BWD_HEAD_DIM = 128
 
 
 def call_counts() -> dict[str, int]:
@@ -100,7 +106,10 @@ def unsupported_reason(
     if q.stride(-1) != 1 or k.stride(-1) != 1 or v.stride(-1) != 1:
         return "last dimension not contiguous"
     if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
-        return "autograd (no backward pass yet)"
+        if d > MAX_BWD_HEAD_DIM:
+            return f"autograd with head dim > {MAX_BWD_HEAD_DIM} (no backward kernel)"
+        if torch.are_deterministic_algorithms_enabled():
+            return "autograd under deterministic algorithms (no deterministic backward yet)"
     if not _device_supported(q.device.index if q.device.index is not None else 0):
         return "GPU older than compute capability 8.0"
     return None
@@ -123,10 +132,12 @@ def scaled_dot_product_attention(
     query attention. flashcore serves the call when there is no ``attn_mask``,
     ``dropout_p == 0``, q, k and v are 4-D float16/bfloat16 tensors on one GPU of
     compute capability 8.0 or newer with one head dim (a multiple of 8 up to 256)
-    and contiguous last dimensions, and no input needs a gradient. Everything
-    else (masks, dropout, other dtypes, CPU tensors, training) runs on PyTorch's
-    SDPA exactly as if flashcore were not there. ``call_counts()`` says how
-    many calls went where.
+    and contiguous last dimensions. Training calls (an input needs a gradient)
+    run on flashcore too, with its backward, when the head dim is at most
+    ``MAX_BWD_HEAD_DIM`` (128) and ``torch.use_deterministic_algorithms`` is
+    off. Everything else (masks, dropout, other dtypes, CPU tensors, wider heads
+    or deterministic mode in training) runs on PyTorch's SDPA exactly as if
+    flashcore were not there. ``call_counts()`` says how many calls went where.
     """
     if attn_mask is not None:
         reason = "attn_mask given"
