@@ -289,8 +289,9 @@ if _loader.LOAD_ERROR is None:
 
 def _grad_like(t: torch.Tensor) -> torch.Tensor:
     """A gradient buffer like t, as the bwd op allocates it (api/ops.cpp grad_like):
-    empty_like (a dense input's strides, else contiguous), contiguous if that left
-    the last dim strided."""
+    aten's empty_like (a dense input's strides; a non-overlapping input's dim
+    order, packed densely; else contiguous), contiguous if that left the last dim
+    strided."""
     g = torch.empty_like(t)
     return g if g.stride(-1) == 1 else t.new_empty(t.shape)
 

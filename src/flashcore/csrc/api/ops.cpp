@@ -307,11 +307,12 @@ std::tuple<Tensor, Tensor> fwd_train(Tensor q, Tensor k, Tensor v, double scale,
              enable_gqa, config, /*want_lse=*/true);
 }
 
-// A gradient like its input: empty_like keeps a dense input's strides (a
-// BSHD projection viewed as BHSD keeps its layout, so the upstream transpose's
-// backward needs no copy), else it is contiguous. A result whose last dim is
-// not contiguous (empty_like's channels-last guess on odd strides) is
-// replaced by a contiguous one. ops.py's fake follows the same rule.
+// A gradient like its input, by aten's empty_like (preserve_format): a dense
+// input's strides, a non-overlapping input's dims in the same order packed
+// densely (a BSHD projection or a slice of a packed one viewed as BHSD gets a
+// BSHD-ordered gradient, so the upstream transpose's backward needs no copy),
+// else contiguous. A result with a strided last dim (never seen for inputs
+// that pass the contract) becomes contiguous. ops.py's fake is the same rule.
 Tensor grad_like(const Tensor& t) {
   Tensor g = torch::stable::empty_like(t);
   if (g.stride(3) == 1) return g;
