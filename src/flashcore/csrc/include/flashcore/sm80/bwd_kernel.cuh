@@ -376,36 +376,38 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
           dps[mt][r] = params.dpsum[row_base + row];
         }
 
-      // S = Q K^T: (kSdpMT m16 query tiles) x (kSdpNT n8 key tiles), fp32.
+      // dP = dO V^T, then S = Q K^T: (kSdpMT m16 query tiles) x (kSdpNT n8 key
+      // tiles) each, fp32. dP first, so that softcap's 1 - t^2 is folded into
+      // dP - D' as soon as t exists instead of being held across a GEMM.
+      float dp[kSdpMT][kSdpNT][4];
       float s[kSdpMT][kSdpNT][4];
 #pragma unroll
       for (int mt = 0; mt < kSdpMT; ++mt)
 #pragma unroll
         for (int j = 0; j < kSdpNT; ++j)
 #pragma unroll
-          for (int e = 0; e < 4; ++e) s[mt][j][e] = 0.f;
+          for (int e = 0; e < 4; ++e) dp[mt][j][e] = s[mt][j][e] = 0.f;
+      gemm_ss<Elem, DLayout, DLayout, kSdpMT, kSdpNT, Traits::kSdpKSteps, false, false>(
+          dp, sdo, sdp_row0, 0, smem_u32(smem_v), 0, sdp_col0, lane);
       gemm_ss<Elem, DLayout, DLayout, kSdpMT, kSdpNT, Traits::kSdpKSteps, false, false>(
           s, sq, sdp_row0, 0, smem_u32(smem_k), 0, sdp_col0, lane);
 
-      // Softcap exactly as the forward's softcap_scores (same accurate_tanh,
-      // same product c * t), keeping 1 - t^2 as fp16x2 (range [0, 1]; 11
-      // mantissa bits match the 16-bit rounding of the dS it multiplies).
-      uint32_t dtanh[kSoftcap ? kSdpMT : 1][kSoftcap ? kSdpNT : 1][2];
-      if constexpr (kSoftcap) {
+      // dp becomes (dP - D') [(1 - t^2)]. Softcap exactly as the forward's
+      // softcap_scores (same accurate_tanh, same product c * t), 1 - t^2 taken
+      // before the mask.
 #pragma unroll
-        for (int mt = 0; mt < kSdpMT; ++mt)
+      for (int mt = 0; mt < kSdpMT; ++mt)
 #pragma unroll
-          for (int j = 0; j < kSdpNT; ++j) {
-            float t[4];
+        for (int j = 0; j < kSdpNT; ++j)
 #pragma unroll
-            for (int e = 0; e < 4; ++e) {
-              t[e] = accurate_tanh(s[mt][j][e] * params.softcap_scale);
-              s[mt][j][e] = params.softcap * t[e];
+          for (int e = 0; e < 4; ++e) {
+            dp[mt][j][e] -= dps[mt][e / 2];
+            if constexpr (kSoftcap) {
+              const float t = accurate_tanh(s[mt][j][e] * params.softcap_scale);
+              s[mt][j][e] = params.softcap * t;
+              dp[mt][j][e] *= 1.f - t * t;
             }
-            dtanh[mt][j][0] = Numeric<__half>::pack2(1.f - t[0] * t[0], 1.f - t[1] * t[1]);
-            dtanh[mt][j][1] = Numeric<__half>::pack2(1.f - t[2] * t[2], 1.f - t[3] * t[3]);
           }
-      }
 
       // Mask only the tiles that cross the key tail or a window boundary
       // (block-uniform test; each warp masks its own key columns).
@@ -417,45 +419,21 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
         }
       }
 
-      // P = exp2(s * scale_log2 - lambda): the forward's exp_row form. Masked
-      // scores (-inf) give 0 for every finite or +inf lambda.
+      // P = exp2(s * scale_log2 - lambda): the forward's exp_row form; masked
+      // scores (-inf) give 0 for every finite or +inf lambda. dS = P dp.
 #pragma unroll
       for (int mt = 0; mt < kSdpMT; ++mt)
 #pragma unroll
         for (int j = 0; j < kSdpNT; ++j)
 #pragma unroll
-          for (int e = 0; e < 4; ++e)
+          for (int e = 0; e < 4; ++e) {
             s[mt][j][e] = fast_exp2(fmaf(s[mt][j][e], params.scale_log2, -lam[mt][e / 2]));
-
-      // dP = dO V^T, same tiles as S.
-      float dp[kSdpMT][kSdpNT][4];
-#pragma unroll
-      for (int mt = 0; mt < kSdpMT; ++mt)
-#pragma unroll
-        for (int j = 0; j < kSdpNT; ++j)
-#pragma unroll
-          for (int e = 0; e < 4; ++e) dp[mt][j][e] = 0.f;
-      gemm_ss<Elem, DLayout, DLayout, kSdpMT, kSdpNT, Traits::kSdpKSteps, false, false>(
-          dp, sdo, sdp_row0, 0, smem_u32(smem_v), 0, sdp_col0, lane);
-
-      // dS = P (dP - D') [(1 - t^2)] in place of dP; then P and dS to shared
-      // memory as 16-bit [query row][key] tiles. The barrier at the top of
-      // this step ordered every read of the previous step's tiles.
-#pragma unroll
-      for (int mt = 0; mt < kSdpMT; ++mt)
-#pragma unroll
-        for (int j = 0; j < kSdpNT; ++j) {
-#pragma unroll
-          for (int e = 0; e < 4; ++e) dp[mt][j][e] = s[mt][j][e] * (dp[mt][j][e] - dps[mt][e / 2]);
-          if constexpr (kSoftcap) {
-            const float2 d01 = __half22float2(*reinterpret_cast<const __half2*>(&dtanh[mt][j][0]));
-            const float2 d23 = __half22float2(*reinterpret_cast<const __half2*>(&dtanh[mt][j][1]));
-            dp[mt][j][0] *= d01.x;
-            dp[mt][j][1] *= d01.y;
-            dp[mt][j][2] *= d23.x;
-            dp[mt][j][3] *= d23.y;
+            dp[mt][j][e] *= s[mt][j][e];
           }
-        }
+
+      // P and dS to shared memory as 16-bit [query row][key] tiles. The
+      // barrier at the top of this step ordered every read of the previous
+      // step's tiles.
       stage_acc_tile<Elem, PLayout, kSdpMT, kSdpNT>(s, 1.f, smem_p, sdp_row0, sdp_col0, lane);
       stage_acc_tile<Elem, PLayout, kSdpMT, kSdpNT>(dp, 1.f, smem_ds, sdp_row0, sdp_col0, lane);
       __syncthreads();

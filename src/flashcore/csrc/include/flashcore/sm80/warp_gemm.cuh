@@ -116,7 +116,7 @@ __device__ __forceinline__ void gemm_ss(float (&acc)[kMTiles][kNTiles][4], uint3
                                         int a_m0, int a_k0, uint32_t smem_b, int b_k0,
                                         int b_n0, int lane) {
   static_assert(kNTiles % 2 == 0, "B fragments come in pairs of n8 tiles (ldmatrix.x4)");
-#pragma unroll
+#pragma unroll 1
   for (int kk = 0; kk < kKSteps; ++kk) {
     const int ka = a_k0 + kk * 16;
     const int kb = b_k0 + kk * 16;
