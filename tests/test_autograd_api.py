@@ -277,10 +277,25 @@ def test_bwd_deterministic_is_not_implemented(fake):
         bwd(torch.empty_like(out), q, k, v, out, lse, det=True)
 
 
-def test_bwd_config_below_minus_one(fake):
+@pytest.mark.parametrize("config", [-2, 99])
+def test_bwd_config_out_of_range(fake, config):
     q, k, v, out, lse = train_inputs()
-    with pytest.raises(ValueError, match=r"forced backward config index must be >= 0.*got -2"):
-        bwd(torch.empty_like(out), q, k, v, out, lse, config=-2)
+    with pytest.raises(
+        ValueError, match=rf"forced backward config index must be in \[0, \d+\), got {config}"
+    ):
+        bwd(torch.empty_like(out), q, k, v, out, lse, config=config)
+
+
+def test_bwd_forced_config_too_narrow_for_head_dim(fake):
+    narrow = min(_debug.bwd_configs(), key=lambda c: c["head_dim"])
+    q, k, v, out, lse = train_inputs(d=narrow["head_dim"] + 8)
+    index = _debug.bwd_configs().index(narrow)
+    with pytest.raises(
+        ValueError,
+        match=rf"forced backward config {narrow['name']} serves head_dim <= "
+        rf"{narrow['head_dim']}, got head_dim {narrow['head_dim'] + 8}",
+    ):
+        bwd(torch.empty_like(out), q, k, v, out, lse, config=index)
 
 
 def test_fwd_train_contract_is_the_forwards(fake):
@@ -458,19 +473,32 @@ def test_forced_bwd_config_is_read_at_the_forward(fake, monkeypatch):
     q, k, v, _, _ = train_inputs()
     inputs = (q, k, v, 0.1, False, -1, -1, False, 0.0, True, False, -1)
     ctx = _Ctx()
-    with _debug.forced_bwd_config(3):
+    last = _debug.bwd_configs()[-1]["name"]
+    with _debug.forced_bwd_config(last):
         ops._fwd_train_setup_context(ctx, inputs, torch.ops.flashcore.fwd_train(*inputs))
     ops._fwd_train_backward(ctx, torch.empty(2, 8, 33, 64, dtype=torch.bfloat16), None)
-    assert seen == [3] and ops._FORCED_BWD_CONFIG == -1
+    assert seen == [len(_debug.bwd_configs()) - 1] and ops._FORCED_BWD_CONFIG == -1
 
 
-@pytest.mark.parametrize("index", [-1, 1.0, True, "0"])
-def test_forced_bwd_config_validates_its_index(index):
+def test_forced_bwd_config_unknown_name():
     with (
-        pytest.raises(ValueError, match=r"backward config index must be an int >= 0"),
-        _debug.forced_bwd_config(index),
+        pytest.raises(ValueError, match=r"unknown backward config 'nope'; compiled: bwd_d64"),
+        _debug.forced_bwd_config("nope"),
     ):
         pass
+
+
+def test_backward_reraises_the_ops_tagged_refusals(fake, monkeypatch):
+    def refuse(*args):
+        raise RuntimeError("[flashcore:ValueError] fused_attention: forced backward config x")
+
+    monkeypatch.setattr(ops, "_bwd", refuse)
+    q, k, v, _, _ = train_inputs()
+    inputs = (q, k, v, 0.1, False, -1, -1, False, 0.0, True, False, -1)
+    ctx = _Ctx()
+    ops._fwd_train_setup_context(ctx, inputs, torch.ops.flashcore.fwd_train(*inputs))
+    with pytest.raises(ValueError, match=r"^fused_attention: forced backward config x$"):
+        ops._fwd_train_backward(ctx, torch.empty(2, 8, 33, 64, dtype=torch.bfloat16), None)
 
 
 def test_double_backward_raises():
@@ -483,7 +511,10 @@ def test_double_backward_raises():
 
 @pytest.fixture
 def capable_gpu(monkeypatch):
+    """cuda:0 is an H100 to the drop-in's device checks (no GPU is read)."""
     monkeypatch.setitem(sdpa._capable, 0, True)
+    monkeypatch.setattr(sdpa, "_bwd_served", {})
+    monkeypatch.setattr(_debug, "device_desc", lambda device=None: DEVICES["H100/H200"])
 
 
 def test_sdpa_serves_training_calls(fake, capable_gpu, deterministic_off):
@@ -499,7 +530,7 @@ def test_sdpa_falls_back_for_training_beyond_the_backward(fake, capable_gpu, det
     assert sdpa.unsupported_reason(q, k, v, enable_gqa=True) is None  # inference: served
     k.requires_grad_(True)
     assert sdpa.unsupported_reason(q, k, v, enable_gqa=True) == (
-        "autograd with head dim > 128 (no backward kernel)"
+        "autograd with a head dim or GPU flashcore's backward does not serve"
     )
     with torch.no_grad():
         assert sdpa.unsupported_reason(q, k, v, enable_gqa=True) is None
@@ -514,23 +545,38 @@ def test_sdpa_falls_back_for_training_in_deterministic_mode(fake, capable_gpu, d
         assert sdpa.unsupported_reason(q, k, v, enable_gqa=True) is None
 
 
-@pytest.mark.parametrize("device", sorted(DEVICES))
+@pytest.mark.parametrize("device", ["H100/H200", "A100"])
 def test_sdpa_bwd_head_dim_rule_mirrors_the_heuristic(device):
     # sdpa.MAX_BWD_HEAD_DIM is the Python mirror of choose_bwd_config's coverage
-    # (the drop-in cannot call C while torch.compile traces): they must agree on
-    # every supported GPU, head dim and a range of shapes.
+    # on the GPUs with the backward configs' shared memory (used while
+    # torch.compile traces): they must agree on every head dim and shape.
     dev = DEVICES[device]
     for d in range(8, 257, 8):
         for shape in [(1, 1, 1, 1), (1, 8, 1000, 17), (4, 16, 2048, 2048), (2, 32, 8192, 8192)]:
             served = _debug.bwd_heuristic(*shape, d, **dev) is not None
             assert served == (d <= sdpa.MAX_BWD_HEAD_DIM), (device, d, shape)
-            assert (_debug.bwd_heuristic(*shape, d, **dev, tma_ok=False) is not None) == served
+
+
+@pytest.mark.parametrize("device", sorted(DEVICES))
+def test_sdpa_asks_the_heuristic_in_eager_mode(fake, monkeypatch, device):
+    # In eager mode the drop-in asks the heuristic itself, once per (device,
+    # head dim): on a 99 KB GPU (no backward config fits yet) training falls
+    # back at every head dim.
+    monkeypatch.setitem(sdpa._capable, 0, True)
+    monkeypatch.setattr(sdpa, "_bwd_served", {})
+    monkeypatch.setattr(_debug, "device_desc", lambda device_=None: DEVICES[device])
+    for d in (64, 128, 136):
+        q, k, v, _, _ = train_inputs(d=d)
+        q.requires_grad_(True)
+        served = sdpa.unsupported_reason(q, k, v, enable_gqa=True) is None
+        assert served == (_debug.bwd_heuristic(1, 1, 1, 1, d, **DEVICES[device]) is not None)
+    assert set(sdpa._bwd_served) == {(0, 64), (0, 128), (0, 136)}
 
 
 def test_bwd_workspace_is_sized_by_the_kernel_side():
     # The one workspace block holds dq_accum (at least one fp32 per q element)
     # and two rows per query; sizes grow with the shape.
-    small = _debug.bwd_workspace_elems(1, 2, 2, 100, 100, 64, 0)
-    big = _debug.bwd_workspace_elems(2, 2, 2, 100, 100, 64, 0)
+    small = _debug.bwd_workspace_elems(1, 2, 2, 100, 100, 64, "bwd_d64")
+    big = _debug.bwd_workspace_elems(2, 2, 2, 100, 100, 64, "bwd_d64")
     assert small >= 1 * 2 * 100 * 64 + 2 * 1 * 2 * 100
     assert big > small and small % 64 == 0

@@ -270,7 +270,13 @@ if _loader.LOAD_ERROR is None:
             dout = dout.contiguous()
         if dlse is not None and not dlse.is_contiguous():
             dlse = dlse.contiguous()
-        dq, dk, dv = _bwd(dout, q, k, v, out, lse, dlse, *ctx.scalars, ctx.bwd_config)
+        try:
+            dq, dk, dv = _bwd(dout, q, k, v, out, lse, dlse, *ctx.scalars, ctx.bwd_config)
+        except RuntimeError as exc:  # the op's tagged refusal, as its Python type
+            m = _ERROR_TAG.search(str(exc))
+            if m:
+                raise _ERROR_TYPES[m.group(1)](m.group(2)) from None
+            raise
         return (dq, dk, dv) + (None,) * 9
 
     torch.library.register_autograd(
@@ -425,9 +431,11 @@ def fused_attention(
     Training: when grad mode is on and q, k or v requires grad, the call records
     a backward (``loss.backward()`` gives q, k and v their gradients, zero for
     rows that take part in no visible pair); with return_lse=True the lse is
-    differentiable too. Head dims up to 128 (the backward kernels' coverage; a
-    wider one raises ValueError at the forward). Double backward is not
-    supported (RuntimeError when differentiating through the gradients).
+    differentiable too. It needs a backward kernel for the head dim and GPU:
+    today head dims up to 128 on compute capability 8.0 and 9.0 (A100,
+    H100/H200); elsewhere the training forward raises ValueError. Double
+    backward is not supported (RuntimeError when differentiating through the
+    gradients).
     Without grad the call records nothing and costs nothing extra.
 
     Softmax and accumulation run in float32. GPUs of compute capability 8.0 or

@@ -29,6 +29,7 @@
 
 #include "build_config.h"
 #include "flashcore/params.h"
+#include "host/bwd_configs.h"
 #include "host/bwd_workspace.h"
 #include "host/checks.h"
 #include "host/configs.h"
@@ -251,9 +252,15 @@ void throw_if_failed(flashcore::ArgError err, const std::string& message) {
 // ValueError naming the head dim and the device when no backward config serves
 // it. Called by fwd_train too, so training fails before its forward runs.
 int bwd_config_or_throw(const Tensor& q, const Tensor& k, bool tma_ok, int64_t config) {
-  if (config >= 0) return static_cast<int>(config);
   const int32_t device = q.get_device_index();
   const flashcore::DeviceDesc dev = flashcore::device_desc(device);
+  if (config >= 0) {  // range and head dim checked by check_bwd_args
+    const flashcore::BwdConfigDesc& cfg = flashcore::kBwdConfigs[config];
+    STD_TORCH_CHECK(cfg.smem_bytes <= dev.smem_optin, "[flashcore:ValueError] forced backward "
+                    "config ", cfg.name, " needs ", cfg.smem_bytes, " bytes of shared memory per "
+                    "block, this GPU allows ", dev.smem_optin);
+    return static_cast<int>(config);
+  }
   const int head_dim = static_cast<int>(q.size(3));
   const int chosen = flashcore::choose_bwd_config(
       {q.size(0), q.size(1), q.size(2), k.size(2), head_dim, tma_ok}, dev);

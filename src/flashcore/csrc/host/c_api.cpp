@@ -7,6 +7,7 @@
 #include <cstring>
 #include <string>
 
+#include "bwd_configs.h"
 #include "bwd_workspace.h"
 #include "checks.h"
 #include "configs.h"
@@ -131,14 +132,25 @@ FLASHCORE_C_API int flashcore_fwd_config_desc(int i, char* name, int name_len, i
   return 0;
 }
 
-// The backward heuristic (host/heuristics.h): a catalog index, or -1 when no
-// compiled backward config serves the shape on such a device.
+// Backward (issue 10): the config choose_bwd_config picks (-1: none), the
+// catalog size, and config i's name plus head_dim, block_m, block_n, warps,
+// smem_bytes into out[0..4] (returns 0, or 1 for a bad index).
 FLASHCORE_C_API int flashcore_choose_bwd_config(int64_t batch, int64_t heads_q, int64_t seqlen_q,
                                                 int64_t seqlen_k, int head_dim, int sm_count,
-                                                int cc_major, int cc_minor, int smem_optin,
-                                                int tma_ok) {
-  return flashcore::choose_bwd_config({batch, heads_q, seqlen_q, seqlen_k, head_dim, tma_ok != 0},
+                                                int cc_major, int cc_minor, int smem_optin) {
+  return flashcore::choose_bwd_config({batch, heads_q, seqlen_q, seqlen_k, head_dim, true},
                                       {sm_count, cc_major, cc_minor, smem_optin});
+}
+
+FLASHCORE_C_API int flashcore_num_bwd_configs() { return flashcore::kNumBwdConfigs; }
+
+FLASHCORE_C_API int flashcore_bwd_config_desc(int i, char* name, int name_len, int64_t* out) {
+  if (i < 0 || i >= flashcore::kNumBwdConfigs) return 1;
+  const flashcore::BwdConfigDesc& d = flashcore::kBwdConfigs[i];
+  copy_out(d.name, name, name_len);
+  const int64_t values[5] = {d.head_dim, d.block_m, d.block_n, d.warps, d.smem_bytes};
+  for (int j = 0; j < 5; ++j) out[j] = values[j];
+  return 0;
 }
 
 // fp32 elements of the one workspace block api/ops.cpp allocates for a

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "bwd_configs.h"
 #include "configs.h"
 #include "heuristics.h"
 
@@ -249,9 +250,15 @@ ArgError check_bwd_args(const BwdArgs& a, std::string* message) {
     check_like(c, a.dlse, "dlse", q, kScalarTypeFloat, q.sizes, 3, lse_what);
     if (!c.failed() && !a.dlse_contiguous) c.fail(ArgError::kValue, "dlse must be contiguous");
   }
-  if (a.config < -1) {
-    c.fail(ArgError::kValue, "forced backward config index must be >= 0 (or -1: the "
-           "heuristic), got ", a.config);
+  if (a.config != -1) {
+    if (a.config < 0 || a.config >= kNumBwdConfigs) {
+      c.fail(ArgError::kValue, "forced backward config index must be in [0, ", kNumBwdConfigs,
+             "), got ", a.config);
+    } else if (q.sizes[3] > kBwdConfigs[a.config].head_dim) {
+      const BwdConfigDesc& cfg = kBwdConfigs[a.config];
+      c.fail(ArgError::kValue, "forced backward config ", cfg.name, " serves head_dim <= ",
+             cfg.head_dim, ", got head_dim ", q.sizes[3]);
+    }
   }
   if (a.deterministic) c.fail(ArgError::kNotImplemented, kDeterministicMessage);
   return c.kind();

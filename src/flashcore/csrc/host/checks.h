@@ -55,7 +55,7 @@ struct BwdArgs {
   TensorDesc dlse;
   bool dlse_contiguous;
   bool deterministic;
-  int64_t config;  // -1: heuristic; else an index into the backward catalog
+  int64_t config;  // -1: heuristic; else an index into kBwdConfigs (host/bwd_configs.h)
 };
 
 // Checks every rule of the backward op (the forward's on q, k, v first).

@@ -1,0 +1,72 @@
+// The catalog of compiled backward-kernel configs (docs/design/backward.md,
+// section 6): the one list that the instantiation files (inst/bwd_*.cu), the
+// launcher, the heuristic, the workspace sizing and the C entry points read.
+// Beside host/configs.h rather than inside it, so that editing this list does
+// not rebuild every forward kernel.
+//
+// Every config is compiled for both element types, as an unmasked and a
+// masked (causal / window) main kernel with softcap off and on, plus the
+// masked kernels' element-wise-load builds for rows that are not 16-byte
+// aligned (host/bwd_launch.cuh): six main kernels per config and dtype, with
+// one preprocess pair per tile head dim and one postprocess.
+//
+// Columns: name, tile head dim, block M (query rows per m-step), block N (keys
+// per thread block), warps, and the warp grids of the GEMMs: warps along the
+// query rows of S/dP, along the head dim of dK/dV, along the query rows of dQ.
+//
+// First cut: FlashAttention-2's tile shapes for sm_80 / sm_90 (its >= 144 KB
+// branch, flash_bwd_launch_template.h), not yet measured on our kernels.
+// Both need 160 KB of shared memory (Q and dO double-buffered), so they run on
+// compute capability 8.0, 8.7 and 9.0; the <= 99 KB variants for 8.6 / 8.9 /
+// 12.0 are not built yet (choose_bwd_config returns -1 there).
+#pragma once
+
+#include "flashcore/sm80/bwd_traits.h"
+
+// X(name, head_dim, block_m, block_n, warps, warps_sdp_m, warps_dkv_n, warps_dq_m)
+#define FLASHCORE_BWD_CONFIGS(X)           \
+  X(bwd_d64, 64, 128, 128, 8, 4, 2, 4)     \
+  X(bwd_d128, 128, 64, 128, 8, 2, 2, 2)
+
+namespace flashcore {
+
+enum class BwdConfig : int {
+#define FLASHCORE_X(name, ...) name,
+  FLASHCORE_BWD_CONFIGS(FLASHCORE_X)
+#undef FLASHCORE_X
+      kCount
+};
+
+constexpr int kNumBwdConfigs = static_cast<int>(BwdConfig::kCount);
+
+// The tile head dims compiled, ascending; a call is served by the narrowest
+// one at least its head_dim.
+constexpr int kBwdTileHeadDims[] = {64, 128};
+
+// Rows of the backward workspaces (dq_accum, dpsum, lse_log2) per (batch,
+// head) are seqlen_q rounded up to this: whole preprocess blocks and whole
+// m-blocks of every config (bwd_traits.h asserts 128 % block M == 0).
+constexpr int kBwdRowRound = 128;
+
+template <int D, int BM, int BN, int W, int SM, int KN, int QM>
+using BwdTraitsOf = BwdKernelTraits<D, BM, BN, W, SM, KN, QM>;
+
+struct BwdConfigDesc {
+  const char* name;
+  int head_dim;
+  int block_m;
+  int block_n;
+  int warps;
+  int smem_bytes;
+};
+
+constexpr BwdConfigDesc kBwdConfigs[] = {
+#define FLASHCORE_X(name, D, BM, BN, W, SM, KN, QM) \
+  {#name, D, BM, BN, W, BwdTraitsOf<D, BM, BN, W, SM, KN, QM>::kSmemBytes},
+    FLASHCORE_BWD_CONFIGS(FLASHCORE_X)
+#undef FLASHCORE_X
+};
+static_assert(sizeof(kBwdConfigs) / sizeof(kBwdConfigs[0]) == kNumBwdConfigs,
+              "one descriptor per config");
+
+}  // namespace flashcore
