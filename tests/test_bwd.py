@@ -259,8 +259,8 @@ EMPTY_CASES = {
     "window_0_0_sq_gt_sk": (200, 70, {"window": (0, 0)}),
     # keys i - 10 .. i: queries 110.. none; keys 0..99 all seen
     "window_left_only": (400, 100, {"window": (10, -1)}),
-    # off = -30, keys j <= i - 25: queries 0..24 none; keys > 124 none
-    "window_right_br": (150, 200, {"window": (-1, 5), "alignment": "bottom_right"}),
+    # off = -30, keys j <= i - 25: queries 0..24 see none
+    "window_right_br": (150, 120, {"window": (-1, 5), "alignment": "bottom_right"}),
     # off = -193, keys i - 201 <= j <= i - 193, with GQA
     "causal_window_br_gqa": (
         257,
@@ -728,6 +728,12 @@ def test_opcheck():
     ]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
+        # opcheck's own AOT check reads .grad of non-leaf tensors while faking its
+        # inputs; torch 2.14 warns there for every custom op with an autograd
+        # formula (a toy op on the CPU does the same), not about this one.
+        warnings.filterwarnings(
+            "ignore", message=r"The \.grad attribute of a Tensor that is not a leaf Tensor"
+        )
         for dtype, (b, hq, hkv, sq, sk, d), kw in cases:
             q, k, v, dout = make(b, hq, hkv, sq, sk, d, dtype)
             args = op_args(q, kw)
