@@ -277,7 +277,7 @@ int bwd_config_or_throw(const Tensor& q, const Tensor& k, bool tma_ok, int64_t c
                   "for head_dim ", head_dim, " on cuda:", device, " (compute capability ",
                   dev.cc_major, ".", dev.cc_minor, "); ",
                   widest > 0 ? "training (inputs that require grad) needs head_dim <= "
-                             : "this build has no backward kernel for this GPU",
+                             : "no backward config of this build fits this GPU's shared memory",
                   widest > 0 ? std::to_string(widest) : std::string(),
                   ". For inference, call under torch.no_grad() or torch.inference_mode()");
   return -1;
