@@ -23,8 +23,11 @@ struct BwdRowTraits {
 // kWarpsSdpM: warps along the query rows of S and dP (the rest along keys).
 // kWarpsDkvN: warps along the head dim of dK and dV (the rest along keys).
 // kWarpsDqM: warps along the query rows of dQ (the rest along the head dim).
+// kDoStages: dO buffers (2: the next m-step's dO loads with its Q at the top of
+// a step; 1: it loads once this step's dV GEMM has read the buffer, behind a
+// third barrier per step, to fit 99 KB).
 template <int kHeadDim_, int kBlockM_, int kBlockN_, int kNWarps_, int kWarpsSdpM_,
-          int kWarpsDkvN_, int kWarpsDqM_>
+          int kWarpsDkvN_, int kWarpsDqM_, int kDoStages_>
 struct BwdKernelTraits {
   // Tile width over the head dim: the caller's head_dim is at most this; the
   // columns past it are zero-filled on load and never stored.
@@ -75,10 +78,11 @@ struct BwdKernelTraits {
   static constexpr int kDqValues = kDqMTiles * kDqNTiles * 4;
 
   // ---- shared memory ----
-  // K and V: loaded once. Q and dO: two stages each (the next m-step's tiles
-  // load while this one computes). P and dS: one kBlockM x kBlockN 16-bit
+  // K and V: loaded once. Q: two stages (the next m-step's tile loads while
+  // this one computes); dO: kDoStages. P and dS: one kBlockM x kBlockN 16-bit
   // tile each. The epilogue stages dK and dV in the K and V buffers.
-  static constexpr int kStages = 2;
+  static constexpr int kQStages = 2;
+  static constexpr int kDoStages = kDoStages_;
   static constexpr int kSmemKBytes = kBlockN * kRowPitchBytes;
   static constexpr int kSmemVBytes = kSmemKBytes;
   static constexpr int kSmemQBytes = kBlockM * kRowPitchBytes;  // one stage
@@ -87,8 +91,8 @@ struct BwdKernelTraits {
   static constexpr int kSmemDsBytes = kSmemPBytes;
   static constexpr int kSmemOffV = kSmemKBytes;
   static constexpr int kSmemOffQ = kSmemOffV + kSmemVBytes;
-  static constexpr int kSmemOffDo = kSmemOffQ + kStages * kSmemQBytes;
-  static constexpr int kSmemOffP = kSmemOffDo + kStages * kSmemDoBytes;
+  static constexpr int kSmemOffDo = kSmemOffQ + kQStages * kSmemQBytes;
+  static constexpr int kSmemOffP = kSmemOffDo + kDoStages * kSmemDoBytes;
   static constexpr int kSmemOffDs = kSmemOffP + kSmemPBytes;
   static constexpr int kSmemBytes = kSmemOffDs + kSmemDsBytes;
 
@@ -111,6 +115,7 @@ struct BwdKernelTraits {
   static_assert(kBlockM % (16 * kWarpsDqM) == 0, "dQ warps must own whole m16 row tiles");
   static_assert(kHeadDim % (16 * kWarpsDqN) == 0, "dQ warps must own pairs of n8 head-dim tiles");
   static_assert(kBlockM % 16 == 0 && kBlockN % 16 == 0, "k16 steps over queries and keys");
+  static_assert(kDoStages == 1 || kDoStages == 2, "one or two dO buffers");
   static_assert(128 % kBlockM == 0,
                 "seqlen_q_rounded (a multiple of 128) must hold whole m-blocks");
   // Over 48 KB needs the launch-time opt-in. Configs over an architecture's
