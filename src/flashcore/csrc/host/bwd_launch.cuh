@@ -142,10 +142,10 @@ template <DType kDType, int kHeadDim>
 cudaError_t run_bwd_hdim(const BwdParams& params, int config, cudaStream_t stream, int device) {
   using Elem = typename ElemOf<kDType>::type;
   switch (static_cast<BwdConfig>(config)) {
-#define FLASHCORE_X(name, D, BM, BN, W, SM, KN, QM, DOS)           \
-  case BwdConfig::name:                                            \
-    if constexpr (D == kHeadDim) {                                 \
-      using Traits = BwdTraitsOf<D, BM, BN, W, SM, KN, QM, DOS>;   \
+#define FLASHCORE_X(name, D, BM, BN, W, SM, KN, QM, QS, DOS)          \
+  case BwdConfig::name:                                               \
+    if constexpr (D == kHeadDim) {                                    \
+      using Traits = BwdTraitsOf<D, BM, BN, W, SM, KN, QM, QS, DOS>;  \
       return launch_bwd<Elem, Traits>(params, stream, device);     \
     }                                                              \
     break;

@@ -350,6 +350,7 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
 
     for (int step = 0; step < num_steps; ++step) {
       const int stage = step & 1;
+      const int q_stage = Traits::kQStages == 2 ? stage : 0;
       const int do_stage = Traits::kDoStages == 2 ? stage : 0;
       const int h = step_head(step);
       const int m_block = range.m_begin + step % num_m;
@@ -360,12 +361,12 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
       cp_async_wait<0>();
       __syncthreads();
       if (step + 1 < num_steps) {
-        load_q(step + 1, stage ^ 1);
+        if constexpr (Traits::kQStages == 2) load_q(step + 1, stage ^ 1);
         if constexpr (Traits::kDoStages == 2) load_do(step + 1, stage ^ 1);
       }
       cp_async_commit();
 
-      const uint32_t sq = smem_u32(smem_q + stage * Traits::kSmemQBytes);
+      const uint32_t sq = smem_u32(smem_q + q_stage * Traits::kSmemQBytes);
       const uint32_t sdo = smem_u32(smem_do + do_stage * Traits::kSmemDoBytes);
       const int64_t row_base =
           (static_cast<int64_t>(b) * params.heads_q + h) * params.seqlen_q_rounded + m0;
@@ -449,11 +450,14 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
           acc_dv, smem_u32(smem_p), dkv_row0, 0, sdo, 0, dkv_col0, lane);
       gemm_ss<Elem, PLayout, DLayout, kDkvMT, kDkvNT, Traits::kDkvKSteps, true, true>(
           acc_dk, smem_u32(smem_ds), dkv_row0, 0, sq, 0, dkv_col0, lane);
-      if constexpr (Traits::kDoStages == 1) {
-        // One dO buffer: the next step's dO may land once every warp's dV
-        // GEMM has read this one; it then loads under the dQ GEMM.
+      if constexpr (Traits::kLateLoads) {
+        // Single buffers: the next step's Q / dO may land once every warp's
+        // dK / dV GEMM has read this one; they then load under the dQ GEMM.
         __syncthreads();
-        if (step + 1 < num_steps) load_do(step + 1, 0);
+        if (step + 1 < num_steps) {
+          if constexpr (Traits::kQStages == 1) load_q(step + 1, 0);
+          if constexpr (Traits::kDoStages == 1) load_do(step + 1, 0);
+        }
         cp_async_commit();
       }
 
