@@ -90,6 +90,9 @@ cudaError_t launch_bwd(const BwdParams& params, cudaStream_t stream, int device)
       params.seqlen_q_rounded < params.seqlen_q) {
     return cudaErrorInvalidValue;  // not the workspace bwd_workspace() sized
   }
+  if (reinterpret_cast<uintptr_t>(params.dq_accum) % 16 != 0) {
+    return cudaErrorInvalidValue;  // float4 zeroing and atomics (params.h)
+  }
   BwdParams p = params;
   const int64_t bh = int64_t{params.batch} * params.heads_q;
 

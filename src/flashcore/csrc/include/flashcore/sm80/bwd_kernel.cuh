@@ -31,12 +31,13 @@
 //    K and V tiles are loaded once; dK and dV accumulate in fp32 registers
 //    over the query heads of the kv head's group and, per head, the query
 //    blocks m of kBlockM rows that see key block n (mask.cuh QueryRange,
-//    ascending m). Per m-step: S = Q K^T, softcap, mask, P; dP = dO V^T; dS;
+//    ascending m). Per m-step: dP = dO V^T; S = Q K^T, softcap, mask, P; dS;
 //    P and dS go to shared memory as 16-bit tiles; dV += P^T dO, dK += dS^T Q,
 //    and the tile's dQ partial dS K is added into dq_accum with fp32 atomics.
 //    Epilogue: dK *= scale; dK and dV in the input dtype, rows < seqlen_k and
 //    columns < head_dim, with dk/dv strides. A key block no query sees stores
-//    zeros.
+//    zeros. Shared memory: K, V, Q (1 or 2 buffers), dO (1 or 2), P, dS;
+//    2 or 3 block barriers per m-step (bwd_traits.h). Plain launches (no PDL).
 // 3. bwd_postprocess_kernel, one block per (query block of kBlockM rows, h, b):
 //    dq = scale * dq_accum in q's dtype, rows < seqlen_q, columns < head_dim,
 //    with dq strides.
