@@ -57,9 +57,11 @@ def _choose(shape, d, device):
 
 def test_bwd_catalog():
     cfgs = _configs()
-    assert [c["name"] for c in cfgs] == ["bwd_d64", "bwd_d128"], cfgs
+    names = ["bwd_d64", "bwd_d64_s", "bwd_d128", "bwd_d128_s", "bwd_d256"]
+    assert [c["name"] for c in cfgs] == names, cfgs
     for c in cfgs:
-        assert c["smem_bytes"] <= 163 * KiB, c  # sm_80's opt-in limit
+        # sm_80's opt-in limit; the _s configs sm_86 / sm_89's
+        assert c["smem_bytes"] <= (99 if c["name"].endswith("_s") else 163) * KiB, c
         assert 128 % c["block_m"] == 0 and c["block_n"] % 64 == 0, c
         assert c["warps"] == 8, c
     lib = _lib()
@@ -72,12 +74,22 @@ def test_bwd_catalog():
 @pytest.mark.parametrize("shape", SHAPES)
 def test_choose_bwd_config_narrowest_tile(device, shape):
     for d in range(8, 257, 8):
-        expected = "bwd_d64" if d <= 64 else "bwd_d128" if d <= 128 else None
+        expected = "bwd_d64" if d <= 64 else "bwd_d128" if d <= 128 else "bwd_d256"
         assert _choose(shape, d, device) == expected, (device, shape, d)
 
 
-@pytest.mark.parametrize("device", ["RTX3090", "L4", "V100"])
-def test_choose_bwd_config_none_where_nothing_fits(device):
-    # The <= 99 KB backward configs are not built yet; sm_70 has no mma.sync m16n8k16.
+@pytest.mark.parametrize("device", ["RTX3090", "L4"])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_choose_bwd_config_99kb_devices(device, shape):
+    # Nothing at head dims 136..256 fits 99 KB yet.
+    for d in range(8, 257, 8):
+        expected = "bwd_d64_s" if d <= 64 else "bwd_d128_s" if d <= 128 else None
+        assert _choose(shape, d, device) == expected, (device, shape, d)
+
+
+def test_choose_bwd_config_none_where_nothing_fits():
+    # sm_70 has no mma.sync m16n8k16; 16 KB of shared memory fits no config.
     for d in (8, 64, 128, 256):
-        assert _choose((2, 8, 1024, 1024), d, device) is None, (device, d)
+        assert _choose((2, 8, 1024, 1024), d, "V100") is None, d
+        i = _lib().flashcore_choose_bwd_config(2, 8, 1024, 1024, d, 10, 8, 0, 16 * KiB)
+        assert i == -1, d

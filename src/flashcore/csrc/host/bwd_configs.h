@@ -11,22 +11,30 @@
 // one preprocess pair per tile head dim and one postprocess.
 //
 // Columns: name, tile head dim, block M (query rows per m-step), block N (keys
-// per thread block), warps, and the warp grids of the GEMMs: warps along the
-// query rows of S/dP, along the head dim of dK/dV, along the query rows of dQ.
+// per thread block), warps, the warp grids of the GEMMs (warps along the query
+// rows of S/dP, along the head dim of dK/dV, along the query rows of dQ), and
+// the numbers of Q and dO buffers (bwd_traits.h).
 //
-// First cut: FlashAttention-2's tile shapes for sm_80 / sm_90 (its >= 144 KB
-// branch, flash_bwd_launch_template.h), not yet measured on our kernels.
-// Both need 160 KB of shared memory (Q and dO double-buffered), so they run on
-// compute capability 8.0, 8.7 and 9.0; the <= 99 KB variants for 8.6 / 8.9 /
-// 12.0 are not built yet (choose_bwd_config returns -1 there).
+// First cut: FlashAttention-2's tile shapes (flash_bwd_launch_template.h), not
+// yet measured on our kernels. bwd_d64 and bwd_d128 are its >= 144 KB shapes;
+// with Q and dO both double-buffered they take 160 KB, which fits compute
+// capability 8.0 / 8.7 (163 KB) and 9.0 (227 KB). The _s configs are its
+// shapes for 99 KB GPUs (8.6, 8.9, 12.0): 96 KB each, bwd_d128_s with one dO
+// buffer. bwd_d256 is its 64 x 64 shape with single Q and dO buffers
+// (144 KB: compute capability 8.0 and 9.0; nothing at 256 fits 99 KB GPUs
+// yet). The heuristic takes the first config of a width that fits.
 #pragma once
 
 #include "flashcore/sm80/bwd_traits.h"
 
-// X(name, head_dim, block_m, block_n, warps, warps_sdp_m, warps_dkv_n, warps_dq_m)
-#define FLASHCORE_BWD_CONFIGS(X)           \
-  X(bwd_d64, 64, 128, 128, 8, 4, 2, 4)     \
-  X(bwd_d128, 128, 64, 128, 8, 2, 2, 2)
+// X(name, head_dim, block_m, block_n, warps, warps_sdp_m, warps_dkv_n, warps_dq_m,
+//   q_stages, do_stages)
+#define FLASHCORE_BWD_CONFIGS(X)                \
+  X(bwd_d64, 64, 128, 128, 8, 4, 2, 4, 2, 2)    \
+  X(bwd_d64_s, 64, 64, 128, 8, 2, 2, 2, 2, 2)   \
+  X(bwd_d128, 128, 64, 128, 8, 2, 2, 2, 2, 2)   \
+  X(bwd_d128_s, 128, 64, 64, 8, 2, 2, 2, 2, 1)  \
+  X(bwd_d256, 256, 64, 64, 8, 2, 4, 2, 1, 1)
 
 namespace flashcore {
 
@@ -41,15 +49,15 @@ constexpr int kNumBwdConfigs = static_cast<int>(BwdConfig::kCount);
 
 // The tile head dims compiled, ascending; a call is served by the narrowest
 // one at least its head_dim.
-constexpr int kBwdTileHeadDims[] = {64, 128};
+constexpr int kBwdTileHeadDims[] = {64, 128, 256};
 
 // Rows of the backward workspaces (dq_accum, dpsum, lse_log2) per (batch,
 // head) are seqlen_q rounded up to this: whole preprocess blocks and whole
 // m-blocks of every config (bwd_traits.h asserts 128 % block M == 0).
 constexpr int kBwdRowRound = 128;
 
-template <int D, int BM, int BN, int W, int SM, int KN, int QM>
-using BwdTraitsOf = BwdKernelTraits<D, BM, BN, W, SM, KN, QM>;
+template <int D, int BM, int BN, int W, int SM, int KN, int QM, int QS, int DOS>
+using BwdTraitsOf = BwdKernelTraits<D, BM, BN, W, SM, KN, QM, QS, DOS>;
 
 struct BwdConfigDesc {
   const char* name;
@@ -61,8 +69,8 @@ struct BwdConfigDesc {
 };
 
 constexpr BwdConfigDesc kBwdConfigs[] = {
-#define FLASHCORE_X(name, D, BM, BN, W, SM, KN, QM) \
-  {#name, D, BM, BN, W, BwdTraitsOf<D, BM, BN, W, SM, KN, QM>::kSmemBytes},
+#define FLASHCORE_X(name, D, BM, BN, W, SM, KN, QM, QS, DOS) \
+  {#name, D, BM, BN, W, BwdTraitsOf<D, BM, BN, W, SM, KN, QM, QS, DOS>::kSmemBytes},
     FLASHCORE_BWD_CONFIGS(FLASHCORE_X)
 #undef FLASHCORE_X
 };

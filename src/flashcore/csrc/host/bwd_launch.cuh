@@ -90,6 +90,9 @@ cudaError_t launch_bwd(const BwdParams& params, cudaStream_t stream, int device)
       params.seqlen_q_rounded < params.seqlen_q) {
     return cudaErrorInvalidValue;  // not the workspace bwd_workspace() sized
   }
+  if (reinterpret_cast<uintptr_t>(params.dq_accum) % 16 != 0) {
+    return cudaErrorInvalidValue;  // float4 zeroing and atomics (params.h)
+  }
   BwdParams p = params;
   const int64_t bh = int64_t{params.batch} * params.heads_q;
 
@@ -142,10 +145,10 @@ template <DType kDType, int kHeadDim>
 cudaError_t run_bwd_hdim(const BwdParams& params, int config, cudaStream_t stream, int device) {
   using Elem = typename ElemOf<kDType>::type;
   switch (static_cast<BwdConfig>(config)) {
-#define FLASHCORE_X(name, D, BM, BN, W, SM, KN, QM)                \
-  case BwdConfig::name:                                            \
-    if constexpr (D == kHeadDim) {                                 \
-      using Traits = BwdTraitsOf<D, BM, BN, W, SM, KN, QM>;        \
+#define FLASHCORE_X(name, D, BM, BN, W, SM, KN, QM, QS, DOS)          \
+  case BwdConfig::name:                                               \
+    if constexpr (D == kHeadDim) {                                    \
+      using Traits = BwdTraitsOf<D, BM, BN, W, SM, KN, QM, QS, DOS>;  \
       return launch_bwd<Elem, Traits>(params, stream, device);     \
     }                                                              \
     break;

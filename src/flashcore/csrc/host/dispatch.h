@@ -42,7 +42,7 @@ FLASHCORE_FOR_EACH_FWD_SM90_HDIM(FLASHCORE_DECLARE_FWD_SM90_HDIM)
 template <DType kDType, int kHeadDim>
 cudaError_t run_bwd_hdim(const BwdParams& params, int config, cudaStream_t stream, int device);
 
-#define FLASHCORE_FOR_EACH_BWD_HDIM(X) X(64) X(128)
+#define FLASHCORE_FOR_EACH_BWD_HDIM(X) X(64) X(128) X(256)
 
 #define FLASHCORE_DECLARE_BWD_HDIM(D)                                                      \
   extern template cudaError_t run_bwd_hdim<DType::kFloat16, D>(const BwdParams&, int,      \

@@ -94,10 +94,9 @@ int bwd_tile_head_dim(int head_dim) {
   return -1;
 }
 
-// The narrowest compiled tile width at least head_dim, one config per width
-// for now; -1 past the widest, below compute capability 8.0, or when the
-// device's shared memory per block is under the config's (the <= 99 KB
-// variants for 8.6 / 8.9 / 12.0 are not built yet).
+// The narrowest compiled tile width at least head_dim, and of its configs the
+// first that fits the device's shared memory (host/bwd_configs.h: the large
+// tiles, then the 99 KB ones); -1 past the widest or below compute capability 8.0.
 int choose_bwd_config(const FwdShape& s, const DeviceDesc& dev) {
   if (dev.cc_major < 8) return -1;
   const int tile = bwd_tile_head_dim(s.head_dim);

@@ -31,12 +31,13 @@
 //    K and V tiles are loaded once; dK and dV accumulate in fp32 registers
 //    over the query heads of the kv head's group and, per head, the query
 //    blocks m of kBlockM rows that see key block n (mask.cuh QueryRange,
-//    ascending m). Per m-step: S = Q K^T, softcap, mask, P; dP = dO V^T; dS;
+//    ascending m). Per m-step: dP = dO V^T; S = Q K^T, softcap, mask, P; dS;
 //    P and dS go to shared memory as 16-bit tiles; dV += P^T dO, dK += dS^T Q,
 //    and the tile's dQ partial dS K is added into dq_accum with fp32 atomics.
 //    Epilogue: dK *= scale; dK and dV in the input dtype, rows < seqlen_k and
 //    columns < head_dim, with dk/dv strides. A key block no query sees stores
-//    zeros.
+//    zeros. Shared memory: K, V, Q (1 or 2 buffers), dO (1 or 2), P, dS;
+//    2 or 3 block barriers per m-step (bwd_traits.h). Plain launches (no PDL).
 // 3. bwd_postprocess_kernel, one block per (query block of kBlockM rows, h, b):
 //    dq = scale * dq_accum in q's dtype, rows < seqlen_q, columns < head_dim,
 //    with dq strides.
@@ -307,17 +308,18 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
     auto step_m0 = [&](int step) { return (range.m_begin + step % num_m) * kBlockM; };
 
     using QLoader = TileLoader<Traits, kBlockM, kNThreads, kAligned16>;
-    auto load_q_do = [&](int step, int stage) {
-      const int h = step_head(step);
-      const int m0 = step_m0(step);
+    auto load_q = [&](int step, int stage) {
       const uint16_t* q_base = static_cast<const uint16_t*>(params.q) +
-                               b * params.q_batch_stride + h * params.q_head_stride;
-      const uint16_t* do_base = static_cast<const uint16_t*>(params.dout) +
-                                b * params.do_batch_stride + h * params.do_head_stride;
+                               b * params.q_batch_stride + step_head(step) * params.q_head_stride;
       QLoader(q_base, params.q_row_stride, dchunks, tid)
-          .load(smem_q + stage * Traits::kSmemQBytes, m0, params.seqlen_q);
+          .load(smem_q + stage * Traits::kSmemQBytes, step_m0(step), params.seqlen_q);
+    };
+    auto load_do = [&](int step, int stage) {
+      const uint16_t* do_base = static_cast<const uint16_t*>(params.dout) +
+                                b * params.do_batch_stride +
+                                step_head(step) * params.do_head_stride;
       QLoader(do_base, params.do_row_stride, dchunks, tid)
-          .load(smem_do + stage * Traits::kSmemDoBytes, m0, params.seqlen_q);
+          .load(smem_do + stage * Traits::kSmemDoBytes, step_m0(step), params.seqlen_q);
     };
 
     // Prologue: K, V and the first m-step's Q and dO in one cp.async group.
@@ -325,7 +327,8 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
       using KVLoader = TileLoader<Traits, kBlockN, kNThreads, kAligned16>;
       KVLoader(k_base, params.k_row_stride, dchunks, tid).load(smem_k, n0, params.seqlen_k);
       KVLoader(v_base, params.v_row_stride, dchunks, tid).load(smem_v, n0, params.seqlen_k);
-      load_q_do(0, 0);
+      load_q(0, 0);
+      load_do(0, 0);
     }
     cp_async_commit();
 
@@ -348,6 +351,8 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
 
     for (int step = 0; step < num_steps; ++step) {
       const int stage = step & 1;
+      const int q_stage = Traits::kQStages == 2 ? stage : 0;
+      const int do_stage = Traits::kDoStages == 2 ? stage : 0;
       const int h = step_head(step);
       const int m_block = range.m_begin + step % num_m;
       const int m0 = m_block * kBlockM;
@@ -356,11 +361,14 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
       // may be refilled and the P/dS tiles overwritten.
       cp_async_wait<0>();
       __syncthreads();
-      if (step + 1 < num_steps) load_q_do(step + 1, stage ^ 1);
+      if (step + 1 < num_steps) {
+        if constexpr (Traits::kQStages == 2) load_q(step + 1, stage ^ 1);
+        if constexpr (Traits::kDoStages == 2) load_do(step + 1, stage ^ 1);
+      }
       cp_async_commit();
 
-      const uint32_t sq = smem_u32(smem_q + stage * Traits::kSmemQBytes);
-      const uint32_t sdo = smem_u32(smem_do + stage * Traits::kSmemDoBytes);
+      const uint32_t sq = smem_u32(smem_q + q_stage * Traits::kSmemQBytes);
+      const uint32_t sdo = smem_u32(smem_do + do_stage * Traits::kSmemDoBytes);
       const int64_t row_base =
           (static_cast<int64_t>(b) * params.heads_q + h) * params.seqlen_q_rounded + m0;
 
@@ -443,6 +451,16 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
           acc_dv, smem_u32(smem_p), dkv_row0, 0, sdo, 0, dkv_col0, lane);
       gemm_ss<Elem, PLayout, DLayout, kDkvMT, kDkvNT, Traits::kDkvKSteps, true, true>(
           acc_dk, smem_u32(smem_ds), dkv_row0, 0, sq, 0, dkv_col0, lane);
+      if constexpr (Traits::kLateLoads) {
+        // Single buffers: the next step's Q / dO may land once every warp's
+        // dK / dV GEMM has read this one; they then load under the dQ GEMM.
+        __syncthreads();
+        if (step + 1 < num_steps) {
+          if constexpr (Traits::kQStages == 1) load_q(step + 1, 0);
+          if constexpr (Traits::kDoStages == 1) load_do(step + 1, 0);
+        }
+        cp_async_commit();
+      }
 
       // dQ partial = dS K: queries x head dim, k over the block's keys; added
       // into this query block's dq_accum slice (rows < seqlen_q_rounded).

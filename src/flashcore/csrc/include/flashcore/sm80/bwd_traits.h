@@ -23,8 +23,12 @@ struct BwdRowTraits {
 // kWarpsSdpM: warps along the query rows of S and dP (the rest along keys).
 // kWarpsDkvN: warps along the head dim of dK and dV (the rest along keys).
 // kWarpsDqM: warps along the query rows of dQ (the rest along the head dim).
+// kQStages, kDoStages: Q and dO buffers. 2: the next m-step's tile loads at
+// the top of a step, under all of this step's GEMMs. 1: it loads once this
+// step's dK (Q) or dV (dO) GEMM has read the buffer, behind a third barrier
+// per step, under the dQ GEMM only; this is how the wide or 99 KB configs fit.
 template <int kHeadDim_, int kBlockM_, int kBlockN_, int kNWarps_, int kWarpsSdpM_,
-          int kWarpsDkvN_, int kWarpsDqM_>
+          int kWarpsDkvN_, int kWarpsDqM_, int kQStages_, int kDoStages_>
 struct BwdKernelTraits {
   // Tile width over the head dim: the caller's head_dim is at most this; the
   // columns past it are zero-filled on load and never stored.
@@ -75,10 +79,13 @@ struct BwdKernelTraits {
   static constexpr int kDqValues = kDqMTiles * kDqNTiles * 4;
 
   // ---- shared memory ----
-  // K and V: loaded once. Q and dO: two stages each (the next m-step's tiles
-  // load while this one computes). P and dS: one kBlockM x kBlockN 16-bit
-  // tile each. The epilogue stages dK and dV in the K and V buffers.
-  static constexpr int kStages = 2;
+  // K and V: loaded once. Q and dO: kQStages and kDoStages buffers. P and dS:
+  // one kBlockM x kBlockN 16-bit tile each. The epilogue stages dK and dV in
+  // the K and V buffers.
+  static constexpr int kQStages = kQStages_;
+  static constexpr int kDoStages = kDoStages_;
+  // Whether some tile loads after the dK / dV GEMMs (the third barrier).
+  static constexpr bool kLateLoads = kQStages == 1 || kDoStages == 1;
   static constexpr int kSmemKBytes = kBlockN * kRowPitchBytes;
   static constexpr int kSmemVBytes = kSmemKBytes;
   static constexpr int kSmemQBytes = kBlockM * kRowPitchBytes;  // one stage
@@ -87,8 +94,8 @@ struct BwdKernelTraits {
   static constexpr int kSmemDsBytes = kSmemPBytes;
   static constexpr int kSmemOffV = kSmemKBytes;
   static constexpr int kSmemOffQ = kSmemOffV + kSmemVBytes;
-  static constexpr int kSmemOffDo = kSmemOffQ + kStages * kSmemQBytes;
-  static constexpr int kSmemOffP = kSmemOffDo + kStages * kSmemDoBytes;
+  static constexpr int kSmemOffDo = kSmemOffQ + kQStages * kSmemQBytes;
+  static constexpr int kSmemOffP = kSmemOffDo + kDoStages * kSmemDoBytes;
   static constexpr int kSmemOffDs = kSmemOffP + kSmemPBytes;
   static constexpr int kSmemBytes = kSmemOffDs + kSmemDsBytes;
 
@@ -111,6 +118,8 @@ struct BwdKernelTraits {
   static_assert(kBlockM % (16 * kWarpsDqM) == 0, "dQ warps must own whole m16 row tiles");
   static_assert(kHeadDim % (16 * kWarpsDqN) == 0, "dQ warps must own pairs of n8 head-dim tiles");
   static_assert(kBlockM % 16 == 0 && kBlockN % 16 == 0, "k16 steps over queries and keys");
+  static_assert((kQStages == 1 || kQStages == 2) && (kDoStages == 1 || kDoStages == 2),
+                "one or two Q and dO buffers");
   static_assert(128 % kBlockM == 0,
                 "seqlen_q_rounded (a multiple of 128) must hold whole m-blocks");
   // Over 48 KB needs the launch-time opt-in. Configs over an architecture's
