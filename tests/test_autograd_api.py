@@ -524,7 +524,11 @@ def test_sdpa_serves_training_calls(fake, capable_gpu, deterministic_off):
     assert sdpa.unsupported_reason(q, k, v, enable_gqa=True) is None
 
 
-def test_sdpa_falls_back_for_training_beyond_the_backward(fake, capable_gpu, deterministic_off):
+def test_sdpa_falls_back_for_training_beyond_the_backward(
+    fake, capable_gpu, deterministic_off, monkeypatch
+):
+    # an L4 (99 KB of shared memory per block): no backward config above 128
+    monkeypatch.setattr(_debug, "device_desc", lambda device=None: DEVICES["L4"])
     torch.use_deterministic_algorithms(False)
     q, k, v, _, _ = train_inputs(d=136)
     assert sdpa.unsupported_reason(q, k, v, enable_gqa=True) is None  # inference: served
@@ -560,17 +564,16 @@ def test_sdpa_bwd_head_dim_rule_mirrors_the_heuristic(device):
 @pytest.mark.parametrize("device", sorted(DEVICES))
 def test_sdpa_asks_the_heuristic_in_eager_mode(fake, monkeypatch, device):
     # In eager mode the drop-in asks the heuristic itself, once per (device,
-    # head dim): on a 99 KB GPU (no backward config fits yet) training falls
-    # back at every head dim.
+    # head dim): on a 99 KB GPU training beyond head dim 128 falls back.
     monkeypatch.setitem(sdpa._capable, 0, True)
     monkeypatch.setattr(sdpa, "_bwd_served", {})
     monkeypatch.setattr(_debug, "device_desc", lambda device_=None: DEVICES[device])
-    for d in (64, 128, 136):
+    for d in (64, 128, 136, 256):
         q, k, v, _, _ = train_inputs(d=d)
         q.requires_grad_(True)
         served = sdpa.unsupported_reason(q, k, v, enable_gqa=True) is None
         assert served == (_debug.bwd_heuristic(1, 1, 1, 1, d, **DEVICES[device]) is not None)
-    assert set(sdpa._bwd_served) == {(0, 64), (0, 128), (0, 136)}
+    assert set(sdpa._bwd_served) == {(0, 64), (0, 128), (0, 136), (0, 256)}
 
 
 def test_bwd_workspace_is_sized_by_the_kernel_side():

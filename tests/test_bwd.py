@@ -39,9 +39,8 @@ except (ImportError, OSError, RuntimeError, AttributeError) as exc:  # reported 
 pytestmark = pytest.mark.gpu
 
 DTYPES = [torch.float16, torch.bfloat16]
-# Head dims the backward covers (first cut: up to 128), and past it.
-HEAD_DIMS = [8, 40, 64, 96, 128]
-UNCOVERED_HEAD_DIMS = [136, 256]
+# Every tile width's edges: 8 (most padding), 40, 64, 96, 128, 160 and 256.
+HEAD_DIMS = [8, 40, 64, 96, 128, 160, 256]
 
 
 @pytest.fixture(autouse=True)
@@ -562,16 +561,26 @@ def test_deterministic_true_raises_on_the_gpu():
         fused_attention(q, k, v, deterministic=True)
 
 
-@pytest.mark.parametrize("d", UNCOVERED_HEAD_DIMS)
-def test_uncovered_head_dim_raises_clearly(d):
+def test_head_dims_without_a_backward_kernel_raise_clearly():
+    # Where this GPU has no backward config for a head dim (99 KB GPUs above
+    # 128), training raises ValueError at the forward, naming the head dim;
+    # inference still runs. On A100 / H100 / H200 every head dim is served.
+    missing = [d for d in range(8, 257, 8) if _debug.chosen_bwd_config(*make_qk(d)) is None]
+    if not missing:
+        pytest.skip("this GPU has a backward config for every head dim")
+    d = missing[0]
     q, k, v, dout = make(1, 2, 2, 64, 80, d, torch.bfloat16)
-    with pytest.raises(ValueError, match=rf"backward pass has no kernel for head_dim {d}.*<= 128"):
+    with pytest.raises(ValueError, match=rf"backward pass has no kernel for head_dim {d}"):
         fused_attention(q.detach().requires_grad_(True), k, v)
-    with torch.no_grad():  # inference still serves it
+    with torch.no_grad():
         assert fused_attention(q, k, v).shape == q.shape
     out, lse = torch.ops.flashcore.fwd_lse(q, k, v, *op_args(q, {})[:7], -1)
     with pytest.raises(RuntimeError, match=rf"\[flashcore:ValueError\].*head_dim {d}"):
         torch.ops.flashcore.bwd(dout, q, k, v, out, lse, None, *op_args(q, {}))
+
+
+def make_qk(d):
+    return torch.empty(1, 2, 64, d, device="cuda"), torch.empty(1, 2, 80, d, device="cuda")
 
 
 # ---------------------------------------------------------------- reproducibility
@@ -778,8 +787,16 @@ def test_sdpa_drop_in_serves_training():
     out.backward(dout)
     assert sdpa.call_counts() == {"flashcore": 1}
     assert_grads(*(t.grad for t in leaves), q, k, v, dout, causal=True, enable_gqa=True)
-    # a head dim the backward does not cover: SDPA serves the training call
-    q, k, v, dout = make(1, 2, 2, 64, 64, 256, torch.float16)
-    out = sdpa.scaled_dot_product_attention(q.requires_grad_(True), k, v)
-    out.backward(dout)
+    # training under deterministic algorithms: SDPA serves the call
+    enabled = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        q, k, v, dout = make(1, 2, 2, 64, 64, 64, torch.float16)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # SDPA's own nondeterminism warning
+            out = sdpa.scaled_dot_product_attention(q.requires_grad_(True), k, v)
+            out.backward(dout)
+    finally:
+        torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
     assert q.grad is not None and sdpa.call_counts().get("flashcore") == 1

@@ -432,8 +432,9 @@ def fused_attention(
     a backward (``loss.backward()`` gives q, k and v their gradients, zero for
     rows that take part in no visible pair); with return_lse=True the lse is
     differentiable too. It needs a backward kernel for the head dim and GPU:
-    today head dims up to 128 on compute capability 8.0 and 9.0 (A100,
-    H100/H200); elsewhere the training forward raises ValueError. Double
+    every head dim on compute capability 8.0 and 9.0 (A100, H100/H200), up to
+    128 on GPUs with 99 KB of shared memory per block (8.6, 8.9); otherwise
+    the training forward raises ValueError naming the head dim. Double
     backward is not supported (RuntimeError when differentiating through the
     gradients).
     Without grad the call records nothing and costs nothing extra.

@@ -31,12 +31,12 @@ _counts: Counter[str] = Counter()
 _logged: set[str] = set()
 
 MAX_HEAD_DIM = 256
-# The widest head dim flashcore's backward serves on GPUs with the backward
-# configs' shared memory (compute capability 8.0 / 9.0): the Python mirror of
-# host/heuristics.h choose_bwd_config, used while torch.compile traces (C is not
-# callable there) for a device not yet seen in eager mode. Pinned to the
-# heuristic by tests/test_autograd_api.py.
-MAX_BWD_HEAD_DIM = 128
+# The widest head dim flashcore's backward serves on GPUs with 144 KB or more
+# of shared memory per block (compute capability 8.0 / 9.0; 99 KB GPUs stop at
+# 128): the Python mirror of host/heuristics.h choose_bwd_config, used while
+# torch.compile traces (C is not callable there) for a device not yet seen in
+# eager mode. Pinned to the heuristic by tests/test_autograd_api.py.
+MAX_BWD_HEAD_DIM = 256
 
 
 def call_counts() -> dict[str, int]:
@@ -156,9 +156,9 @@ def scaled_dot_product_attention(
     compute capability 8.0 or newer with one head dim (a multiple of 8 up to 256)
     and contiguous last dimensions. Training calls (an input needs a gradient)
     run on flashcore too, with its backward, where that backward serves the head
-    dim on the GPU (head dims up to ``MAX_BWD_HEAD_DIM`` = 128 on compute
-    capability 8.0 and 9.0 today) and ``torch.use_deterministic_algorithms`` is
-    off. Everything else (masks, dropout, other dtypes, CPU tensors, training
+    dim on the GPU (every head dim on compute capability 8.0 and 9.0, up to 128
+    on GPUs with 99 KB of shared memory per block) and
+    ``torch.use_deterministic_algorithms`` is off. Everything else (masks, dropout, other dtypes, CPU tensors, training
     beyond the backward's coverage or in deterministic mode) runs on PyTorch's
     SDPA exactly as if flashcore were not there. ``call_counts()`` says how many
     calls went where.
