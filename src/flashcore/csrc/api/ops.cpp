@@ -331,7 +331,9 @@ Tensor grad_like(const Tensor& t) {
 
 // dq, dk, dv of fwd_train's (out, lse) for the output gradient dout and the
 // lse gradient dlse (absent: none). Runs the backward kernels (host/run.h
-// run_bwd: preprocess, main, postprocess) on the current stream.
+// run_bwd: preprocess, main, postprocess) on the current stream. The schema's
+// `Tensor? dlse` boxes through TORCH_BOX as std::optional<Tensor> at our
+// stable-ABI target (2.10), None and a tensor alike (checked on torch 2.14).
 std::tuple<Tensor, Tensor, Tensor> bwd(Tensor dout, Tensor q, Tensor k, Tensor v, Tensor out,
                                        Tensor lse, std::optional<Tensor> dlse, double scale,
                                        bool is_causal, int64_t window_left, int64_t window_right,
