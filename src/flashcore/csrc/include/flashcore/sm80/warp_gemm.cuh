@@ -110,6 +110,11 @@ __device__ __forceinline__ void gemm_pv(float (&acc_o)[Traits::kMTiles][Traits::
 //     dQ = dS K); the tile's first element is (b_k0, b_n0).
 // Transposed operands go through ldmatrix.trans. Row and column offsets must
 // be multiples of 16 rows and 8 columns (whole 8x8 ldmatrix matrices).
+//
+// The k16 loop is not unrolled: the backward kernels hold dK and dV in
+// registers for their whole life, and with the loop unrolled ptxas hoisted
+// fragment loads until the kernels spilled 140-440 bytes at the 255-register
+// cap; rolled, 0-64 bytes (ptxas -v, sm_90a). Not yet measured on a GPU.
 template <typename Elem, typename LayoutA, typename LayoutB, int kMTiles, int kNTiles,
           int kKSteps, bool kATrans, bool kBTrans>
 __device__ __forceinline__ void gemm_ss(float (&acc)[kMTiles][kNTiles][4], uint32_t smem_a,
