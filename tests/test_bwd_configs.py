@@ -5,6 +5,8 @@ The kernels themselves are tested on the GPU by tests/test_bwd.py.
 """
 
 import ctypes
+import re
+import subprocess
 
 import pytest
 
@@ -93,3 +95,47 @@ def test_choose_bwd_config_none_where_nothing_fits():
         assert _choose((2, 8, 1024, 1024), d, "V100") is None, d
         i = _lib().flashcore_choose_bwd_config(2, 8, 1024, 1024, d, 10, 8, 0, 16 * KiB)
         assert i == -1, d
+
+
+# Largest dynamic shared memory per block of each SASS target (arch_smem_limit).
+ARCH_SMEM = {"sm_80": 163 * KiB, "sm_86": 99 * KiB, "sm_89": 99 * KiB, "sm_90a": 227 * KiB}
+
+
+def test_extension_bwd_kernels_are_built_where_they_fit(cuobjdump):
+    # Guards the build, not the math: every backward main kernel holds tensor-core
+    # code and dQ reductions on the targets whose shared memory fits its config
+    # (float4 reductions on sm_90a), and compiles empty on the others, which
+    # run_bwd refuses to launch.
+    import flashcore
+
+    info = flashcore.build_info()
+    text = subprocess.run(
+        [cuobjdump, "-sass", info["library"]], capture_output=True, text=True, check=True
+    ).stdout
+    bodies: dict[tuple[str, str], list[str]] = {}
+    arch = name = None
+    for line in text.splitlines():
+        if m := re.match(r"\s*arch = (sm_\w+)", line):
+            arch = m.group(1)
+        elif m := re.match(r"\s*Function : (\S+)", line):
+            name = m.group(1)
+            bodies[(arch, name)] = []
+        elif name is not None:
+            bodies[(arch, name)].append(line)
+    by_shape = {(c["head_dim"], c["block_m"], c["block_n"]): c for c in _configs()}
+    seen = set()
+    for (arch, fn), lines in bodies.items():
+        if "10bwd_kernel" not in fn or arch not in ARCH_SMEM:
+            continue
+        dims = tuple(int(x) for x in re.findall(r"Li(\d+)E", fn)[:3])
+        cfg = by_shape[dims]
+        seen.add((arch, cfg["name"]))
+        body = "\n".join(lines)
+        if cfg["smem_bytes"] <= ARCH_SMEM[arch]:
+            assert re.search(r"\bHMMA\.16816\.F32", body), f"{fn} on {arch} has no mma"
+            red = r"REDG?\.E\.ADD\.F32x4" if arch == "sm_90a" else r"REDG?\.E\.ADD\.F32\b"
+            assert re.search(red, body), f"{fn} on {arch} has no {red}"
+        else:
+            assert not re.search(r"HMMA", body), f"{fn} on {arch} is not empty"
+    built = {a for a in info["sass_archs"] if a in ARCH_SMEM}
+    assert seen == {(a, c["name"]) for a in built for c in _configs()}, sorted(seen)

@@ -373,7 +373,10 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
           (static_cast<int64_t>(b) * params.heads_q + h) * params.seqlen_q_rounded + m0;
 
       // lambda and D' of this thread's S rows (sdp_row0 + mt*16 + quad_row + 8r);
-      // rows < seqlen_q_rounded always exist (padded rows: +inf and 0).
+      // rows < seqlen_q_rounded always exist (padded rows: +inf and 0). Read
+      // straight from global memory (L2-resident; 4 * kSdpMT loads issued
+      // ahead of the dP GEMM) rather than staged in shared memory as design
+      // section 6 has it: fewer moving parts for the first cut.
       float lam[kSdpMT][2], dps[kSdpMT][2];
 #pragma unroll
       for (int mt = 0; mt < kSdpMT; ++mt)

@@ -110,13 +110,20 @@ __device__ __forceinline__ void gemm_pv(float (&acc_o)[Traits::kMTiles][Traits::
 //     dQ = dS K); the tile's first element is (b_k0, b_n0).
 // Transposed operands go through ldmatrix.trans. Row and column offsets must
 // be multiples of 16 rows and 8 columns (whole 8x8 ldmatrix matrices).
+//
+// The k16 loop is unrolled by 2 only: the backward kernels hold dK and dV in
+// registers for their whole life, and with the loop fully unrolled ptxas
+// hoisted fragment loads until the kernels spilled 140-440 bytes at the
+// 255-register cap. Unrolled by 2 they spill 0-64 bytes, the same as with the
+// loop rolled (ptxas -v, sm_80 and sm_90a), and the next step's ldmatrix can
+// issue under this step's mma. Not yet measured on a GPU.
 template <typename Elem, typename LayoutA, typename LayoutB, int kMTiles, int kNTiles,
           int kKSteps, bool kATrans, bool kBTrans>
 __device__ __forceinline__ void gemm_ss(float (&acc)[kMTiles][kNTiles][4], uint32_t smem_a,
                                         int a_m0, int a_k0, uint32_t smem_b, int b_k0,
                                         int b_n0, int lane) {
   static_assert(kNTiles % 2 == 0, "B fragments come in pairs of n8 tiles (ldmatrix.x4)");
-#pragma unroll 1
+#pragma unroll 2
   for (int kk = 0; kk < kKSteps; ++kk) {
     const int ka = a_k0 + kk * 16;
     const int kb = b_k0 + kk * 16;
