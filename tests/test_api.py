@@ -27,6 +27,17 @@ ARGS = (
 EXPECTED_SCHEMAS = {
     "fwd": f"flashcore::fwd({ARGS}) -> Tensor",
     "fwd_lse": f"flashcore::fwd_lse({ARGS}) -> (Tensor, Tensor)",
+    "fwd_train": (
+        "flashcore::fwd_train(Tensor q, Tensor k, Tensor v, float scale, bool is_causal, "
+        "int window_left, int window_right, bool bottom_right, float softcap, bool enable_gqa, "
+        "bool deterministic, int config) -> (Tensor, Tensor)"
+    ),
+    "bwd": (
+        "flashcore::bwd(Tensor dout, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, "
+        "Tensor? dlse, float scale, bool is_causal, int window_left, int window_right, "
+        "bool bottom_right, float softcap, bool enable_gqa, bool deterministic, int config) -> "
+        "(Tensor, Tensor, Tensor)"
+    ),
 }
 KiB = 1024
 # (sm_count, cc_major, cc_minor, max dynamic shared memory per block with opt-in)
@@ -298,13 +309,16 @@ def test_unknown_alignment(fake, alignment):
         fused_attention(q, k, v, causal=True, alignment=alignment)
 
 
-def test_requires_grad_is_refused(fake):
+def test_requires_grad_records_a_backward(fake):
+    # Training calls run fwd_train (autograd: tests/test_autograd_api.py); no-grad
+    # calls keep the plain forward and record nothing.
     q, k, v = qkv()
     q.requires_grad_(True)
-    with pytest.raises(RuntimeError, match=r"requires grad.*no backward pass"):
-        fused_attention(q, k, v)
-    with torch.no_grad():  # allowed: inference under no_grad
-        assert fused_attention(q, k, v).shape == q.shape
+    out = fused_attention(q, k, v)
+    assert out.requires_grad and "fwd_train" in type(out.grad_fn).__name__
+    with torch.no_grad():
+        out = fused_attention(q, k, v)
+        assert out.shape == q.shape and out.grad_fn is None and not out.requires_grad
 
 
 def test_forced_config_too_narrow_for_head_dim(fake):

@@ -99,3 +99,36 @@ def test_compare_grads_accepts_torch_lowp_and_rejects_mutations(dtype):
     nan_dv[0, 0, 5, 3] = float("nan")
     check = _reference.compare_grads(dq, dk, nan_dv, q, k, v, dout, **kw)
     assert not check.ok and "NaN" in str(check)
+
+
+def test_grads_ref_with_an_lse_gradient():
+    # No row is empty here: differentiate attention_ref's (out, lse) directly,
+    # an independent formulation, with a gradient on both.
+    q, k, v, dout = _qkv(1, 4, 2, 40, 50, 16)
+    dlse = torch.randn(1, 4, 40, dtype=torch.float64)
+    kw = {"causal": True, "alignment": "bottom_right", "softcap": 5.0, "enable_gqa": True}
+    got = _reference.attention_grads_ref(q, k, v, dout, dlse=dlse, **kw)
+    leaves = [t.detach().clone().requires_grad_(True) for t in (q, k, v)]
+    out, lse = _reference.attention_ref(*leaves, **kw)
+    expected = torch.autograd.grad((out, lse), leaves, (dout, dlse))
+    for name, a, b in zip(("dq", "dk", "dv"), got, expected):
+        assert (a - b).abs().max().item() < 1e-10, name
+    # the lse term matters for dq and dk, not for dv
+    plain = _reference.attention_grads_ref(q, k, v, dout, **kw)
+    assert (plain[0] - got[0]).abs().max().item() > 1e-3
+    assert (plain[2] - got[2]).abs().max().item() < 1e-12
+    # and the low-precision yardstick with it passes the rule
+    qh, kh, vh, dh = (t.half() for t in (q, k, v, dout))
+    low = _reference.attention_grads_ref(qh, kh, vh, dh, lowp=True, dlse=dlse.float(), **kw)
+    assert _reference.compare_grads(*low, qh, kh, vh, dh, dlse=dlse.float(), **kw).ok
+    assert not _reference.compare_grads(*low, qh, kh, vh, dh, **kw).ok
+
+
+def test_grads_ref_lse_gradient_is_zero_in_rows_that_see_no_key():
+    # bottom-right causal with Sq 30 > Sk 20: queries 0..9 see no key
+    q, k, v, dout = _qkv(1, 2, 2, 30, 20, 16)
+    dlse = torch.randn(1, 2, 30, dtype=torch.float64)
+    kw = {"causal": True, "alignment": "bottom_right"}
+    dq, dk, dv = _reference.attention_grads_ref(q, k, v, dout, dlse=dlse, **kw)
+    assert all(torch.isfinite(t).all() for t in (dq, dk, dv))
+    assert dq[:, :, :10].eq(0).all() and dq[:, :, 11:].abs().amax(dim=-1).gt(0).all()

@@ -152,6 +152,86 @@ def chosen_config(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, **kw: Any) 
     )
 
 
+@lru_cache(maxsize=1)
+def bwd_configs() -> list[dict[str, Any]]:
+    """Every compiled backward config, in catalog order (host/bwd_configs.h):
+    name, head_dim (tile width: serves any head_dim up to it), block_m, block_n,
+    warps, smem_bytes."""
+    lib = _loader.c_api()
+    out = []
+    for i in range(lib.flashcore_num_bwd_configs()):
+        name = ctypes.create_string_buffer(64)
+        vals = (ctypes.c_int64 * 5)()
+        lib.flashcore_bwd_config_desc(i, name, len(name), vals)
+        keys = ("head_dim", "block_m", "block_n", "warps", "smem_bytes")
+        entry: dict[str, Any] = {"name": name.value.decode()}
+        entry.update(zip(keys, (int(x) for x in vals)))
+        out.append(entry)
+    return out
+
+
+def _bwd_index(name: str) -> int:
+    for i, c in enumerate(bwd_configs()):
+        if c["name"] == name:
+            return i
+    known = ", ".join(c["name"] for c in bwd_configs())
+    raise ValueError(f"unknown backward config {name!r}; compiled: {known}")
+
+
+def bwd_heuristic(
+    batch: int,
+    heads_q: int,
+    seqlen_q: int,
+    seqlen_k: int,
+    head_dim: int,
+    *,
+    sm_count: int,
+    cc_major: int,
+    cc_minor: int = 0,
+    smem_optin: int,
+) -> str | None:
+    """The backward config the backward heuristic (host/heuristics.h
+    choose_bwd_config) picks for this shape on a device with these numbers, or
+    None when no backward config serves it (a pure function: no GPU needed)."""
+    i = _loader.c_api().flashcore_choose_bwd_config(
+        batch, heads_q, seqlen_q, seqlen_k, head_dim, sm_count, cc_major, cc_minor, smem_optin
+    )
+    return bwd_configs()[i]["name"] if i >= 0 else None
+
+
+def chosen_bwd_config(q: torch.Tensor, k: torch.Tensor) -> str | None:
+    """The backward config a training call on these tensors runs on their GPU."""
+    b, hq, sq, d = q.shape
+    return bwd_heuristic(b, hq, sq, k.shape[2], d, **device_desc(q.device))
+
+
+def bwd_workspace_elems(
+    batch: int, heads_q: int, heads_kv: int, seqlen_q: int, seqlen_k: int, head_dim: int, name: str
+) -> int:
+    """float32 elements of the one workspace block the bwd op allocates for this
+    shape and backward config (after dq, dk and dv: the GPU tests poison it)."""
+    return int(
+        _loader.c_api().flashcore_bwd_workspace_elems(
+            batch, heads_q, heads_kv, seqlen_q, seqlen_k, head_dim, _bwd_index(name)
+        )
+    )
+
+
+@contextlib.contextmanager
+def forced_bwd_config(name: str) -> Iterator[None]:
+    """The backward of every training call whose forward runs inside uses
+    backward config `name` (the forward reads the override, so the backward may
+    run after the block; the op raises ValueError when the head_dim is wider than
+    the config's tile or the GPU lacks its shared memory)."""
+    index = _bwd_index(name)
+    previous = ops._FORCED_BWD_CONFIG
+    ops._FORCED_BWD_CONFIG = index
+    try:
+        yield
+    finally:
+        ops._FORCED_BWD_CONFIG = previous
+
+
 @contextlib.contextmanager
 def forced_config(name: str) -> Iterator[None]:
     """Every fused_attention call inside runs kernel config `name` (the op raises

@@ -71,7 +71,8 @@ _C_API = None
 
 def c_api():
     """The extension's plain C entry points (host/c_api.cpp) through ctypes: the
-    argument contract, the config heuristic and the config catalog. No GPU needed."""
+    argument contracts, the config heuristics, the config catalog and the
+    backward's workspace size. No GPU needed."""
     global _C_API
     if _C_API is None:
         if LOAD_ERROR is not None:
@@ -92,5 +93,26 @@ def c_api():
         lib.flashcore_num_fwd_configs.argtypes = []
         lib.flashcore_fwd_config_desc.restype = ctypes.c_int
         lib.flashcore_fwd_config_desc.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, i64p]
+        lib.flashcore_check_fwd_train_args.restype = ctypes.c_int
+        lib.flashcore_check_fwd_train_args.argtypes = [
+            i64p, i64p, i64p, ctypes.c_double, ctypes.c_int, ctypes.c_int64, ctypes.c_int64,
+            ctypes.c_int, ctypes.c_double, ctypes.c_int, ctypes.c_int, ctypes.c_int64,
+            ctypes.c_char_p, ctypes.c_int,
+        ]  # fmt: skip
+        lib.flashcore_check_bwd_args.restype = ctypes.c_int
+        lib.flashcore_check_bwd_args.argtypes = [
+            i64p, i64p, i64p, i64p, i64p, i64p, i64p, ctypes.c_int, ctypes.c_int,
+            ctypes.c_double, ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_int,
+            ctypes.c_double, ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_char_p,
+            ctypes.c_int,
+        ]  # fmt: skip
+        lib.flashcore_choose_bwd_config.restype = ctypes.c_int
+        lib.flashcore_choose_bwd_config.argtypes = [ctypes.c_int64] * 4 + [ctypes.c_int] * 5
+        lib.flashcore_num_bwd_configs.restype = ctypes.c_int
+        lib.flashcore_num_bwd_configs.argtypes = []
+        lib.flashcore_bwd_config_desc.restype = ctypes.c_int
+        lib.flashcore_bwd_config_desc.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, i64p]
+        lib.flashcore_bwd_workspace_elems.restype = ctypes.c_int64
+        lib.flashcore_bwd_workspace_elems.argtypes = [ctypes.c_int64] * 5 + [ctypes.c_int] * 2
         _C_API = lib
     return _C_API

@@ -280,6 +280,15 @@ def _softmax_rows(s: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.softmax(s, dim=-1).masked_fill(empty, 0.0)
 
 
+def _lse_rows(s: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """logsumexp over the last dim of s where mask, as a differentiable term: 0
+    (with zero gradients) in rows that see no key, where the kernel's lse is -inf
+    and no gradient can flow."""
+    empty = ~mask.any(dim=-1, keepdim=True)
+    s = s.masked_fill(~mask, float("-inf")).masked_fill(empty, 0.0)
+    return torch.logsumexp(s, dim=-1).masked_fill(empty.squeeze(-1), 0.0)
+
+
 def attention_grads_ref(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -293,6 +302,7 @@ def attention_grads_ref(
     alignment: str = "top_left",
     softcap: float | None = None,
     lowp: bool = False,
+    dlse: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(dq, dk, dv) of fused_attention(q, k, v, ...) for the output gradient dout,
     by autograd: in float64 through `attention_ref`'s math, or with lowp=True in
@@ -300,7 +310,12 @@ def attention_grads_ref(
     attention gives a model in float16 / bfloat16: the yardstick of
     `compare_grads`). Shapes of q, k, v (dk, dv summed over the query heads that
     share a kv head under GQA); zero in the rows of dq that see no key and the
-    rows of dk, dv that no query sees."""
+    rows of dk, dv that no query sees.
+
+    dlse: a gradient on the lse too, (batch, heads_q, seqlen_q) (return_lse=True
+    with the lse in the loss); the lse is taken in float64, or with lowp=True in
+    float32 from the input-dtype scores as `attention_lowp` does. Rows that see
+    no key take no lse gradient (their lse is -inf)."""
     cast = (lambda t: t) if lowp else torch.Tensor.double
     leaves = [cast(t.detach()).clone().requires_grad_(True) for t in (q, k, v)]
     qq, kk, vv = leaves
@@ -315,7 +330,10 @@ def attention_grads_ref(
         s = torch.tanh(s / softcap) * softcap
     mask = visible_mask(q.shape[2], k.shape[2], causal, window, alignment, q.device)
     out = torch.matmul(_softmax_rows(s, mask), vr)
-    return torch.autograd.grad(out, leaves, cast(dout))
+    if dlse is None:
+        return torch.autograd.grad(out, leaves, cast(dout))
+    lse = _lse_rows(s.float() if lowp else s, mask)
+    return torch.autograd.grad((out, lse), leaves, (cast(dout), dlse.to(lse.dtype)))
 
 
 @dataclass(frozen=True)
@@ -356,14 +374,17 @@ def compare_grads(
     window: tuple[int, int] | None = None,
     alignment: str = "top_left",
     softcap: float | None = None,
+    dlse: torch.Tensor | None = None,
 ) -> GradCheck:
     """Checks kernel gradients against `attention_grads_ref` by the rule above:
     no NaN/inf; for each of dq, dk, dv: max |grad - ref| <= 2 * max |lowp - ref| +
     GRAD_FLOOR_REL * max(|ref|); rows of dq whose query sees no key, and rows of
-    dk and dv whose key no query sees, exactly 0."""
+    dk and dv whose key no query sees, exactly 0. dlse: the lse's gradient, when
+    the loss used it (see `attention_grads_ref`)."""
     if q.dtype not in GRAD_FLOOR_REL:
         raise ValueError(f"compare_grads: inputs must be float16 or bfloat16, got {q.dtype}")
     kw = {"enable_gqa": enable_gqa, "window": window, "alignment": alignment, "softcap": softcap}
+    kw["dlse"] = dlse
     refs = attention_grads_ref(q, k, v, dout, causal, scale, **kw)
     lows = attention_grads_ref(q, k, v, dout, causal, scale, lowp=True, **kw)
     problems = []

@@ -1,11 +1,17 @@
 """Typed Python entry points: argument marshalling, dispatch to torch.ops.flashcore,
-fake (meta) implementations for torch.compile, and the no-backward guard.
+fake (meta) implementations for torch.compile, and autograd for training.
 
 The argument rules live in one place, the compiled extension (host/checks.cpp):
 the op checks every call, and when it refuses one its tagged message is re-raised
-here as the matching ValueError / TypeError. Fake implementations (torch.compile
-traces with tensors that have no data) run the same checks through the
-extension's C entry point.
+here as the matching ValueError / TypeError / NotImplementedError. Fake
+implementations (torch.compile traces with tensors that have no data) run the same
+checks through the extension's C entry points.
+
+Training (docs/design/backward.md §8): the no-grad ops ``fwd`` / ``fwd_lse`` carry
+no autograd kernel, so inference pays nothing for autograd. A call that needs a
+gradient goes to ``fwd_train`` (the same forward, also returning the lse the
+backward needs), whose registered autograd formula calls ``bwd``; ``bwd``'s own
+formula refuses double backward.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import ctypes
 import math
 import re
+import warnings
 from typing import Any
 
 import torch
@@ -27,9 +34,18 @@ ALIGNMENTS = ("top_left", "bottom_right")
 # Forced kernel config (index into the extension's catalog), -1 = the heuristic.
 # Set only by flashcore._debug.forced_config.
 _FORCED_CONFIG = -1
+# Forced backward config (index into the backward catalog), -1 = the heuristic.
+# Set only by flashcore._debug.forced_bwd_config; read when the forward runs.
+_FORCED_BWD_CONFIG = -1
 
-_ERROR_TAG = re.compile(r"\[flashcore:(ValueError|TypeError)\] ([^\n]*)")
-_ERROR_TYPES = {"ValueError": ValueError, "TypeError": TypeError}
+_ERROR_TAG = re.compile(r"\[flashcore:(ValueError|TypeError|NotImplementedError)\] ([^\n]*)")
+_ERROR_TYPES = {
+    "ValueError": ValueError,
+    "TypeError": TypeError,
+    "NotImplementedError": NotImplementedError,
+}
+# What a C contract entry point's return code means (host/checks.h ArgError).
+_KINDS = {1: ValueError, 2: TypeError, 3: NotImplementedError}
 # c10::ScalarType codes, for describing tensors to the C entry point.
 _DTYPE_CODES = {
     torch.uint8: 0,
@@ -101,28 +117,81 @@ def _describe(t: torch.Tensor) -> ctypes.Array:
     return (ctypes.c_int64 * 9)(*vals)
 
 
-def _contract_error(q, k, v, scale, causal, wl, wr, bottom_right, softcap, gqa, config):
-    """The ValueError / TypeError the contract raises for these arguments, or None."""
-    for name, t in (("q", q), ("k", k), ("v", v)):
+def _not_a_tensor(named: tuple) -> TypeError | None:
+    for name, t in named:
         if not isinstance(t, torch.Tensor):
             return TypeError(
                 f"fused_attention: {name} must be a torch.Tensor, got {type(t).__name__}"
             )
+    return None
+
+
+def _contract_result(kind: int, msg: ctypes.Array, tensors: tuple) -> Exception | None:
+    """The exception a C contract entry point's (kind, message) stands for."""
+    if kind == 0:
+        return None
+    text = msg.value.decode()
+    if kind == 1 and "must be a CUDA tensor" in text:
+        device = next(t.device for t in tensors if t.device.type != "cuda")
+        text += f", got device '{device}'"
+        if not torch.cuda.is_available():
+            text += " (no CUDA GPU is available on this machine)"
+    return _KINDS.get(kind, ValueError)(text)
+
+
+def _contract_error(q, k, v, scale, causal, wl, wr, bottom_right, softcap, gqa, config):
+    """The ValueError / TypeError the contract raises for these arguments, or None."""
+    err = _not_a_tensor((("q", q), ("k", k), ("v", v)))
+    if err is not None:
+        return err
     lib = _loader.c_api()
     msg = ctypes.create_string_buffer(1024)
     kind = lib.flashcore_check_fwd_args(
         _describe(q), _describe(k), _describe(v), float(scale), int(causal), int(wl), int(wr),
         int(bottom_right), float(softcap), int(gqa), int(config), msg, len(msg),
     )  # fmt: skip
-    if kind == 0:
-        return None
-    text = msg.value.decode()
-    if kind == 1 and "must be a CUDA tensor" in text:
-        device = next(t.device for t in (q, k, v) if t.device.type != "cuda")
-        text += f", got device '{device}'"
-        if not torch.cuda.is_available():
-            text += " (no CUDA GPU is available on this machine)"
-    return (ValueError if kind == 1 else TypeError)(text)
+    return _contract_result(kind, msg, (q, k, v))
+
+
+def _train_contract_error(
+    q, k, v, scale, causal, wl, wr, bottom_right, softcap, gqa, deterministic, config
+):
+    """fwd_train's contract: the forward's, plus deterministic=True refused
+    (NotImplementedError) until the backward kernels have a deterministic mode."""
+    err = _not_a_tensor((("q", q), ("k", k), ("v", v)))
+    if err is not None:
+        return err
+    lib = _loader.c_api()
+    msg = ctypes.create_string_buffer(1024)
+    kind = lib.flashcore_check_fwd_train_args(
+        _describe(q), _describe(k), _describe(v), float(scale), int(causal), int(wl), int(wr),
+        int(bottom_right), float(softcap), int(gqa), int(deterministic), int(config), msg,
+        len(msg),
+    )  # fmt: skip
+    return _contract_result(kind, msg, (q, k, v))
+
+
+def _bwd_contract_error(
+    dout, q, k, v, out, lse, dlse, scale, causal, wl, wr, bottom_right, softcap, gqa,
+    deterministic, config,
+):  # fmt: skip
+    """bwd's contract (host/checks.cpp check_bwd_args), or None."""
+    named = (("dout", dout), ("q", q), ("k", k), ("v", v), ("out", out), ("lse", lse))
+    if dlse is not None:
+        named += (("dlse", dlse),)
+    err = _not_a_tensor(named)
+    if err is not None:
+        return err
+    lib = _loader.c_api()
+    msg = ctypes.create_string_buffer(1024)
+    kind = lib.flashcore_check_bwd_args(
+        _describe(dout), _describe(q), _describe(k), _describe(v), _describe(out),
+        _describe(lse), None if dlse is None else _describe(dlse), int(lse.is_contiguous()),
+        int(dlse is None or dlse.is_contiguous()), float(scale), int(causal), int(wl), int(wr),
+        int(bottom_right), float(softcap), int(gqa), int(deterministic), int(config), msg,
+        len(msg),
+    )  # fmt: skip
+    return _contract_result(kind, msg, tuple(t for _, t in named))
 
 
 def _reraise(exc: BaseException, args: tuple) -> None:
@@ -157,9 +226,106 @@ if _loader.LOAD_ERROR is None:
             raise err
         return q.new_empty(q.shape), q.new_empty(q.shape[:3], dtype=torch.float32)
 
-    # No autograd kernel is registered on purpose: a Python autograd kernel would
-    # run on every call (grad mode or not) and cost microseconds of host time.
-    # fused_attention refuses inputs that require grad instead.
+    # fwd / fwd_lse have no autograd kernel on purpose: a Python autograd kernel
+    # runs on every call (grad mode or not) and costs microseconds of host time.
+    # fused_attention sends calls that need a gradient to fwd_train instead.
+
+    _fwd_train = torch.ops.flashcore.fwd_train.default
+    _bwd = torch.ops.flashcore.bwd.default
+
+    @torch.library.register_fake("flashcore::fwd_train")
+    def _fwd_train_fake(q, k, v, scale, is_causal, wl, wr, bottom_right, softcap, gqa, det, config):
+        err = _train_contract_error(
+            q, k, v, scale, is_causal, wl, wr, bottom_right, softcap, gqa, det, config
+        )
+        if err is not None:
+            raise err
+        return q.new_empty(q.shape), q.new_empty(q.shape[:3], dtype=torch.float32)
+
+    @torch.library.register_fake("flashcore::bwd")
+    def _bwd_fake(dout, q, k, v, out, lse, dlse, scale, is_causal, wl, wr, bottom_right, softcap,
+                  gqa, det, config):  # fmt: skip
+        err = _bwd_contract_error(
+            dout, q, k, v, out, lse, dlse, scale, is_causal, wl, wr, bottom_right, softcap, gqa,
+            det, config,
+        )  # fmt: skip
+        if err is not None:
+            raise err
+        return _grad_like(q), _grad_like(k), _grad_like(v)
+
+    def _fwd_train_setup_context(ctx, inputs, output):
+        q, k, v, scale, is_causal, wl, wr, bottom_right, softcap, gqa, det, _config = inputs
+        out, lse = output
+        ctx.save_for_backward(q, k, v, out, lse)
+        ctx.scalars = (scale, is_causal, wl, wr, bottom_right, softcap, gqa, det)
+        ctx.bwd_config = _FORCED_BWD_CONFIG
+        # An unused output's gradient stays None: no zero-filled dout or dlse.
+        ctx.set_materialize_grads(False)
+
+    def _fwd_train_backward(ctx, dout, dlse):
+        q, k, v, out, lse = ctx.saved_tensors
+        if dout is None:  # a loss of lse alone
+            dout = torch.zeros_like(out)
+        elif dout.stride(-1) != 1:  # e.g. the expanded gradient of out.sum()
+            dout = dout.contiguous()
+        if dlse is not None and not dlse.is_contiguous():
+            dlse = dlse.contiguous()
+        try:
+            dq, dk, dv = _bwd(dout, q, k, v, out, lse, dlse, *ctx.scalars, ctx.bwd_config)
+        except RuntimeError as exc:  # the op's tagged refusal, as its Python type
+            m = _ERROR_TAG.search(str(exc))
+            if m:
+                raise _ERROR_TYPES[m.group(1)](m.group(2)) from None
+            raise
+        return (dq, dk, dv) + (None,) * 9
+
+    torch.library.register_autograd(
+        "flashcore::fwd_train", _fwd_train_backward, setup_context=_fwd_train_setup_context
+    )
+
+    def _bwd_backward(ctx, *grads):
+        raise RuntimeError(
+            "fused_attention: double backward (differentiating flashcore's backward pass, "
+            "e.g. a gradient penalty through torch.autograd.grad(..., create_graph=True)) "
+            "is not supported"
+        )
+
+    torch.library.register_autograd("flashcore::bwd", _bwd_backward)
+
+
+def _grad_like(t: torch.Tensor) -> torch.Tensor:
+    """A gradient buffer like t, as the bwd op allocates it (api/ops.cpp grad_like):
+    aten's empty_like (a dense input's strides; a non-overlapping input's dim
+    order, packed densely; else contiguous), contiguous if that left the last dim
+    strided."""
+    g = torch.empty_like(t)
+    return g if g.stride(-1) == 1 else t.new_empty(t.shape)
+
+
+def _deterministic_arg(deterministic: Any) -> bool:
+    """The backward mode a training call asks for. None follows
+    torch.use_deterministic_algorithms: on, it means deterministic (refused until
+    the kernels have that mode); with warn_only=True, a warning and the default
+    backward, as torch's own nondeterministic ops do."""
+    if deterministic is None:
+        if not torch.are_deterministic_algorithms_enabled():
+            return False
+        if torch.is_deterministic_algorithms_warn_only_enabled():
+            warnings.warn(
+                "fused_attention: the backward pass is nondeterministic (dq is accumulated "
+                "with atomic adds) and has no deterministic mode yet; running it because "
+                "torch.use_deterministic_algorithms(True, warn_only=True) is set",
+                UserWarning,
+                stacklevel=3,
+            )
+            return False
+        return True
+    if type(deterministic) is not bool:
+        raise TypeError(
+            "fused_attention: deterministic must be a bool or None, got "
+            f"{type(deterministic).__name__}"
+        )
+    return deterministic
 
 
 # ---- argument marshalling (types; the value rules are the contract's) -----------
@@ -214,6 +380,7 @@ def fused_attention(
     window: tuple[int, int] | None = None,
     alignment: str = "top_left",
     softcap: float | None = None,
+    deterministic: bool | None = None,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """softmax(q @ k^T * scale) @ v in one fused CUDA kernel, like
     ``F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=scale,
@@ -245,6 +412,14 @@ def fused_attention(
             ``causal_lower_right``).
         softcap: if > 0, scores become softcap * tanh(scale * q.k / softcap) before
             the softmax (Gemma 2, Grok); None or 0 means off.
+        deterministic: the backward pass's mode, read only when a gradient is
+            needed. The default backward accumulates dq with atomic adds, so dq
+            can differ in its last bits from run to run (dk and dv do not).
+            deterministic=True is not available yet and raises
+            NotImplementedError. None (the default) follows
+            ``torch.use_deterministic_algorithms``: enabled means True (so it
+            raises), enabled with ``warn_only=True`` warns and runs the default
+            backward.
 
     Returns:
         out: new contiguous (batch, heads_q, seqlen_q, head_dim) tensor of q's dtype;
@@ -253,8 +428,19 @@ def fused_attention(
         windows, or bottom-right causal with seqlen_q > seqlen_k) gets zeros in out
         and -inf in lse.
 
+    Training: when grad mode is on and q, k or v requires grad, the call records
+    a backward (``loss.backward()`` gives q, k and v their gradients, zero for
+    rows that take part in no visible pair); with return_lse=True the lse is
+    differentiable too. It needs a backward kernel for the head dim and GPU:
+    every head dim on compute capability 8.0 and 9.0 (A100, H100/H200), up to
+    128 on GPUs with 99 KB of shared memory per block (8.6, 8.9); otherwise
+    the training forward raises ValueError naming the head dim. Double
+    backward is not supported (RuntimeError when differentiating through the
+    gradients).
+    Without grad the call records nothing and costs nothing extra.
+
     Softmax and accumulation run in float32. GPUs of compute capability 8.0 or
-    newer. Forward only.
+    newer.
 
     Raises:
         TypeError: a non-tensor input, unsupported dtype, q/k/v dtypes differ, or a
@@ -265,9 +451,10 @@ def fused_attention(
             seqlen_k == 0, last dimension not contiguous, a non-finite or
             non-positive scale, window values below -1, a negative or non-finite
             softcap, or an unknown alignment.
-        RuntimeError: grad is enabled and an input requires grad (no backward
-            yet); the compiled extension failed to load; or the GPU's
-            architecture has no kernel in this build.
+        NotImplementedError: a gradient is needed and deterministic=True (or
+            torch.use_deterministic_algorithms(True) without warn_only).
+        RuntimeError: the compiled extension failed to load; the GPU's
+            architecture has no kernel in this build; or double backward.
     """
     # Hot path: marshalling only. The op checks every rule in C++; if it (or the
     # dispatcher) refuses the call, _reraise words the problem.
@@ -295,10 +482,7 @@ def fused_attention(
         _reraise(TypeError("not a tensor"), args)
         raise
     if needs_grad:
-        raise RuntimeError(
-            "fused_attention: an input requires grad, but flashcore has no backward pass yet; "
-            "call it under torch.no_grad() / torch.inference_mode(), or detach q, k and v"
-        )
+        return _train(args, return_lse, deterministic)
     _require_library()
     try:
         if return_lse:
@@ -307,3 +491,16 @@ def fused_attention(
     except (RuntimeError, TypeError, ValueError) as exc:  # NotImplementedError is a RuntimeError
         _reraise(exc, args)
         raise
+
+
+def _train(args: tuple, return_lse: bool, deterministic: Any):
+    """fused_attention's path for calls that need a gradient: fwd_train, whose
+    autograd formula runs the backward."""
+    det = _deterministic_arg(deterministic)
+    _require_library()
+    try:
+        out, lse = _fwd_train(*args[:10], det, args[10])
+    except (RuntimeError, TypeError, ValueError) as exc:
+        _reraise(exc, args)
+        raise
+    return (out, lse) if return_lse else out

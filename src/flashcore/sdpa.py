@@ -2,7 +2,8 @@
 
 ``flashcore.scaled_dot_product_attention`` has SDPA's signature and semantics. A
 call runs on flashcore's kernel when flashcore can compute exactly what SDPA
-would (no mask, no dropout, a supported dtype, head dim and GPU, no autograd);
+would (no mask, no dropout, a supported dtype, head dim and GPU; when a gradient
+is needed, a head dim the backward covers and no deterministic-algorithms mode);
 any other call is handed to PyTorch's own SDPA unchanged, so
 ``F.scaled_dot_product_attention = flashcore.scaled_dot_product_attention`` keeps
 every caller working. Each eager call is counted, a fallback by its reason
@@ -30,6 +31,12 @@ _counts: Counter[str] = Counter()
 _logged: set[str] = set()
 
 MAX_HEAD_DIM = 256
+# The widest head dim flashcore's backward serves on GPUs with 144 KB or more
+# of shared memory per block (compute capability 8.0 / 9.0; 99 KB GPUs stop at
+# 128): the Python mirror of host/heuristics.h choose_bwd_config, used while
+# torch.compile traces (C is not callable there) for a device not yet seen in
+# eager mode. Pinned to the heuristic by tests/test_autograd_api.py.
+MAX_BWD_HEAD_DIM = 256
 
 
 def call_counts() -> dict[str, int]:
@@ -69,6 +76,26 @@ def _device_supported(index: int) -> bool:
     return _capable[index]
 
 
+# (device index, head dim) -> whether flashcore's backward serves it there (the
+# heuristic through flashcore._debug, read once per pair in eager mode).
+_bwd_served: dict[tuple[int, int], bool] = {}
+
+
+def _bwd_supported(index: int, head_dim: int) -> bool:
+    key = (index, head_dim)
+    if key not in _bwd_served:
+        if torch.compiler.is_compiling():
+            # Not read while tracing: the Python mirror of the heuristic. Where
+            # it is wrong (a GPU without the configs' shared memory),
+            # fused_attention raises a clear ValueError at the forward.
+            return head_dim <= MAX_BWD_HEAD_DIM
+        from . import _debug
+
+        dev = _debug.device_desc(index)
+        _bwd_served[key] = _debug.bwd_heuristic(1, 1, 1, 1, head_dim, **dev) is not None
+    return _bwd_served[key]
+
+
 def unsupported_reason(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, enable_gqa: bool
 ) -> str | None:
@@ -99,10 +126,14 @@ def unsupported_reason(
         return "no keys"
     if q.stride(-1) != 1 or k.stride(-1) != 1 or v.stride(-1) != 1:
         return "last dimension not contiguous"
-    if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
-        return "autograd (no backward pass yet)"
-    if not _device_supported(q.device.index if q.device.index is not None else 0):
+    index = q.device.index if q.device.index is not None else 0
+    if not _device_supported(index):
         return "GPU older than compute capability 8.0"
+    if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
+        if not _bwd_supported(index, d):
+            return "autograd with a head dim or GPU flashcore's backward does not serve"
+        if torch.are_deterministic_algorithms_enabled():
+            return "autograd under deterministic algorithms (no deterministic backward yet)"
     return None
 
 
@@ -123,10 +154,14 @@ def scaled_dot_product_attention(
     query attention. flashcore serves the call when there is no ``attn_mask``,
     ``dropout_p == 0``, q, k and v are 4-D float16/bfloat16 tensors on one GPU of
     compute capability 8.0 or newer with one head dim (a multiple of 8 up to 256)
-    and contiguous last dimensions, and no input needs a gradient. Everything
-    else (masks, dropout, other dtypes, CPU tensors, training) runs on PyTorch's
-    SDPA exactly as if flashcore were not there. ``call_counts()`` says how
-    many calls went where.
+    and contiguous last dimensions. Training calls (an input needs a gradient)
+    run on flashcore too, with its backward, where that backward serves the head
+    dim on the GPU (every head dim on compute capability 8.0 and 9.0, up to 128
+    on GPUs with 99 KB of shared memory per block) and
+    ``torch.use_deterministic_algorithms`` is off. Everything else (masks, dropout, other dtypes, CPU tensors, training
+    beyond the backward's coverage or in deterministic mode) runs on PyTorch's
+    SDPA exactly as if flashcore were not there. ``call_counts()`` says how many
+    calls went where.
     """
     if attn_mask is not None:
         reason = "attn_mask given"

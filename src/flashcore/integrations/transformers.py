@@ -17,7 +17,8 @@ a dynamic cache): the attention function then derives the mask from the layer
 itself (causal, aligned bottom-right; the layer's sliding window) and runs
 flashcore's kernel with GQA, scaling and softcap as the model asks. Whatever
 flashcore cannot serve (a padding mask, packed or otherwise patterned masks, a
-static cache, dropout in training, autograd, an unsupported dtype or head dim,
+static cache, dropout in training, autograd with a head dim the backward does
+not cover or under deterministic algorithms, an unsupported dtype or head dim,
 attention biases) gets transformers' SDPA mask and runs on PyTorch's SDPA, or
 on an exact eager path when the layer uses softcap, which SDPA lacks. Each
 fallback is counted by reason in ``flashcore.call_counts()`` and logged

@@ -3,14 +3,16 @@
 // op registration through the LibTorch stable ABI (no pybind11, no ATen C++
 // API), so one abi3 binary serves every Python >= 3.10 and torch >= 2.10.
 //
-// A failed check raises with a message tagged "[flashcore:ValueError]" or
-// "[flashcore:TypeError]"; flashcore/ops.py re-raises it as that Python type.
+// A failed check raises with a message tagged "[flashcore:ValueError]",
+// "[flashcore:TypeError]" or "[flashcore:NotImplementedError]"; flashcore/ops.py
+// re-raises it as that Python type.
 #include <cuda_runtime_api.h>
 
 #include <torch/csrc/inductor/aoti_torch/c/shim.h>
 #include <torch/csrc/stable/accelerator.h>
 #include <torch/csrc/stable/library.h>
 #include <torch/csrc/stable/macros.h>
+#include <torch/csrc/stable/ops.h>
 #include <torch/csrc/stable/tensor.h>
 #include <torch/headeronly/core/ScalarType.h>
 #include <torch/headeronly/util/Exception.h>
@@ -20,11 +22,15 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <initializer_list>
+#include <optional>
 #include <string>
 #include <tuple>
 
 #include "build_config.h"
 #include "flashcore/params.h"
+#include "host/bwd_configs.h"
+#include "host/bwd_workspace.h"
 #include "host/checks.h"
 #include "host/configs.h"
 #include "host/heuristics.h"
@@ -105,6 +111,38 @@ Tensor empty_cuda(const std::array<int64_t, 4>& sizes, int ndim, int32_t dtype, 
   return Tensor(handle);
 }
 
+// The FwdParams fields both directions share: sizes, the scale folding and the
+// clamped mask (the backward must see exactly the forward's scores).
+void fill_problem(flashcore::FwdParams& p, const Tensor& q, const Tensor& k, double scale,
+                  bool is_causal, int64_t window_left, int64_t window_right, bool bottom_right,
+                  double softcap) {
+  const int64_t seqlen_q = q.size(2), seqlen_k = k.size(2);
+  p.batch = static_cast<int>(q.size(0));
+  p.heads_q = static_cast<int>(q.size(1));
+  p.heads_kv = static_cast<int>(k.size(1));
+  p.q_per_kv = static_cast<int>(q.size(1) / k.size(1));
+  p.seqlen_q = static_cast<int>(seqlen_q);
+  p.seqlen_k = static_cast<int>(seqlen_k);
+  p.head_dim = static_cast<int>(q.size(3));
+  constexpr double kLog2e = 1.4426950408889634;
+  if (softcap > 0.0) {
+    p.softcap = static_cast<float>(softcap);
+    p.softcap_scale = static_cast<float>(scale / softcap);
+    p.scale_log2 = static_cast<float>(kLog2e);
+  } else {
+    p.scale_log2 = static_cast<float>(scale * kLog2e);
+  }
+  // Unbounded window sides (and no mask at all) clamp to max(Sq, Sk), past
+  // which no row's range reaches; causal caps the right side at the diagonal.
+  const int64_t unbounded = std::max(seqlen_q, seqlen_k);
+  int64_t right = window_right < 0 ? unbounded : std::min(window_right, unbounded);
+  if (is_causal) right = std::min<int64_t>(right, 0);
+  const int64_t left = window_left < 0 ? unbounded : std::min(window_left, unbounded);
+  p.window_left = static_cast<int>(left);
+  p.window_right = static_cast<int>(right);
+  p.key_offset = bottom_right ? static_cast<int>(seqlen_k - seqlen_q) : 0;
+}
+
 // Allocates O (then LSE, if asked: callers may rely on that order) and launches.
 std::tuple<Tensor, Tensor> run(const Tensor& q, const Tensor& k, const Tensor& v, double scale,
                                bool is_causal, int64_t window_left, int64_t window_right,
@@ -125,7 +163,7 @@ std::tuple<Tensor, Tensor> run(const Tensor& q, const Tensor& k, const Tensor& v
 
   const int32_t device = q.get_device_index();
   const int64_t batch = q.size(0), heads_q = q.size(1), seqlen_q = q.size(2);
-  const int64_t heads_kv = k.size(1), seqlen_k = k.size(2), head_dim = q.size(3);
+  const int64_t seqlen_k = k.size(2), head_dim = q.size(3);
   const bool bf16 = q.scalar_type() == torch::headeronly::ScalarType::BFloat16;
   Tensor o = empty_cuda({batch, heads_q, seqlen_q, head_dim}, 4,
                         bf16 ? aoti_torch_dtype_bfloat16() : aoti_torch_dtype_float16(), device);
@@ -153,30 +191,7 @@ std::tuple<Tensor, Tensor> run(const Tensor& q, const Tensor& k, const Tensor& v
   p.o_batch_stride = heads_q * seqlen_q * head_dim;
   p.o_head_stride = seqlen_q * head_dim;
   p.o_row_stride = head_dim;
-  p.batch = static_cast<int>(batch);
-  p.heads_q = static_cast<int>(heads_q);
-  p.heads_kv = static_cast<int>(heads_kv);
-  p.q_per_kv = static_cast<int>(heads_q / heads_kv);
-  p.seqlen_q = static_cast<int>(seqlen_q);
-  p.seqlen_k = static_cast<int>(seqlen_k);
-  p.head_dim = static_cast<int>(head_dim);
-  constexpr double kLog2e = 1.4426950408889634;
-  if (softcap > 0.0) {
-    p.softcap = static_cast<float>(softcap);
-    p.softcap_scale = static_cast<float>(scale / softcap);
-    p.scale_log2 = static_cast<float>(kLog2e);
-  } else {
-    p.scale_log2 = static_cast<float>(scale * kLog2e);
-  }
-  // Unbounded window sides (and no mask at all) clamp to max(Sq, Sk), past
-  // which no row's range reaches; causal caps the right side at the diagonal.
-  const int64_t unbounded = std::max(seqlen_q, seqlen_k);
-  int64_t right = window_right < 0 ? unbounded : std::min(window_right, unbounded);
-  if (is_causal) right = std::min<int64_t>(right, 0);
-  const int64_t left = window_left < 0 ? unbounded : std::min(window_left, unbounded);
-  p.window_left = static_cast<int>(left);
-  p.window_right = static_cast<int>(right);
-  p.key_offset = bottom_right ? static_cast<int>(seqlen_k - seqlen_q) : 0;
+  fill_problem(p, q, k, scale, is_causal, window_left, window_right, bottom_right, softcap);
   p.aligned16 = rows_aligned16(q) && rows_aligned16(k) && rows_aligned16(v);
 
   torch::stable::accelerator::DeviceGuard guard(device);
@@ -240,6 +255,203 @@ std::tuple<Tensor, Tensor> fwd_lse(Tensor q, Tensor k, Tensor v, double scale, b
              enable_gqa, config, /*want_lse=*/true);
 }
 
+// ---- training: fwd_train and bwd (issue 10, docs/design/backward.md §8) ----
+
+void throw_if_failed(flashcore::ArgError err, const std::string& message) {
+  STD_TORCH_CHECK(err == flashcore::ArgError::kNone,
+                  err == flashcore::ArgError::kType             ? "[flashcore:TypeError] "
+                  : err == flashcore::ArgError::kNotImplemented ? "[flashcore:NotImplementedError] "
+                                                                : "[flashcore:ValueError] ",
+                  message);
+}
+
+// The backward config for this call (forced, or the heuristic's), or a
+// ValueError naming the head dim and the device when no backward config serves
+// it. Called by fwd_train too, so training fails before its forward runs.
+int bwd_config_or_throw(const Tensor& q, const Tensor& k, bool tma_ok, int64_t config) {
+  const int32_t device = q.get_device_index();
+  const flashcore::DeviceDesc dev = flashcore::device_desc(device);
+  if (config >= 0) {  // range and head dim checked by check_bwd_args
+    const flashcore::BwdConfigDesc& cfg = flashcore::kBwdConfigs[config];
+    STD_TORCH_CHECK(cfg.smem_bytes <= dev.smem_optin, "[flashcore:ValueError] forced backward "
+                    "config ", cfg.name, " needs ", cfg.smem_bytes, " bytes of shared memory per "
+                    "block, this GPU allows ", dev.smem_optin);
+    return static_cast<int>(config);
+  }
+  const int head_dim = static_cast<int>(q.size(3));
+  const int chosen = flashcore::choose_bwd_config(
+      {q.size(0), q.size(1), q.size(2), k.size(2), head_dim, tma_ok}, dev);
+  if (chosen >= 0) return chosen;
+  // The widest head dim the backward serves here: the error's suggestion.
+  int widest = 0;
+  for (int d = 8; d <= 256; d += 8) {
+    if (flashcore::choose_bwd_config({q.size(0), q.size(1), q.size(2), k.size(2), d, tma_ok},
+                                     dev) >= 0) {
+      widest = d;
+    }
+  }
+  STD_TORCH_CHECK(false, "[flashcore:ValueError] fused_attention: the backward pass has no kernel "
+                  "for head_dim ", head_dim, " on cuda:", device, " (compute capability ",
+                  dev.cc_major, ".", dev.cc_minor, "); ",
+                  widest > 0 ? "training (inputs that require grad) needs head_dim <= "
+                             : "no backward config of this build fits this GPU's shared memory",
+                  widest > 0 ? std::to_string(widest) : std::string(),
+                  ". For inference, call under torch.no_grad() or torch.inference_mode()");
+  return -1;
+}
+
+bool all_rows_aligned16(std::initializer_list<const Tensor*> ts) {
+  for (const Tensor* t : ts) {
+    if (!rows_aligned16(*t)) return false;
+  }
+  return true;
+}
+
+// The forward for training: fwd_lse's kernels, after the checks that the
+// backward will pass (deterministic mode, a backward config for this head dim
+// and GPU), so a call that cannot be differentiated fails before it runs.
+std::tuple<Tensor, Tensor> fwd_train(Tensor q, Tensor k, Tensor v, double scale, bool is_causal,
+                                     int64_t window_left, int64_t window_right,
+                                     bool bottom_right, double softcap, bool enable_gqa,
+                                     bool deterministic, int64_t config) {
+  const flashcore::FwdArgs args{describe(q), describe(k), describe(v), scale,   is_causal,
+                                window_left, window_right, bottom_right, softcap, enable_gqa,
+                                config};
+  std::string message;
+  throw_if_failed(
+      flashcore::check_fwd_train_args(args, deterministic, /*device_smem_optin=*/0, &message),
+      message);
+  if (q.size(0) > 0 && q.size(1) > 0 && q.size(2) > 0) {
+    const bool tma_ok = all_rows_aligned16({&q, &k, &v}) && strides_nonzero(q) &&
+                        strides_nonzero(k) && strides_nonzero(v);
+    torch::stable::accelerator::DeviceGuard guard(q.get_device_index());
+    bwd_config_or_throw(q, k, tma_ok, /*config=*/-1);
+  }
+  return run(q, k, v, scale, is_causal, window_left, window_right, bottom_right, softcap,
+             enable_gqa, config, /*want_lse=*/true);
+}
+
+// A gradient like its input, by aten's empty_like (preserve_format): a dense
+// input's strides, a non-overlapping input's dims in the same order packed
+// densely (a BSHD projection or a slice of a packed one viewed as BHSD gets a
+// BSHD-ordered gradient, so the upstream transpose's backward needs no copy),
+// else contiguous. A result with a strided last dim (never seen for inputs
+// that pass the contract) becomes contiguous. ops.py's fake is the same rule.
+Tensor grad_like(const Tensor& t) {
+  Tensor g = torch::stable::empty_like(t);
+  if (g.stride(3) == 1) return g;
+  const bool bf16 = t.scalar_type() == torch::headeronly::ScalarType::BFloat16;
+  return empty_cuda({t.size(0), t.size(1), t.size(2), t.size(3)}, 4,
+                    bf16 ? aoti_torch_dtype_bfloat16() : aoti_torch_dtype_float16(),
+                    t.get_device_index());
+}
+
+// dq, dk, dv of fwd_train's (out, lse) for the output gradient dout and the
+// lse gradient dlse (absent: none). Runs the backward kernels (host/run.h
+// run_bwd: preprocess, main, postprocess) on the current stream. The schema's
+// `Tensor? dlse` boxes through TORCH_BOX as std::optional<Tensor> at our
+// stable-ABI target (2.10), None and a tensor alike (checked on torch 2.14).
+std::tuple<Tensor, Tensor, Tensor> bwd(Tensor dout, Tensor q, Tensor k, Tensor v, Tensor out,
+                                       Tensor lse, std::optional<Tensor> dlse, double scale,
+                                       bool is_causal, int64_t window_left, int64_t window_right,
+                                       bool bottom_right, double softcap, bool enable_gqa,
+                                       bool deterministic, int64_t config) {
+  flashcore::BwdArgs a{};
+  a.fwd = {describe(q),  describe(k),   describe(v),  scale,   is_causal,
+           window_left,  window_right,  bottom_right, softcap, enable_gqa,
+           /*config=*/-1};
+  a.dout = describe(dout);
+  a.out = describe(out);
+  a.lse = describe(lse);
+  a.lse_contiguous = lse.is_contiguous();
+  a.has_dlse = dlse.has_value();
+  if (a.has_dlse) {
+    a.dlse = describe(*dlse);
+    a.dlse_contiguous = dlse->is_contiguous();
+  }
+  a.deterministic = deterministic;
+  a.config = config;
+  std::string message;
+  throw_if_failed(flashcore::check_bwd_args(a, &message), message);
+
+  const int32_t device = q.get_device_index();
+  torch::stable::accelerator::DeviceGuard guard(device);
+  Tensor dq = grad_like(q);
+  Tensor dk = grad_like(k);
+  Tensor dv = grad_like(v);
+  if (q.size(0) == 0 || q.size(1) == 0 || q.size(2) == 0) {
+    // No query: dq is empty, and no key takes part in any pair.
+    torch::stable::zero_(dk);
+    torch::stable::zero_(dv);
+    return {dq, dk, dv};
+  }
+
+  flashcore::BwdParams p{};
+  p.q = q.data_ptr();
+  p.k = k.data_ptr();
+  p.v = v.data_ptr();
+  p.o = out.data_ptr();
+  p.lse = static_cast<float*>(lse.data_ptr());
+  p.q_batch_stride = q.stride(0);
+  p.q_head_stride = q.stride(1);
+  p.q_row_stride = q.stride(2);
+  p.k_batch_stride = k.stride(0);
+  p.k_head_stride = k.stride(1);
+  p.k_row_stride = k.stride(2);
+  p.v_batch_stride = v.stride(0);
+  p.v_head_stride = v.stride(1);
+  p.v_row_stride = v.stride(2);
+  p.o_batch_stride = out.stride(0);
+  p.o_head_stride = out.stride(1);
+  p.o_row_stride = out.stride(2);
+  fill_problem(p, q, k, scale, is_causal, window_left, window_right, bottom_right, softcap);
+  p.dout = dout.data_ptr();
+  p.do_batch_stride = dout.stride(0);
+  p.do_head_stride = dout.stride(1);
+  p.do_row_stride = dout.stride(2);
+  p.dq = dq.data_ptr();
+  p.dk = dk.data_ptr();
+  p.dv = dv.data_ptr();
+  p.dq_batch_stride = dq.stride(0);
+  p.dq_head_stride = dq.stride(1);
+  p.dq_row_stride = dq.stride(2);
+  p.dk_batch_stride = dk.stride(0);
+  p.dk_head_stride = dk.stride(1);
+  p.dk_row_stride = dk.stride(2);
+  p.dv_batch_stride = dv.stride(0);
+  p.dv_head_stride = dv.stride(1);
+  p.dv_row_stride = dv.stride(2);
+  p.dlse = dlse.has_value() ? static_cast<const float*>(dlse->data_ptr()) : nullptr;
+  p.scale = static_cast<float>(scale);
+  // Every 16-bit tensor the kernels read or write rows of: a conservative
+  // superset of the forward's q, k, v.
+  p.aligned16 = all_rows_aligned16({&q, &k, &v, &out, &dout, &dq, &dk, &dv});
+
+  check_arch_once(device);
+  const bool tma_ok = p.aligned16 && strides_nonzero(q) && strides_nonzero(k) &&
+                      strides_nonzero(v) && strides_nonzero(out) && strides_nonzero(dout);
+  const int chosen = bwd_config_or_throw(q, k, tma_ok, config);
+
+  const flashcore::BwdWorkspace ws = flashcore::bwd_workspace(p, chosen);
+  const flashcore::BwdWorkspaceLayout layout = flashcore::bwd_workspace_layout(ws);
+  Tensor work = empty_cuda({layout.total_elems, 0, 0, 0}, 1, aoti_torch_dtype_float32(), device);
+  float* base = static_cast<float*>(work.data_ptr());
+  p.dq_accum = base;
+  p.dpsum = base + layout.dpsum_offset;
+  p.lse_log2 = base + layout.lse_log2_offset;
+  p.seqlen_q_rounded = ws.seqlen_q_rounded;
+
+  void* stream = nullptr;
+  STABLE_TORCH_ERROR_CODE_CHECK(aoti_torch_get_current_cuda_stream(device, &stream));
+  const bool bf16 = q.scalar_type() == torch::headeronly::ScalarType::BFloat16;
+  STD_CUDA_CHECK(flashcore::run_bwd(
+      p, bf16 ? flashcore::DType::kBFloat16 : flashcore::DType::kFloat16, chosen,
+      static_cast<cudaStream_t>(stream)));
+  // `work` is freed here; the caching allocator orders its reuse after the
+  // kernels queued on this stream.
+  return {dq, dk, dv};
+}
+
 }  // namespace
 
 STABLE_TORCH_LIBRARY(flashcore, m) {
@@ -250,9 +462,20 @@ STABLE_TORCH_LIBRARY(flashcore, m) {
       "fwd_lse(Tensor q, Tensor k, Tensor v, float scale, bool is_causal, int window_left, "
       "int window_right, bool bottom_right, float softcap, bool enable_gqa, int config) -> "
       "(Tensor, Tensor)");
+  m.def(
+      "fwd_train(Tensor q, Tensor k, Tensor v, float scale, bool is_causal, int window_left, "
+      "int window_right, bool bottom_right, float softcap, bool enable_gqa, bool deterministic, "
+      "int config) -> (Tensor, Tensor)");
+  m.def(
+      "bwd(Tensor dout, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, Tensor? dlse, "
+      "float scale, bool is_causal, int window_left, int window_right, bool bottom_right, "
+      "float softcap, bool enable_gqa, bool deterministic, int config) -> (Tensor, Tensor, "
+      "Tensor)");
 }
 
 STABLE_TORCH_LIBRARY_IMPL(flashcore, CUDA, m) {
   m.impl("fwd", TORCH_BOX(&fwd));
   m.impl("fwd_lse", TORCH_BOX(&fwd_lse));
+  m.impl("fwd_train", TORCH_BOX(&fwd_train));
+  m.impl("bwd", TORCH_BOX(&bwd));
 }

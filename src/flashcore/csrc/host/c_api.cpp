@@ -1,14 +1,18 @@
 // Plain C entry points into the torch-free host code, for Python's ctypes:
-// the argument contract (to word errors under torch.compile's fake tensors,
-// where the op itself does not run), the config heuristic and the config
-// catalog (CPU tests and the debug override). None of them touch a GPU.
+// the argument contracts (to word errors under torch.compile's fake tensors,
+// where the ops themselves do not run), the config heuristics, the config
+// catalog (CPU tests and the debug override) and the backward's workspace size
+// (the GPU tests poison it). None of them touch a GPU.
 #include <cstdint>
 #include <cstring>
 #include <string>
 
+#include "bwd_configs.h"
+#include "bwd_workspace.h"
 #include "checks.h"
 #include "configs.h"
 #include "heuristics.h"
+#include "run.h"
 
 #define FLASHCORE_C_API extern "C" __attribute__((visibility("default")))
 
@@ -59,6 +63,53 @@ FLASHCORE_C_API int flashcore_check_fwd_args(const int64_t* q, const int64_t* k,
   return static_cast<int>(err);
 }
 
+// The training forward's contract: the forward's, plus `deterministic`.
+FLASHCORE_C_API int flashcore_check_fwd_train_args(const int64_t* q, const int64_t* k,
+                                                   const int64_t* v, double scale, int is_causal,
+                                                   int64_t window_left, int64_t window_right,
+                                                   int bottom_right, double softcap,
+                                                   int enable_gqa, int deterministic,
+                                                   int64_t config, char* msg, int msg_len) {
+  const flashcore::FwdArgs a{unpack(q),    unpack(k),    unpack(v),          scale,
+                             is_causal != 0, window_left, window_right, bottom_right != 0,
+                             softcap,      enable_gqa != 0, config};
+  std::string message;
+  const flashcore::ArgError err =
+      flashcore::check_fwd_train_args(a, deterministic != 0, /*device_smem_optin=*/0, &message);
+  copy_out(message, msg, msg_len);
+  return static_cast<int>(err);
+}
+
+// The backward op's contract. dlse: nullptr for none. 0 valid, 1 ValueError,
+// 2 TypeError, 3 NotImplementedError.
+FLASHCORE_C_API int flashcore_check_bwd_args(const int64_t* dout, const int64_t* q,
+                                             const int64_t* k, const int64_t* v,
+                                             const int64_t* out, const int64_t* lse,
+                                             const int64_t* dlse, int lse_contiguous,
+                                             int dlse_contiguous, double scale, int is_causal,
+                                             int64_t window_left, int64_t window_right,
+                                             int bottom_right, double softcap, int enable_gqa,
+                                             int deterministic, int64_t config, char* msg,
+                                             int msg_len) {
+  flashcore::BwdArgs a{};
+  a.fwd = {unpack(q),      unpack(k),   unpack(v),    scale,   is_causal != 0,
+           window_left,    window_right, bottom_right != 0, softcap, enable_gqa != 0,
+           /*config=*/-1};
+  a.dout = unpack(dout);
+  a.out = unpack(out);
+  a.lse = unpack(lse);
+  a.lse_contiguous = lse_contiguous != 0;
+  a.has_dlse = dlse != nullptr;
+  if (a.has_dlse) a.dlse = unpack(dlse);
+  a.dlse_contiguous = dlse_contiguous != 0;
+  a.deterministic = deterministic != 0;
+  a.config = config;
+  std::string message;
+  const flashcore::ArgError err = flashcore::check_bwd_args(a, &message);
+  copy_out(message, msg, msg_len);
+  return static_cast<int>(err);
+}
+
 FLASHCORE_C_API int flashcore_choose_fwd_config(int64_t batch, int64_t heads_q, int64_t seqlen_q,
                                                 int64_t seqlen_k, int head_dim, int sm_count,
                                                 int cc_major, int cc_minor, int smem_optin,
@@ -81,4 +132,42 @@ FLASHCORE_C_API int flashcore_fwd_config_desc(int i, char* name, int name_len, i
                              d.smem_bytes, d.pdl,     d.sm90,    d.persistent};
   for (int j = 0; j < 9; ++j) out[j] = values[j];
   return 0;
+}
+
+// Backward (issue 10): the config choose_bwd_config picks (-1: none), the
+// catalog size, and config i's name plus head_dim, block_m, block_n, warps,
+// smem_bytes into out[0..4] (returns 0, or 1 for a bad index).
+FLASHCORE_C_API int flashcore_choose_bwd_config(int64_t batch, int64_t heads_q, int64_t seqlen_q,
+                                                int64_t seqlen_k, int head_dim, int sm_count,
+                                                int cc_major, int cc_minor, int smem_optin) {
+  return flashcore::choose_bwd_config({batch, heads_q, seqlen_q, seqlen_k, head_dim, true},
+                                      {sm_count, cc_major, cc_minor, smem_optin});
+}
+
+FLASHCORE_C_API int flashcore_num_bwd_configs() { return flashcore::kNumBwdConfigs; }
+
+FLASHCORE_C_API int flashcore_bwd_config_desc(int i, char* name, int name_len, int64_t* out) {
+  if (i < 0 || i >= flashcore::kNumBwdConfigs) return 1;
+  const flashcore::BwdConfigDesc& d = flashcore::kBwdConfigs[i];
+  copy_out(d.name, name, name_len);
+  const int64_t values[5] = {d.head_dim, d.block_m, d.block_n, d.warps, d.smem_bytes};
+  for (int j = 0; j < 5; ++j) out[j] = values[j];
+  return 0;
+}
+
+// fp32 elements of the one workspace block api/ops.cpp allocates for a
+// backward call of this shape with backward config `config` (bwd_workspace.h).
+FLASHCORE_C_API int64_t flashcore_bwd_workspace_elems(int64_t batch, int64_t heads_q,
+                                                      int64_t heads_kv, int64_t seqlen_q,
+                                                      int64_t seqlen_k, int head_dim,
+                                                      int config) {
+  flashcore::BwdParams p{};
+  p.batch = static_cast<int>(batch);
+  p.heads_q = static_cast<int>(heads_q);
+  p.heads_kv = static_cast<int>(heads_kv);
+  p.q_per_kv = heads_kv > 0 ? static_cast<int>(heads_q / heads_kv) : 1;
+  p.seqlen_q = static_cast<int>(seqlen_q);
+  p.seqlen_k = static_cast<int>(seqlen_k);
+  p.head_dim = head_dim;
+  return flashcore::bwd_workspace_layout(flashcore::bwd_workspace(p, config)).total_elems;
 }

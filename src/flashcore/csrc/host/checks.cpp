@@ -3,6 +3,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "bwd_configs.h"
 #include "configs.h"
 #include "heuristics.h"
 
@@ -163,6 +164,103 @@ ArgError check_fwd_args(const FwdArgs& a, int device_smem_optin, std::string* me
       }
     }
   }
+  return c.kind();
+}
+
+namespace {
+
+std::string shape_text(const TensorDesc& t) {
+  std::ostringstream os;
+  os << "(";
+  for (int i = 0; i < t.ndim && i < 4; ++i) os << (i ? ", " : "") << t.sizes[i];
+  if (t.ndim > 4) os << ", ...";
+  os << (t.ndim == 1 ? ",)" : ")");
+  return os.str();
+}
+
+const char kDeterministicMessage[] =
+    "deterministic=True is not available yet: the backward pass accumulates dq with "
+    "atomic adds, whose order varies from run to run. Pass deterministic=False (or turn "
+    "torch.use_deterministic_algorithms off, or set it with warn_only=True) to train with "
+    "the nondeterministic backward";
+
+// A CUDA tensor on q's device with this dtype and shape.
+void check_like(Checker& c, const TensorDesc& t, const char* name, const TensorDesc& q,
+                int dtype, const int64_t* sizes, int ndim, const char* what) {
+  if (!t.is_cuda) {
+    c.fail(ArgError::kValue, name, " must be a CUDA tensor: flashcore runs on a CUDA GPU only");
+    return;
+  }
+  if (t.device != q.device) {
+    c.fail(ArgError::kValue, name, " must be on q's device, got q on cuda:", q.device, " and ",
+           name, " on cuda:", t.device);
+    return;
+  }
+  if (t.dtype != dtype) {
+    c.fail(ArgError::kType, name, ".dtype must be ", dtype_text(dtype), ", got ",
+           dtype_text(t.dtype));
+    return;
+  }
+  TensorDesc want{};
+  want.ndim = ndim;
+  for (int i = 0; i < ndim; ++i) want.sizes[i] = sizes[i];
+  bool same = t.ndim == ndim;
+  for (int i = 0; same && i < ndim; ++i) same = t.sizes[i] == sizes[i];
+  if (!same) {
+    c.fail(ArgError::kValue, name, ".shape must be ", what, " = ", shape_text(want), ", got ",
+           shape_text(t));
+  }
+}
+
+}  // namespace
+
+ArgError check_fwd_train_args(const FwdArgs& args, bool deterministic, int device_smem_optin,
+                              std::string* message) {
+  const ArgError err = check_fwd_args(args, device_smem_optin, message);
+  if (err != ArgError::kNone) return err;
+  Checker c(message);
+  if (deterministic) c.fail(ArgError::kNotImplemented, kDeterministicMessage);
+  return c.kind();
+}
+
+ArgError check_bwd_args(const BwdArgs& a, std::string* message) {
+  FwdArgs fwd = a.fwd;
+  fwd.config = -1;  // `a.config` indexes the backward catalog, checked below
+  const ArgError err = check_fwd_args(fwd, /*device_smem_optin=*/0, message);
+  if (err != ArgError::kNone) return err;
+
+  Checker c(message);
+  const TensorDesc& q = a.fwd.q;
+  const int64_t* out_sizes = q.sizes;  // (batch, heads_q, seqlen_q, head_dim)
+  const char* out_what = "q's (batch, heads_q, seqlen_q, head_dim)";
+  check_like(c, a.out, "out", q, q.dtype, out_sizes, 4, out_what);
+  if (!c.failed() && a.out.last_stride != 1) {
+    c.fail(ArgError::kValue, "out.stride(-1) must be 1 (last dimension contiguous), got ",
+           a.out.last_stride);
+  }
+  check_like(c, a.dout, "dout", q, q.dtype, out_sizes, 4, out_what);
+  if (!c.failed() && a.dout.last_stride != 1) {
+    c.fail(ArgError::kValue, "dout.stride(-1) must be 1 (last dimension contiguous), got ",
+           a.dout.last_stride);
+  }
+  const char* lse_what = "(batch, heads_q, seqlen_q)";
+  check_like(c, a.lse, "lse", q, kScalarTypeFloat, q.sizes, 3, lse_what);
+  if (!c.failed() && !a.lse_contiguous) c.fail(ArgError::kValue, "lse must be contiguous");
+  if (a.has_dlse) {
+    check_like(c, a.dlse, "dlse", q, kScalarTypeFloat, q.sizes, 3, lse_what);
+    if (!c.failed() && !a.dlse_contiguous) c.fail(ArgError::kValue, "dlse must be contiguous");
+  }
+  if (a.config != -1) {
+    if (a.config < 0 || a.config >= kNumBwdConfigs) {
+      c.fail(ArgError::kValue, "forced backward config index must be in [0, ", kNumBwdConfigs,
+             "), got ", a.config);
+    } else if (q.sizes[3] > kBwdConfigs[a.config].head_dim) {
+      const BwdConfigDesc& cfg = kBwdConfigs[a.config];
+      c.fail(ArgError::kValue, "forced backward config ", cfg.name, " serves head_dim <= ",
+             cfg.head_dim, ", got head_dim ", q.sizes[3]);
+    }
+  }
+  if (a.deterministic) c.fail(ArgError::kNotImplemented, kDeterministicMessage);
   return c.kind();
 }
 

@@ -1,6 +1,6 @@
-// The argument contract of the forward op, written once: api/ops.cpp runs it on
-// every call, and the Python side runs it (through c_api.cpp) to word errors
-// raised under torch.compile's fake tensors. Torch-free: tensors are described
+// The argument contract of the ops, written once: api/ops.cpp runs it on every
+// call, and the Python side runs it (through c_api.cpp) to word errors raised
+// under torch.compile's fake tensors. Torch-free: tensors are described
 // by the few numbers the rules need.
 #pragma once
 
@@ -31,14 +31,38 @@ struct FwdArgs {
 };
 
 // What a failed check maps to in Python.
-enum class ArgError { kNone = 0, kValue = 1, kType = 2 };
+enum class ArgError { kNone = 0, kValue = 1, kType = 2, kNotImplemented = 3 };
 
 // Checks every rule; on failure returns the kind and sets *message (which names
 // the argument, the expected and the given value). `device_smem_optin` > 0 also
 // checks that a forced config fits the device's shared memory.
 ArgError check_fwd_args(const FwdArgs& args, int device_smem_optin, std::string* message);
 
+// The training forward (fwd_train): the forward's rules, plus deterministic=True
+// refused (kNotImplemented) until the backward kernels have a deterministic mode.
+ArgError check_fwd_train_args(const FwdArgs& args, bool deterministic, int device_smem_optin,
+                              std::string* message);
+
+// The backward op's arguments. `fwd` holds q, k, v and the forward's scalars
+// (its config is ignored: `config` below indexes the backward catalog).
+struct BwdArgs {
+  FwdArgs fwd;
+  TensorDesc dout;  // (batch, heads_q, seqlen_q, head_dim), q's dtype, last dim contiguous
+  TensorDesc out;   // the forward's output: the same
+  TensorDesc lse;   // (batch, heads_q, seqlen_q) float32, contiguous
+  bool lse_contiguous;
+  bool has_dlse;    // dlse: absent, or lse's shape, dtype and layout
+  TensorDesc dlse;
+  bool dlse_contiguous;
+  bool deterministic;
+  int64_t config;  // -1: heuristic; else an index into kBwdConfigs (host/bwd_configs.h)
+};
+
+// Checks every rule of the backward op (the forward's on q, k, v first).
+ArgError check_bwd_args(const BwdArgs& args, std::string* message);
+
 constexpr int kScalarTypeHalf = 5;
 constexpr int kScalarTypeBFloat16 = 15;
+constexpr int kScalarTypeFloat = 6;
 
 }  // namespace flashcore

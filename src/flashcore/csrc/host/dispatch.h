@@ -37,4 +37,19 @@ cudaError_t run_fwd_sm90_hdim(const FwdParams& params, int config, cudaStream_t 
 FLASHCORE_FOR_EACH_FWD_SM90_HDIM(FLASHCORE_DECLARE_FWD_SM90_HDIM)
 #undef FLASHCORE_DECLARE_FWD_SM90_HDIM
 
+// The backward (host/bwd_launch.cuh; inst/bwd_*.cu): preprocess, main kernel
+// and postprocess of one backward config.
+template <DType kDType, int kHeadDim>
+cudaError_t run_bwd_hdim(const BwdParams& params, int config, cudaStream_t stream, int device);
+
+#define FLASHCORE_FOR_EACH_BWD_HDIM(X) X(64) X(128) X(256)
+
+#define FLASHCORE_DECLARE_BWD_HDIM(D)                                                      \
+  extern template cudaError_t run_bwd_hdim<DType::kFloat16, D>(const BwdParams&, int,      \
+                                                               cudaStream_t, int);         \
+  extern template cudaError_t run_bwd_hdim<DType::kBFloat16, D>(const BwdParams&, int,     \
+                                                                cudaStream_t, int);
+FLASHCORE_FOR_EACH_BWD_HDIM(FLASHCORE_DECLARE_BWD_HDIM)
+#undef FLASHCORE_DECLARE_BWD_HDIM
+
 }  // namespace flashcore

@@ -1,6 +1,7 @@
 #include "heuristics.h"
 
 #include "build_config.h"
+#include "bwd_configs.h"
 #include "configs.h"
 
 namespace flashcore {
@@ -92,6 +93,25 @@ int choose_fwd_config(const FwdShape& s, const DeviceDesc& dev) {
     default: return -1;
   }
   return fits(c, dev) ? static_cast<int>(c) : -1;
+}
+
+int bwd_tile_head_dim(int head_dim) {
+  for (int d : kBwdTileHeadDims) {
+    if (d >= head_dim) return d;
+  }
+  return -1;
+}
+
+// The narrowest compiled tile width at least head_dim, and of its configs the
+// first that fits the device's shared memory (host/bwd_configs.h: the large
+// tiles, then the 99 KB ones); -1 past the widest or below compute capability 8.0.
+int choose_bwd_config(const FwdShape& s, const DeviceDesc& dev) {
+  if (dev.cc_major < 8) return -1;
+  const int tile = bwd_tile_head_dim(s.head_dim);
+  for (int i = 0; i < kNumBwdConfigs; ++i) {
+    if (kBwdConfigs[i].head_dim == tile && kBwdConfigs[i].smem_bytes <= dev.smem_optin) return i;
+  }
+  return -1;
 }
 
 }  // namespace flashcore

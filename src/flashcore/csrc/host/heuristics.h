@@ -43,4 +43,7 @@ int fwd_tile_head_dim(int head_dim);
 // naming the head dim and device).
 int choose_bwd_config(const FwdShape& shape, const DeviceDesc& device);
 
+// The narrowest compiled backward tile head dim >= head_dim, or -1 past the widest.
+int bwd_tile_head_dim(int head_dim);
+
 }  // namespace flashcore

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include "bwd_configs.h"
 #include "configs.h"
 #include "dispatch.h"
 
@@ -80,6 +81,36 @@ cudaError_t run_fwd(const FwdParams& params, DType dtype, int config, cudaStream
   }
 #undef FLASHCORE_CASE
 #undef FLASHCORE_SM90_CASE
+  return cudaErrorInvalidValue;
+}
+
+BwdWorkspace bwd_workspace(const BwdParams& params, int config) {
+  if (config < 0 || config >= kNumBwdConfigs) return {0, 0, 0};
+  const int64_t rounded =
+      (int64_t{params.seqlen_q} + kBwdRowRound - 1) / kBwdRowRound * kBwdRowRound;
+  const int64_t rows = int64_t{params.batch} * params.heads_q * rounded;
+  return {rows * kBwdConfigs[config].head_dim, rows, static_cast<int>(rounded)};
+}
+
+cudaError_t run_bwd(const BwdParams& params, DType dtype, int config, cudaStream_t stream) {
+  if (config < 0 || config >= kNumBwdConfigs) return cudaErrorInvalidValue;
+  int device = 0;
+  cudaGetDevice(&device);
+  // A config over the device's shared memory is compiled with an empty body
+  // for its architecture (bwd_kernel.cuh): refuse it rather than run nothing.
+  if (kBwdConfigs[config].smem_bytes > device_desc(device).smem_optin) {
+    return cudaErrorInvalidValue;
+  }
+#define FLASHCORE_CASE(D)                                                              \
+  case D:                                                                              \
+    return dtype == DType::kFloat16                                                    \
+               ? run_bwd_hdim<DType::kFloat16, D>(params, config, stream, device)      \
+               : run_bwd_hdim<DType::kBFloat16, D>(params, config, stream, device);
+  switch (kBwdConfigs[config].head_dim) {
+    FLASHCORE_FOR_EACH_BWD_HDIM(FLASHCORE_CASE)
+    default: break;
+  }
+#undef FLASHCORE_CASE
   return cudaErrorInvalidValue;
 }
 

@@ -89,6 +89,9 @@ struct BwdParams : FwdParams {
   //   dpsum    (batch, heads_q, seqlen_q_rounded) fp32: D' = rowsum(dO * O) - dlse
   //   lse_log2 (batch, heads_q, seqlen_q_rounded) fp32: lse * log2(e) (0 where
   //            lse = -inf, +inf past seqlen_q)
+  // dq_accum must be 16-byte aligned (vector zeroing and float4 atomics). Its
+  // element order inside each block of query rows is the kernels' own
+  // (sm80/bwd_kernel.cuh, DqAccumLayout): read dq, never dq_accum.
   float* __restrict__ dq_accum;
   float* __restrict__ dpsum;
   float* __restrict__ lse_log2;

@@ -1,0 +1,162 @@
+// Launch of the mma.sync backward kernels (preprocess, main, postprocess) for
+// one config, and the per-head-dim switch over the backward catalog that the
+// instantiation files (inst/bwd_*.cu) compile.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <atomic>
+#include <cstdint>
+
+#include "bwd_configs.h"
+#include "flashcore/params.h"
+#include "flashcore/sm80/bwd_kernel.cuh"
+#include "fwd_launch.cuh"  // ElemOf, fwd_has_mask
+
+namespace flashcore {
+
+// Whether every row of a (batch, heads, rows, head_dim) tensor starts on a
+// 16-byte boundary: an aligned base and strides that are multiples of 8
+// elements.
+inline bool rows_aligned16(const void* ptr, int64_t batch_stride, int64_t head_stride,
+                           int64_t row_stride) {
+  return reinterpret_cast<uintptr_t>(ptr) % 16 == 0 && batch_stride % 8 == 0 &&
+         head_stride % 8 == 0 && row_stride % 8 == 0;
+}
+
+inline cudaError_t launch_plain(const void* kernel, int64_t grid, int threads, int smem,
+                                cudaStream_t stream, void** args) {
+  if (grid == 0) return cudaSuccess;
+  if (grid > 0x7fffffff) return cudaErrorInvalidConfiguration;
+  return cudaLaunchKernel(kernel, dim3(static_cast<unsigned>(grid)), dim3(threads), args, smem,
+                          stream);
+}
+
+template <typename Elem, typename Traits, bool kHasMask, bool kSoftcap, bool kAligned16>
+cudaError_t launch_bwd_main(const BwdParams& params, cudaStream_t stream, int device,
+                            bool grads_aligned16) {
+  const int64_t num_n_blocks = (params.seqlen_k + Traits::kBlockN - 1) / Traits::kBlockN;
+  const int64_t grid = num_n_blocks * params.batch * params.heads_kv;
+  auto kernel = bwd_kernel<Elem, Traits, kHasMask, kSoftcap, kAligned16>;
+  if constexpr (Traits::kSmemBytes > 48 * 1024) {
+    // Over 48 KB of dynamic shared memory needs a per-kernel opt-in, once per device.
+    static std::atomic<uint64_t> opted_in{0};
+    const uint64_t bit = uint64_t{1} << (device & 63);
+    if ((opted_in.load(std::memory_order_relaxed) & bit) == 0) {
+      const cudaError_t err = cudaFuncSetAttribute(
+          kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Traits::kSmemBytes);
+      if (err != cudaSuccess) return err;
+      opted_in.fetch_or(bit, std::memory_order_relaxed);
+    }
+  }
+  BwdParams p = params;
+  void* args[] = {&p, &grads_aligned16};
+  return launch_plain(reinterpret_cast<const void*>(kernel), grid, Traits::kNThreads,
+                      Traits::kSmemBytes, stream, args);
+}
+
+// The main kernel's variants: the runtime mask, softcap and alignment flags
+// become template arguments here and nowhere else (the forward's scheme,
+// host/fwd_launch.cuh: rows that are not 16-byte aligned take the masked
+// kernel's element-wise loads, exact for unmasked calls too).
+template <typename Elem, typename Traits>
+cudaError_t launch_bwd_variant(const BwdParams& params, cudaStream_t stream, int device,
+                               bool inputs_aligned16, bool grads_aligned16) {
+  const bool softcap = params.softcap != 0.f;
+  if (!inputs_aligned16) {
+    return softcap
+               ? launch_bwd_main<Elem, Traits, true, true, false>(params, stream, device,
+                                                                  grads_aligned16)
+               : launch_bwd_main<Elem, Traits, true, false, false>(params, stream, device,
+                                                                   grads_aligned16);
+  }
+  const bool masked = fwd_has_mask(params);
+  if (softcap) {
+    return masked ? launch_bwd_main<Elem, Traits, true, true, true>(params, stream, device,
+                                                                    grads_aligned16)
+                  : launch_bwd_main<Elem, Traits, false, true, true>(params, stream, device,
+                                                                     grads_aligned16);
+  }
+  return masked ? launch_bwd_main<Elem, Traits, true, false, true>(params, stream, device,
+                                                                   grads_aligned16)
+                : launch_bwd_main<Elem, Traits, false, false, true>(params, stream, device,
+                                                                    grads_aligned16);
+}
+
+// Preprocess, main kernel, postprocess of one config on `stream`.
+template <typename Elem, typename Traits>
+cudaError_t launch_bwd(const BwdParams& params, cudaStream_t stream, int device) {
+  if (params.seqlen_q_rounded % kBwdRowRound != 0 ||
+      params.seqlen_q_rounded < params.seqlen_q) {
+    return cudaErrorInvalidValue;  // not the workspace bwd_workspace() sized
+  }
+  if (reinterpret_cast<uintptr_t>(params.dq_accum) % 16 != 0) {
+    return cudaErrorInvalidValue;  // float4 zeroing and atomics (params.h)
+  }
+  BwdParams p = params;
+  const int64_t bh = int64_t{params.batch} * params.heads_q;
+
+  // 1. Preprocess.
+  const bool o_do_aligned =
+      rows_aligned16(params.o, params.o_batch_stride, params.o_head_stride,
+                     params.o_row_stride) &&
+      rows_aligned16(params.dout, params.do_batch_stride, params.do_head_stride,
+                     params.do_row_stride);
+  {
+    void* args[] = {&p};
+    const void* pre =
+        o_do_aligned
+            ? reinterpret_cast<const void*>(
+                  bwd_preprocess_kernel<Elem, Traits::kHeadDim, /*kVec16=*/true>)
+            : reinterpret_cast<const void*>(
+                  bwd_preprocess_kernel<Elem, Traits::kHeadDim, /*kVec16=*/false>);
+    const cudaError_t err = launch_plain(pre, bh * (params.seqlen_q_rounded / kBwdPreRows),
+                                         kBwdPreThreads, 0, stream, args);
+    if (err != cudaSuccess) return err;
+  }
+
+  // 2. Main kernel. Its tile loads need q, k, v (params.aligned16) and dout
+  // rows 16-byte aligned; its dK / dV stores need dk and dv rows aligned.
+  const bool inputs_aligned16 =
+      params.aligned16 && rows_aligned16(params.dout, params.do_batch_stride,
+                                         params.do_head_stride, params.do_row_stride);
+  const bool dkv_aligned16 =
+      rows_aligned16(params.dk, params.dk_batch_stride, params.dk_head_stride,
+                     params.dk_row_stride) &&
+      rows_aligned16(params.dv, params.dv_batch_stride, params.dv_head_stride,
+                     params.dv_row_stride);
+  {
+    const cudaError_t err =
+        launch_bwd_variant<Elem, Traits>(params, stream, device, inputs_aligned16, dkv_aligned16);
+    if (err != cudaSuccess) return err;
+  }
+
+  // 3. Postprocess.
+  bool dq_aligned16 = rows_aligned16(params.dq, params.dq_batch_stride, params.dq_head_stride,
+                                     params.dq_row_stride);
+  void* args[] = {&p, &dq_aligned16};
+  const int64_t num_m = (params.seqlen_q + Traits::kBlockM - 1) / Traits::kBlockM;
+  return launch_plain(reinterpret_cast<const void*>(bwd_postprocess_kernel<Elem, Traits>),
+                      bh * num_m, Traits::kNThreads, Traits::kPostSmemBytes, stream, args);
+}
+
+// Every backward config of tile head dim kHeadDim for one element type.
+template <DType kDType, int kHeadDim>
+cudaError_t run_bwd_hdim(const BwdParams& params, int config, cudaStream_t stream, int device) {
+  using Elem = typename ElemOf<kDType>::type;
+  switch (static_cast<BwdConfig>(config)) {
+#define FLASHCORE_X(name, D, BM, BN, W, SM, KN, QM, QS, DOS)          \
+  case BwdConfig::name:                                               \
+    if constexpr (D == kHeadDim) {                                    \
+      using Traits = BwdTraitsOf<D, BM, BN, W, SM, KN, QM, QS, DOS>;  \
+      return launch_bwd<Elem, Traits>(params, stream, device);     \
+    }                                                              \
+    break;
+    FLASHCORE_BWD_CONFIGS(FLASHCORE_X)
+#undef FLASHCORE_X
+    default: break;
+  }
+  return cudaErrorInvalidValue;
+}
+
+}  // namespace flashcore

@@ -1,0 +1,30 @@
+// How api/ops.cpp lays the backward's three fp32 workspaces (host/run.h
+// bwd_workspace) out in one allocation: dq_accum, then dpsum, then lse_log2,
+// each starting on a 256-byte boundary (float4 and TMA accesses stay aligned).
+// One allocation per backward call instead of three. c_api.cpp exposes the
+// total, so the GPU tests can poison exactly that block.
+#pragma once
+
+#include <cstdint>
+
+#include "run.h"
+
+namespace flashcore {
+
+struct BwdWorkspaceLayout {
+  int64_t dpsum_offset;     // fp32 elements from the start
+  int64_t lse_log2_offset;  // fp32 elements from the start
+  int64_t total_elems;      // dq_accum at offset 0
+};
+
+inline BwdWorkspaceLayout bwd_workspace_layout(const BwdWorkspace& ws) {
+  constexpr int64_t kAlign = 64;  // fp32 elements: 256 bytes
+  auto up = [](int64_t n) { return (n + kAlign - 1) / kAlign * kAlign; };
+  BwdWorkspaceLayout l{};
+  l.dpsum_offset = up(ws.dq_accum_elems);
+  l.lse_log2_offset = l.dpsum_offset + up(ws.row_elems);
+  l.total_elems = l.lse_log2_offset + up(ws.row_elems);
+  return l;
+}
+
+}  // namespace flashcore

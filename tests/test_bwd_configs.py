@@ -1,0 +1,141 @@
+"""CPU tests of the backward-kernel catalog and choose_bwd_config (host/bwd_configs.h,
+host/heuristics.cpp) through the plain C entry points (host/c_api.cpp). No GPU needed.
+
+The kernels themselves are tested on the GPU by tests/test_bwd.py.
+"""
+
+import ctypes
+import re
+import subprocess
+
+import pytest
+
+from flashcore import _loader
+
+KiB = 1024
+# (sm_count, cc_major, cc_minor, max dynamic shared memory per block with opt-in)
+DEVICES = {
+    "H100/H200": (132, 9, 0, 227 * KiB),
+    "A100": (108, 8, 0, 163 * KiB),
+    "RTX3090": (82, 8, 6, 99 * KiB),
+    "L4": (58, 8, 9, 99 * KiB),
+    "V100": (80, 7, 0, 96 * KiB),
+}
+SHAPES = [(1, 1, 1, 1), (1, 8, 512, 512), (2, 4, 1000, 3000), (8, 16, 4096, 4096)]
+
+
+def _lib():
+    lib = _loader.c_api()
+    lib.flashcore_choose_bwd_config.restype = ctypes.c_int
+    lib.flashcore_choose_bwd_config.argtypes = [ctypes.c_int64] * 4 + [ctypes.c_int] * 5
+    lib.flashcore_num_bwd_configs.restype = ctypes.c_int
+    lib.flashcore_num_bwd_configs.argtypes = []
+    lib.flashcore_bwd_config_desc.restype = ctypes.c_int
+    lib.flashcore_bwd_config_desc.argtypes = [
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_int,
+        ctypes.POINTER(ctypes.c_int64),
+    ]
+    return lib
+
+
+def _configs():
+    lib = _lib()
+    out = []
+    for i in range(lib.flashcore_num_bwd_configs()):
+        name = ctypes.create_string_buffer(64)
+        vals = (ctypes.c_int64 * 5)()
+        assert lib.flashcore_bwd_config_desc(i, name, len(name), vals) == 0
+        keys = ("head_dim", "block_m", "block_n", "warps", "smem_bytes")
+        out.append({"name": name.value.decode(), **dict(zip(keys, (int(x) for x in vals)))})
+    return out
+
+
+def _choose(shape, d, device):
+    i = _lib().flashcore_choose_bwd_config(*shape, d, *DEVICES[device])
+    return _configs()[i]["name"] if i >= 0 else None
+
+
+def test_bwd_catalog():
+    cfgs = _configs()
+    names = ["bwd_d64", "bwd_d64_s", "bwd_d128", "bwd_d128_s", "bwd_d256"]
+    assert [c["name"] for c in cfgs] == names, cfgs
+    for c in cfgs:
+        # sm_80's opt-in limit; the _s configs sm_86 / sm_89's
+        assert c["smem_bytes"] <= (99 if c["name"].endswith("_s") else 163) * KiB, c
+        assert 128 % c["block_m"] == 0 and c["block_n"] % 64 == 0, c
+        assert c["warps"] == 8, c
+    lib = _lib()
+    buf = (ctypes.c_int64 * 5)()
+    assert lib.flashcore_bwd_config_desc(len(cfgs), None, 0, buf) == 1
+    assert lib.flashcore_bwd_config_desc(-1, None, 0, buf) == 1
+
+
+@pytest.mark.parametrize("device", ["H100/H200", "A100"])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_choose_bwd_config_narrowest_tile(device, shape):
+    for d in range(8, 257, 8):
+        expected = "bwd_d64" if d <= 64 else "bwd_d128" if d <= 128 else "bwd_d256"
+        assert _choose(shape, d, device) == expected, (device, shape, d)
+
+
+@pytest.mark.parametrize("device", ["RTX3090", "L4"])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_choose_bwd_config_99kb_devices(device, shape):
+    # Nothing at head dims 136..256 fits 99 KB yet.
+    for d in range(8, 257, 8):
+        expected = "bwd_d64_s" if d <= 64 else "bwd_d128_s" if d <= 128 else None
+        assert _choose(shape, d, device) == expected, (device, shape, d)
+
+
+def test_choose_bwd_config_none_where_nothing_fits():
+    # sm_70 has no mma.sync m16n8k16; 16 KB of shared memory fits no config.
+    for d in (8, 64, 128, 256):
+        assert _choose((2, 8, 1024, 1024), d, "V100") is None, d
+        i = _lib().flashcore_choose_bwd_config(2, 8, 1024, 1024, d, 10, 8, 0, 16 * KiB)
+        assert i == -1, d
+
+
+# Largest dynamic shared memory per block of each SASS target (arch_smem_limit).
+ARCH_SMEM = {"sm_80": 163 * KiB, "sm_86": 99 * KiB, "sm_89": 99 * KiB, "sm_90a": 227 * KiB}
+
+
+def test_extension_bwd_kernels_are_built_where_they_fit(cuobjdump):
+    # Guards the build, not the math: every backward main kernel holds tensor-core
+    # code and dQ reductions on the targets whose shared memory fits its config
+    # (float4 reductions on sm_90a), and compiles empty on the others, which
+    # run_bwd refuses to launch.
+    import flashcore
+
+    info = flashcore.build_info()
+    text = subprocess.run(
+        [cuobjdump, "-sass", info["library"]], capture_output=True, text=True, check=True
+    ).stdout
+    bodies: dict[tuple[str, str], list[str]] = {}
+    arch = name = None
+    for line in text.splitlines():
+        if m := re.match(r"\s*arch = (sm_\w+)", line):
+            arch = m.group(1)
+        elif m := re.match(r"\s*Function : (\S+)", line):
+            name = m.group(1)
+            bodies[(arch, name)] = []
+        elif name is not None:
+            bodies[(arch, name)].append(line)
+    by_shape = {(c["head_dim"], c["block_m"], c["block_n"]): c for c in _configs()}
+    seen = set()
+    for (arch, fn), lines in bodies.items():
+        if "10bwd_kernel" not in fn or arch not in ARCH_SMEM:
+            continue
+        dims = tuple(int(x) for x in re.findall(r"Li(\d+)E", fn)[:3])
+        cfg = by_shape[dims]
+        seen.add((arch, cfg["name"]))
+        body = "\n".join(lines)
+        if cfg["smem_bytes"] <= ARCH_SMEM[arch]:
+            assert re.search(r"\bHMMA\.16816\.F32", body), f"{fn} on {arch} has no mma"
+            red = r"REDG?\.E\.ADD\.F32x4" if arch == "sm_90a" else r"REDG?\.E\.ADD\.F32\b"
+            assert re.search(red, body), f"{fn} on {arch} has no {red}"
+        else:
+            assert not re.search(r"HMMA", body), f"{fn} on {arch} is not empty"
+    built = {a for a in info["sass_archs"] if a in ARCH_SMEM}
+    assert seen == {(a, c["name"]) for a in built for c in _configs()}, sorted(seen)
