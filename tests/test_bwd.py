@@ -336,7 +336,12 @@ POISON_CASES = {
         (2, 8, 2, 257, 513),
         {"enable_gqa": True, "window": (40, 7), "softcap": 5.0},
     ),
-    "mqa_causal_unseen_keys": (torch.bfloat16, 40, (1, 8, 1, 70, 1000), {"causal": True}),
+    "mqa_causal_unseen_keys": (
+        torch.bfloat16,
+        40,
+        (1, 8, 1, 70, 1000),
+        {"causal": True, "enable_gqa": True},
+    ),
     "one_query": (torch.float16, 128, (3, 4, 2, 1, 1000), {"enable_gqa": True}),
 }
 

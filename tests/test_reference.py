@@ -101,6 +101,22 @@ def test_compare_grads_accepts_torch_lowp_and_rejects_mutations(dtype):
     assert not check.ok and "NaN" in str(check)
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_compare_grads_floor_where_dq_and_dk_vanish(dtype):
+    # One key: dq and dk are exactly 0 in float64 and in torch's own math. A
+    # kernel's fp32 rounding there (1e-6 of |dv|) passes on the floor of the
+    # three gradients; an error the size of the gradients themselves does not.
+    q, k, v, dout = _qkv(2, 3, 3, 40, 1, 64, dtype=dtype)
+    dq, dk, dv = _reference.attention_grads_ref(q, k, v, dout)
+    assert dq.abs().max() == 0 and dk.abs().max() == 0 and dv.abs().max() > 0
+    tiny = 1e-6 * dv.abs().max().item()
+    check = _reference.compare_grads(dq + tiny, dk - tiny, dv, q, k, v, dout)
+    assert check.ok, str(check)
+    big = 0.1 * dv.abs().max().item()
+    check = _reference.compare_grads(dq + big, dk, dv, q, k, v, dout)
+    assert not check.ok and "dq error over the bound" in str(check), str(check)
+
+
 def test_grads_ref_with_an_lse_gradient():
     # No row is empty here: differentiate attention_ref's (out, lse) directly,
     # an independent formulation, with a gradient on both.
