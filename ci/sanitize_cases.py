@@ -1,7 +1,8 @@
 """Small cases for compute-sanitizer (memcheck, racecheck, synccheck): every compiled kernel
 config forced through flashcore._debug (each that fits this GPU) in its masked,
 unmasked and unaligned-rows builds, then tails, causal, windows with rows that see no key,
-softcap, GQA and unaligned rows through the heuristic.
+softcap, GQA and unaligned rows through the heuristic; then every backward config
+forced in its three builds (gradients checked against the float64 reference).
 
 Each result (out and lse) is checked against flashcore._reference by the same
 rule as the GPU tests, so the run also fails on wrong answers. Sizes stay small:
@@ -9,7 +10,8 @@ the sanitizer tools run kernels ~100x slower. Run with
 PYTORCH_NO_CUDA_MEMORY_CACHING=1 so every tensor is its own allocation and an
 out-of-bounds access cannot hide in a pool; q, k and v end exactly at the end of
 their allocations. Prints "N passed, M failed"; exit status 1 on any failure.
-An argument restricts the run to the configs whose name contains it.
+An argument restricts the run to the configs (forward and backward) whose name
+contains it, e.g. "sm90" or "bwd".
 """
 
 import contextlib
@@ -115,6 +117,55 @@ HEURISTIC_CASES = [
 ]
 
 
+def bwd_config_cases():
+    """The backward (issue 10): per compiled backward config, three cases, one per
+    main-kernel build it launches: masked (causal bottom-right + window + GQA,
+    a gradient on the lse too), unmasked with softcap at a narrower head dim,
+    and rows that are not 16-byte aligned. Each key block sees at least two
+    query blocks and there are at least two key blocks, so the query-block loop,
+    the dQ reductions from several blocks and the tails all run."""
+    configs = _debug.bwd_configs()
+    widths = sorted({c["head_dim"] for c in configs})
+    cases = []
+    for i, cfg in enumerate(configs):
+        bm, bn = cfg["block_m"], cfg["block_n"]
+        sq, sk = 2 * bm + 17, 2 * bn + 13
+        first, second = (torch.float16, torch.bfloat16)[:: 1 if i % 2 else -1]
+        d_narrow = narrower_d(cfg["head_dim"], widths)
+        masked = {"causal": True, "alignment": "bottom_right", "window": (bn + 7, -1)}
+        cases.append(
+            (cfg, "masked dlse", (1, 4, 2, sq, sk, cfg["head_dim"]), first,
+             masked | {"enable_gqa": True}, False, True)
+        )  # fmt: skip
+        cases.append(
+            (cfg, "unmasked softcap", (1, 2, 2, sq, sk, d_narrow), second, {"softcap": 5.0},
+             False, False)
+        )  # fmt: skip
+        cases.append((cfg, "unaligned", (1, 2, 2, sq, sk, d_narrow), first, {}, True, False))
+    return cases
+
+
+def run_bwd_case(label, shape, dtype, kw, unaligned, with_dlse, ctx):
+    b, hq, hkv, sq, sk, d = shape
+    scale = 3.0 if kw.get("softcap") else 1.0
+    q = make(b, hq, sq, d, dtype, unaligned, scale)
+    k, v = make(b, hkv, sk, d, dtype, unaligned), make(b, hkv, sk, d, dtype)
+    dout = make(b, hq, sq, d, dtype)
+    dlse = make(b, hq, sq, 1, torch.float32).view(b, hq, sq) if with_dlse else None
+    try:
+        leaves = [t.detach().requires_grad_(True) for t in (q, k, v)]
+        with ctx:
+            out, lse = fused_attention(*leaves, return_lse=True, **kw)
+        outputs, grads = ((out, lse), (dout, dlse)) if with_dlse else ((out,), (dout,))
+        dq, dk, dv = torch.autograd.grad(outputs, leaves, grads)
+        check = _reference.compare_grads(dq, dk, dv, q, k, v, dout, dlse=dlse, **kw)
+        ok, text = check.ok, str(check)
+    except (RuntimeError, ValueError, TypeError) as exc:  # a CUDA error is a RuntimeError
+        ok, text = False, f"raised {type(exc).__name__}: {exc}"
+    print(f"{label} {shape} {str(dtype)[6:]} {kw}: {text} {'ok' if ok else 'WRONG'}", flush=True)
+    return ok
+
+
 def run_case(label, shape, dtype, kw, unaligned, ctx):
     b, hq, hkv, sq, sk, d = shape
     scale = 3.0 if kw.get("softcap") else 1.0
@@ -157,6 +208,21 @@ def main(argv: list[str]) -> int:
         results.append(run_case(label, shape, dtype, kw, unaligned, forced))
     for label, shape, dtype, kw, unaligned in [] if only is not None else HEURISTIC_CASES:
         results.append(run_case(label, shape, dtype, kw, unaligned, contextlib.nullcontext()))
+    try:
+        bwd_cases = bwd_config_cases()
+    except (RuntimeError, OSError, AttributeError) as exc:
+        print(f"flashcore._debug.bwd_configs() failed: {exc!r}")
+        bwd_cases = []
+        results.append(False)
+    for cfg, variant, shape, dtype, kw, unaligned, with_dlse in bwd_cases:
+        if only is not None and only not in cfg["name"]:
+            continue
+        label = f"{cfg['name']} {variant}"
+        if cfg["smem_bytes"] > _debug.device_desc()["smem_optin"]:
+            print(f"{label}: skipped, needs {cfg['smem_bytes']} B of shared memory per block")
+            continue
+        forced = _debug.forced_bwd_config(cfg["name"])
+        results.append(run_bwd_case(label, shape, dtype, kw, unaligned, with_dlse, forced))
     torch.cuda.synchronize()
     failed = results.count(False)
     print(f"{len(results) - failed} passed, {failed} failed")
