@@ -8,7 +8,9 @@ rounds alternating between builds so drift hits every build alike.
         [--dtype fp16] [--head-dim 64] [--shapes "1,8,1024;8,16,4096"] [--rounds 2] [--json ab.json]
 
 Kernel time: CUDA-graph replay of 20 back-to-back calls, median of 30 replays
-(the timer of flashcore._bench), for non-causal and causal. SDPA's cuDNN
+(the timer of flashcore._bench), for non-causal and causal; eager latency: CUDA
+events around one call with grad mode on (inputs needing no gradient), median of
+300 calls. SDPA's cuDNN
 backend is timed in the same process as a yardstick of run-to-run drift. The
 table gives each build's median over rounds and its time ratio to the first
 build. Only ``fused_attention(q, k, v, causal)`` is called, so builds back to
@@ -69,6 +71,23 @@ def worker(args: argparse.Namespace) -> None:
             times.append(start.elapsed_time(end) * 1000 / calls)
         return statistics.median(times)
 
+    def eager_p50(fn, reps=300):
+        """Median of CUDA events around one eager call, the GPU idle before each
+        (the timer does not come from the build under test)."""
+        for _ in range(10):
+            fn()
+        times = []
+        for _ in range(reps):
+            torch.cuda.synchronize()
+            start = torch.cuda.Event(enable_timing=True)
+            end = torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end) * 1000)
+        return statistics.median(times)
+
     for b, h, s in parse_shapes(args.shapes):
         for causal in (False, True):
             gen = torch.Generator(device="cuda").manual_seed(0)
@@ -76,17 +95,25 @@ def worker(args: argparse.Namespace) -> None:
                 torch.randn(b, h, s, args.head_dim, device="cuda", generator=gen).to(dtype)
                 for _ in range(3)
             )
+            call = lambda q=q, k=k, v=v, c=causal: flashcore.fused_attention(q, k, v, c)
+            # Eager latency with grad mode on and inputs that need no gradient:
+            # the path of an inference call outside torch.no_grad().
+            eager = eager_p50(call)
             with torch.no_grad():
-                ours = graph_us(
-                    lambda q=q, k=k, v=v, c=causal: flashcore.fused_attention(q, k, v, c)
-                )
+                ours = graph_us(call)
                 with sdpa_kernel([SDPBackend.CUDNN_ATTENTION]):
                     cudnn = graph_us(
                         lambda q=q, k=k, v=v, c=causal: F.scaled_dot_product_attention(
                             q, k, v, is_causal=c
                         )
                     )
-            row = {"shape": [b, h, s], "causal": causal, "us": ours, "cudnn_us": cudnn}
+            row = {
+                "shape": [b, h, s],
+                "causal": causal,
+                "us": ours,
+                "cudnn_us": cudnn,
+                "eager_us": eager,
+            }
             print(json.dumps(row), flush=True)
 
 
@@ -105,6 +132,7 @@ def summarize(builds: list[str], rows: list[dict]) -> list[dict]:
             if sel:
                 entry[name] = {
                     "us": statistics.median(r["us"] for r in sel),
+                    "eager_us": statistics.median(r.get("eager_us", float("nan")) for r in sel),
                     "vs_cudnn": statistics.median(r["us"] / r["cudnn_us"] for r in sel),
                     "runs": [r["us"] for r in sel],
                 }
@@ -172,7 +200,7 @@ def main(argv: list[str]) -> int:
             e = entry.get(name)
             if e:
                 ratio = f" ({e['ratio']:.3f})" if "ratio" in e else ""
-                cells.append(f"{name} {e['us']:.2f}{ratio}")
+                cells.append(f"{name} {e['us']:.2f}{ratio} eager {e['eager_us']:.1f}")
         shape = ",".join(map(str, entry["shape"]))
         print(
             f"  {shape:>12} {'causal' if entry['causal'] else 'non-causal':>10}  "
