@@ -29,3 +29,18 @@ def test_args(ab):
     assert args.shape_list[0] == (4, 16, 16, 2048)
     with pytest.raises(SystemExit):
         ab.parse_args(["--configs", "x", "--rounds", "0"])
+
+
+@pytest.fixture(scope="module")
+def ab_bwd():
+    return load_benchmark("ab_bwd_configs")
+
+
+def test_bwd_args(ab_bwd):
+    args = ab_bwd.parse_args(["--configs", "bwd_d64,bwd_d64_s", "--shapes", "1,32/8,8192"])
+    assert args.configs == ["bwd_d64", "bwd_d64_s"] and args.dtypes == ["fp16"]
+    assert args.shape_list == [(1, 32, 8, 8192)] and args.head_dim == 64
+    with pytest.raises(SystemExit):
+        ab_bwd.parse_args(["--configs", "bwd_d64", "--rounds", "0"])
+    with pytest.raises(SystemExit):
+        ab_bwd.parse_args(["--configs", ","])
