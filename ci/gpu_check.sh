@@ -7,6 +7,10 @@
 # tests included), compute-sanitizer memcheck and racecheck on small cases, and
 # the benchmark; writes every log and a summary.md into LOGDIR. Exit status is
 # non-zero if any step failed. Run from the repository root.
+# FLASHCORE_GPU_CHECK_STEPS=main,pytest,memcheck,racecheck,synccheck,benchmark (the
+# default: all) runs a subset, e.g. to split the check over two device calls. Each
+# step's result line (and pytest's FAILED/ERROR lines) goes to stdout as soon as the
+# step ends, so a run cut short still tells what it saw.
 set -u
 wheel=${1:?usage: ci/gpu_check.sh WHEEL LOGDIR}
 logs=${2:?usage: ci/gpu_check.sh WHEEL LOGDIR}
@@ -28,25 +32,31 @@ export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
 SAN=${COMPUTE_SANITIZER:-$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)}
 
 status=0
-step() {  # step NAME LOGFILE CMD...
-  local name=$1 log=$2; shift 2
+steps=",${FLASHCORE_GPU_CHECK_STEPS:-main,pytest,memcheck,racecheck,synccheck,benchmark},"
+: >"$logs/steps.txt"
+step() {  # step NAME KEY LOGFILE CMD...
+  local name=$1 key=$2 log=$3; shift 3
+  case "$steps" in *",$key,"*) ;; *) return 0 ;; esac
   local t0=$SECONDS
   "$@" >"$logs/$log" 2>&1
   local rc=$?
   echo "$name: rc=$rc ($((SECONDS - t0)) s)" | tee -a "$logs/steps.txt"
+  grep -E "^(FAILED|ERROR) |passed|failed" "$logs/$log" | tail -n 40 | sed 's/^/    /' | cut -c1-400
   [ $rc -eq 0 ] || status=1
 }
 
-step "python -m flashcore" main.txt python3 -m flashcore
-step "pytest" pytest.txt python3 -m pytest -q -rs tests
+step "python -m flashcore" main main.txt python3 -m flashcore
+step "pytest" pytest pytest.txt python3 -m pytest -q -rs tests
 export PYTORCH_NO_CUDA_MEMORY_CACHING=1
-step "memcheck" memcheck.txt "$SAN" --tool memcheck --error-exitcode 1 python3 ci/sanitize_cases.py
-step "racecheck" racecheck.txt "$SAN" --tool racecheck --racecheck-report all --error-exitcode 1 \
+step "memcheck" memcheck memcheck.txt "$SAN" --tool memcheck --error-exitcode 1 \
   python3 ci/sanitize_cases.py
+step "racecheck" racecheck racecheck.txt "$SAN" --tool racecheck --racecheck-report all \
+  --error-exitcode 1 python3 ci/sanitize_cases.py
 # The Hopper family's mbarrier ring and named barriers.
-step "synccheck" synccheck.txt "$SAN" --tool synccheck --error-exitcode 1 python3 ci/sanitize_cases.py
+step "synccheck" synccheck synccheck.txt "$SAN" --tool synccheck --error-exitcode 1 \
+  python3 ci/sanitize_cases.py
 unset PYTORCH_NO_CUDA_MEMORY_CACHING
-step "benchmark" bench.txt python3 benchmarks/bench_fwd.py --json "$logs/bench.json" \
+step "benchmark" benchmark bench.txt python3 benchmarks/bench_fwd.py --json "$logs/bench.json" \
   ${FLASHCORE_COMMIT:+--commit "$FLASHCORE_COMMIT"}
 
 {
@@ -63,7 +73,8 @@ step "benchmark" bench.txt python3 benchmarks/bench_fwd.py --json "$logs/bench.j
   sed 's/^/- /' "$logs/steps.txt"
   echo
   echo "## pytest"
-  tail -n 3 "$logs/pytest.txt"
+  [ -f "$logs/pytest.txt" ] && grep -E "^(FAILED|ERROR) " "$logs/pytest.txt" | cut -c1-400
+  [ -f "$logs/pytest.txt" ] && tail -n 3 "$logs/pytest.txt"
   echo
   if [ -s "$logs/model_logits.jsonl" ]; then
     echo "## model logits (max |logit - float32 model's|)"
@@ -78,15 +89,20 @@ for line in open(sys.argv[1]):
   fi
   echo "## compute-sanitizer"
   for tool in memcheck racecheck synccheck; do
+    [ -f "$logs/$tool.txt" ] || continue
     echo "  $tool:"
     grep -h "ERROR SUMMARY\|RACECHECK SUMMARY\|passed, " "$logs/$tool.txt" | sed 's/^/    /'
   done
   echo
-  echo "## python -m flashcore"
-  sed 's/^/    /' "$logs/main.txt"
-  echo
-  echo "## benchmark"
-  sed 's/^/    /' "$logs/bench.txt"
+  if [ -f "$logs/main.txt" ]; then
+    echo "## python -m flashcore"
+    sed 's/^/    /' "$logs/main.txt"
+    echo
+  fi
+  if [ -f "$logs/bench.txt" ]; then
+    echo "## benchmark"
+    sed 's/^/    /' "$logs/bench.txt"
+  fi
 } >"$logs/summary.md" 2>&1
 rm -f "$logs/steps.txt"
 cat "$logs/summary.md"
