@@ -21,10 +21,11 @@ random tensors in each test, seeded from the test id so a failure reproduces.
 
 import math
 import warnings
-import zlib
 
 import pytest
 import torch
+from grids import DTYPES, cases_dtype_head_dim, dtype_id, kw_id, randn, seed_from_test_id  # noqa: F401
+from grids import MASKS as GRID_MASKS
 
 from flashcore import _reference, fused_attention, sdpa
 
@@ -38,38 +39,8 @@ except (ImportError, OSError, RuntimeError, AttributeError) as exc:  # reported 
 
 pytestmark = pytest.mark.gpu
 
-DTYPES = [torch.float16, torch.bfloat16]
 # Every tile width's edges: 8 (most padding), 40, 64, 96, 128, 160 and 256.
 HEAD_DIMS = [8, 40, 64, 96, 128, 160, 256]
-
-
-@pytest.fixture(autouse=True)
-def _seed(request):
-    torch.manual_seed(zlib.crc32(request.node.nodeid.encode()))
-
-
-def dtype_id(dtype):
-    return str(dtype).replace("torch.", "")
-
-
-def kw_id(kw):
-    parts = []
-    for key, val in kw.items():
-        if key == "alignment":
-            parts.append("br" if val == "bottom_right" else "tl")
-        elif key == "window":
-            parts.append(f"w{val[0]}_{val[1]}")
-        elif key == "softcap":
-            parts.append(f"cap{val:g}")
-        elif key == "enable_gqa":
-            parts.append("gqa")
-        elif val is True:
-            parts.append(key)
-    return "+".join(parts) or "nomask"
-
-
-def randn(*shape, dtype=torch.float16, scale=1.0):
-    return (torch.randn(*shape, device="cuda") * scale).to(dtype)
 
 
 def make(b, hq, hkv, sq, sk, d, dtype, q_scale=1.0):
@@ -144,48 +115,15 @@ def run_case(dtype, d, heads, sq, sk, kw):
 
 # ---------------------------------------------------------------- dtype x head dim
 
-_PAIRS_A = [(113, 257), (257, 113), (17, 1000), (1000, 17), (1, 300), (300, 1), (128, 128)]
-_VARIANTS_A = [
-    ("plain", (2, 3, 3), {}),
-    ("causal", (1, 4, 4), {"causal": True}),
-    ("gqa_window_softcap", (2, 4, 2), {"enable_gqa": True, "window": (37, 11), "softcap": 5.0}),
-]
 
-
-def _cases_dtype_head_dim():
-    cases, n = [], 0
-    for dtype in DTYPES:
-        for d in HEAD_DIMS:
-            for name, heads, kw in _VARIANTS_A:
-                sq, sk = _PAIRS_A[n % len(_PAIRS_A)]
-                if name != "plain":
-                    kw = dict(kw, alignment=("top_left", "bottom_right")[n % 2])
-                case = (dtype, d, heads, sq, sk, kw)
-                cases.append(pytest.param(case, id=f"{dtype_id(dtype)}-d{d}-{kw_id(kw)}-{sq}x{sk}"))
-                n += 1
-    return cases
-
-
-@pytest.mark.parametrize("case", _cases_dtype_head_dim())
+@pytest.mark.parametrize("case", cases_dtype_head_dim(HEAD_DIMS))
 def test_dtype_head_dim(case):
     run_case(*case)
 
 
 # ---------------------------------------------------------------- mask kind x seqlens
 
-MASKS = {
-    "none": {},
-    "causal": {"causal": True},
-    "causal_br": {"causal": True, "alignment": "bottom_right"},
-    "window_left": {"window": (100, -1)},
-    "window_right_br": {"window": (-1, 50), "alignment": "bottom_right"},
-    "window_both": {"window": (60, 20)},
-    "window_0_0_br": {"window": (0, 0), "alignment": "bottom_right"},
-    "causal_window": {"causal": True, "window": (128, -1)},
-    "causal_window_br": {"causal": True, "window": (33, 40), "alignment": "bottom_right"},
-    "causal_br_softcap": {"causal": True, "alignment": "bottom_right", "softcap": 8.0},
-    "softcap30": {"softcap": 30.0},
-}
+MASKS = dict(GRID_MASKS, softcap30={"softcap": 30.0})
 SEQ_PAIRS = [
     (1, 1),
     (1, 2049),
