@@ -3,6 +3,8 @@ stream with a fixed seed, once per attention backend, in bf16 autocast; the loss
 curves must agree at every logged step, and tokens/s are reported for each.
 
     python benchmarks/train_gpt.py [--attn sdpa,flashcore] [--steps 300]
+        (--attn also takes sdpa-flash, sdpa-cudnn, sdpa-efficient, sdpa-math: SDPA
+        with that backend forced, whose spread calibrates the tolerance)
         [--layers 6] [--d-model 512] [--heads 8] [--kv-heads 8] [--head-dim 64]
         [--json out.json] [--plot out.png]
 
@@ -78,6 +80,16 @@ def token_stream(vocab: int, length: int, seed: int) -> torch.Tensor:
     return torch.tensor(out, dtype=torch.long)
 
 
+# SDPA with one backend forced: their curves against each other are the yardstick
+# of how far two correct attention backwards drift apart on this run.
+SDPA_FORCED = {
+    "sdpa-flash": "FLASH_ATTENTION",
+    "sdpa-cudnn": "CUDNN_ATTENTION",
+    "sdpa-efficient": "EFFICIENT_ATTENTION",
+    "sdpa-math": "MATH",
+}
+
+
 def attention_fn(name: str):
     if name == "sdpa":
 
@@ -85,6 +97,18 @@ def attention_fn(name: str):
             return F.scaled_dot_product_attention(
                 q, k, v, is_causal=True, enable_gqa=k.shape[1] != q.shape[1]
             )
+
+        return attend
+    if name in SDPA_FORCED:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        backend = getattr(SDPBackend, SDPA_FORCED[name])
+
+        def attend(q, k, v):
+            with sdpa_kernel([backend]):
+                return F.scaled_dot_product_attention(
+                    q, k, v, is_causal=True, enable_gqa=k.shape[1] != q.shape[1]
+                )
 
         return attend
     if name == "flashcore":
@@ -96,7 +120,8 @@ def attention_fn(name: str):
             )
 
         return attend
-    raise ValueError(f"--attn: unknown backend {name!r} (sdpa, flashcore)")
+    known = ", ".join(["sdpa", *SDPA_FORCED, "flashcore"])
+    raise ValueError(f"--attn: unknown backend {name!r} ({known})")
 
 
 class Block(nn.Module):
@@ -213,6 +238,16 @@ def main(argv: list[str]) -> int:
                   f"(tolerance {args.tolerance}): {verdict}")  # fmt: skip
             results[name]["max_loss_diff"] = diff
             status |= diff > args.tolerance
+        sdpa_runs = [name for name in backends if name.startswith("sdpa")]
+        if len(sdpa_runs) > 1:
+            # Informational: the spread between SDPA's own backends at any logged step.
+            spread = max(
+                abs(a[1] - b[1])
+                for i, x in enumerate(sdpa_runs)
+                for y in sdpa_runs[i + 1 :]
+                for a, b in zip(results[x]["losses"], results[y]["losses"])
+            )
+            print(f"max |loss difference| between SDPA backends {sdpa_runs}: {spread:.4f}")
     if args.json:
         args.json.write_text(json.dumps({"args": vars(args) | {"json": str(args.json),
                                                               "plot": str(args.plot)},

@@ -36,3 +36,12 @@ def test_tiny_model_learns_and_is_reproducible(train_gpt, tmp_path):
 def test_unknown_backend_is_named(train_gpt):
     with pytest.raises(ValueError, match=r"--attn: unknown backend 'nope'"):
         train_gpt.attention_fn("nope")
+
+
+def test_forced_sdpa_backends_and_their_spread(train_gpt, capsys):
+    # The calibration runs: SDPA with one backend forced each (math on the CPU),
+    # and the spread between them reported.
+    argv = [*TINY, "--steps", "20", "--attn", "sdpa,sdpa-math"]
+    assert train_gpt.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "max |loss difference| between SDPA backends ['sdpa', 'sdpa-math']" in out
