@@ -8,6 +8,10 @@
 #   sweep.{txt,json}    benchmarks/bench_fwd.py, fp16/bf16 x head dims 64/128
 #   gqa.{txt,json}      the same for the GQA rows (1, 32/8, 8192)
 #   ncu_d128.txt        Nsight Compute on the (8,16,4096,128) fp16 call
+#   bwd.{txt,json}      benchmarks/bench_bwd.py, fp16/bf16 x head dims 64/128
+#   train_*.{txt,json,png}  benchmarks/train_gpt.py: 8 heads of 64, and head dim 128
+#                       with GQA 8/2; flashcore against SDPA and SDPA's forced
+#                       backends (their spread calibrates the tolerance)
 # and packs them into LOGDIR.tgz (remote runners may return few files).
 # Run from the repository root. Each step has a time limit; a step that fails or
 # runs out is reported and the others still run.
@@ -40,5 +44,13 @@ step ncu 120 env PYTHONPATH="$site" ncu --clock-control none -k regex:fwd_kernel
   --launch-skip 4 --section SpeedOfLight --section ComputeWorkloadAnalysis \
   --section InstructionStats --section WarpStateStats --section LaunchStats --section Occupancy \
   python3 benchmarks/ncu_cases.py >"$logs/ncu_d128.txt" 2>&1
+step bwd 150 env PYTHONPATH="$site" python3 benchmarks/bench_bwd.py --dtype fp16,bf16 \
+  --head-dim 64,128 --json "$logs/bwd.json" ${commit:+--commit "$commit"} >"$logs/bwd.txt" 2>&1
+step train_d64 120 env PYTHONPATH="$site" python3 benchmarks/train_gpt.py \
+  --attn sdpa,flashcore,sdpa-flash,sdpa-cudnn --json "$logs/train_d64.json" \
+  --plot "$logs/train_d64.png" >"$logs/train_d64.txt" 2>&1
+step train_d128_gqa 120 env PYTHONPATH="$site" python3 benchmarks/train_gpt.py --kv-heads 2 \
+  --head-dim 128 --attn sdpa,flashcore,sdpa-flash,sdpa-cudnn --json "$logs/train_d128_gqa.json" \
+  --plot "$logs/train_d128_gqa.png" >"$logs/train_d128_gqa.txt" 2>&1
 tar czf "$logs.tgz" -C "$(dirname "$logs")" "$(basename "$logs")"
 cat "$logs/steps.txt"
