@@ -111,11 +111,23 @@ Tensor empty_cuda(const std::array<int64_t, 4>& sizes, int ndim, int32_t dtype, 
   return Tensor(handle);
 }
 
-// The FwdParams fields both directions share: sizes, the scale folding and the
+// The FwdParams fields both directions share: q/k/v and their strides, sizes, the scale folding and the
 // clamped mask (the backward must see exactly the forward's scores).
-void fill_problem(flashcore::FwdParams& p, const Tensor& q, const Tensor& k, double scale,
-                  bool is_causal, int64_t window_left, int64_t window_right, bool bottom_right,
-                  double softcap) {
+void fill_problem(flashcore::FwdParams& p, const Tensor& q, const Tensor& k, const Tensor& v,
+                  double scale, bool is_causal, int64_t window_left, int64_t window_right,
+                  bool bottom_right, double softcap) {
+  p.q = q.data_ptr();
+  p.k = k.data_ptr();
+  p.v = v.data_ptr();
+  p.q_batch_stride = q.stride(0);
+  p.q_head_stride = q.stride(1);
+  p.q_row_stride = q.stride(2);
+  p.k_batch_stride = k.stride(0);
+  p.k_head_stride = k.stride(1);
+  p.k_row_stride = k.stride(2);
+  p.v_batch_stride = v.stride(0);
+  p.v_head_stride = v.stride(1);
+  p.v_row_stride = v.stride(2);
   const int64_t seqlen_q = q.size(2), seqlen_k = k.size(2);
   p.batch = static_cast<int>(q.size(0));
   p.heads_q = static_cast<int>(q.size(1));
@@ -174,24 +186,12 @@ std::tuple<Tensor, Tensor> run(const Tensor& q, const Tensor& k, const Tensor& v
   if (batch == 0 || heads_q == 0 || seqlen_q == 0) return {o, lse};
 
   flashcore::FwdParams p{};
-  p.q = q.data_ptr();
-  p.k = k.data_ptr();
-  p.v = v.data_ptr();
   p.o = o.data_ptr();
   p.lse = want_lse ? static_cast<float*>(lse.data_ptr()) : nullptr;
-  p.q_batch_stride = q.stride(0);
-  p.q_head_stride = q.stride(1);
-  p.q_row_stride = q.stride(2);
-  p.k_batch_stride = k.stride(0);
-  p.k_head_stride = k.stride(1);
-  p.k_row_stride = k.stride(2);
-  p.v_batch_stride = v.stride(0);
-  p.v_head_stride = v.stride(1);
-  p.v_row_stride = v.stride(2);
   p.o_batch_stride = heads_q * seqlen_q * head_dim;
   p.o_head_stride = seqlen_q * head_dim;
   p.o_row_stride = head_dim;
-  fill_problem(p, q, k, scale, is_causal, window_left, window_right, bottom_right, softcap);
+  fill_problem(p, q, k, v, scale, is_causal, window_left, window_right, bottom_right, softcap);
   p.aligned16 = rows_aligned16(q) && rows_aligned16(k) && rows_aligned16(v);
 
   torch::stable::accelerator::DeviceGuard guard(device);
@@ -387,24 +387,12 @@ std::tuple<Tensor, Tensor, Tensor> bwd(Tensor dout, Tensor q, Tensor k, Tensor v
   }
 
   flashcore::BwdParams p{};
-  p.q = q.data_ptr();
-  p.k = k.data_ptr();
-  p.v = v.data_ptr();
   p.o = out.data_ptr();
   p.lse = static_cast<float*>(lse.data_ptr());
-  p.q_batch_stride = q.stride(0);
-  p.q_head_stride = q.stride(1);
-  p.q_row_stride = q.stride(2);
-  p.k_batch_stride = k.stride(0);
-  p.k_head_stride = k.stride(1);
-  p.k_row_stride = k.stride(2);
-  p.v_batch_stride = v.stride(0);
-  p.v_head_stride = v.stride(1);
-  p.v_row_stride = v.stride(2);
   p.o_batch_stride = out.stride(0);
   p.o_head_stride = out.stride(1);
   p.o_row_stride = out.stride(2);
-  fill_problem(p, q, k, scale, is_causal, window_left, window_right, bottom_right, softcap);
+  fill_problem(p, q, k, v, scale, is_causal, window_left, window_right, bottom_right, softcap);
   p.dout = dout.data_ptr();
   p.do_batch_stride = dout.stride(0);
   p.do_head_stride = dout.stride(1);
