@@ -111,8 +111,9 @@ Tensor empty_cuda(const std::array<int64_t, 4>& sizes, int ndim, int32_t dtype, 
   return Tensor(handle);
 }
 
-// The FwdParams fields both directions share: q/k/v and their strides, sizes, the scale folding and the
-// clamped mask (the backward must see exactly the forward's scores).
+// The FwdParams fields both directions share: q, k, v and their strides, sizes,
+// the scale folding and the clamped mask (the backward must see exactly the
+// forward's scores).
 void fill_problem(flashcore::FwdParams& p, const Tensor& q, const Tensor& k, const Tensor& v,
                   double scale, bool is_causal, int64_t window_left, int64_t window_right,
                   bool bottom_right, double softcap) {
