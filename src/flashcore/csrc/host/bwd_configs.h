@@ -59,6 +59,15 @@ constexpr int kBwdRowRound = 128;
 template <int D, int BM, int BN, int W, int SM, int KN, int QM, int QS, int DOS>
 using BwdTraitsOf = BwdKernelTraits<D, BM, BN, W, SM, KN, QM, QS, DOS>;
 
+// The deterministic mode's dQ kernel (sm80/bwd_dq_kernel.cuh) per tile head
+// dim: 64 query rows (4 warps of 16) x 64 keys; 32 keys at 256, so that the
+// 128 fp32 dQ values per thread plus S and dP (16 each) stay under the
+// 255-register cap. Shared memory 48 / 96 / 128 KB (K and V double-buffered):
+// at most each width's smallest main config (launch_bwd asserts it), so it
+// runs wherever those do. First cut, not measured.
+template <int D>
+using BwdDqTraitsOf = BwdDqTraits<D, 64, D == 256 ? 32 : 64>;
+
 struct BwdConfigDesc {
   const char* name;
   int head_dim;
