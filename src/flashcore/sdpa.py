@@ -130,9 +130,9 @@ def unsupported_reason(
     index = q.device.index if q.device.index is not None else 0
     if not _device_supported(index):
         return "GPU older than compute capability 8.0"
-    if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
-        if not _bwd_supported(index, d):
-            return "autograd with a head dim or GPU flashcore's backward does not serve"
+    needs_grad = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad)
+    if needs_grad and not _bwd_supported(index, d):
+        return "autograd with a head dim or GPU flashcore's backward does not serve"
     return None
 
 
