@@ -41,6 +41,10 @@
 // 3. bwd_postprocess_kernel, one block per (query block of kBlockM rows, h, b):
 //    dq = scale * dq_accum in q's dtype, rows < seqlen_q, columns < head_dim,
 //    with dq strides.
+// Deterministic mode (BwdParams::deterministic; host/bwd_launch.cuh): the
+// preprocess skips the zeroing (kZeroDqAccum false: no dq_accum exists), the
+// main kernel skips the dQ partials (kComputeDq false), and
+// bwd_dq_kernel.cuh's query-major kernel writes dq instead of the postprocess.
 //
 // dq_accum layout (fp32, batch x heads_q x seqlen_q_rounded x kHeadDim): the
 // slice of query block m of (b, h) is the kBlockM * kHeadDim floats at
