@@ -8,7 +8,10 @@
 // masked (causal / window) main kernel with softcap off and on, plus the
 // masked kernels' element-wise-load builds for rows that are not 16-byte
 // aligned (host/bwd_launch.cuh): six main kernels per config and dtype, with
-// one preprocess pair per tile head dim and one postprocess.
+// one preprocess pair per tile head dim and one postprocess. The deterministic
+// mode doubles the main kernels (kComputeDq false) and adds, per tile head dim
+// and dtype, a preprocess pair without zeroing and six dQ kernels
+// (sm80/bwd_dq_kernel.cuh, the same mask / softcap / alignment variants).
 //
 // Columns: name, tile head dim, block M (query rows per m-step), block N (keys
 // per thread block), warps, the warp grids of the GEMMs (warps along the query
