@@ -1,6 +1,7 @@
 // Launch of the mma.sync backward kernels (preprocess, main, postprocess; in
-// deterministic mode preprocess, main without dQ, dQ kernel) for one config, and the per-head-dim switch over the backward catalog that the
-// instantiation files (inst/bwd_*.cu) compile.
+// deterministic mode preprocess, main without dQ, dQ kernel) for one config,
+// and the per-head-dim switch over the backward catalog that the instantiation
+// files (inst/bwd_*.cu) compile.
 #pragma once
 
 #include <cuda_runtime_api.h>
