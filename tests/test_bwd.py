@@ -1010,7 +1010,9 @@ def test_sdpa_drop_in_serves_training():
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     torch.use_deterministic_algorithms(True, warn_only=True)
     try:
-        q, k, v, dout = make(1, 2, 2, 64, 64, 64, torch.float16)
+        # several key blocks per query row: with one, the default backward's dq
+        # is one atomic add per element and as reproducible as the deterministic one
+        q, k, v, dout = make(1, 2, 2, 500, 500, 64, torch.float16)
         grads = []
         for _ in range(2):
             leaf = q.detach().requires_grad_(True)
@@ -1020,6 +1022,10 @@ def test_sdpa_drop_in_serves_training():
         torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
     assert sdpa.call_counts().get("flashcore") == 3
     assert torch.equal(grads[0], grads[1])
+    # the deterministic backward ran: bitwise the explicit deterministic=True call's dq
+    leaf = q.detach().requires_grad_(True)
+    fused_attention(leaf, k, v, deterministic=True).backward(dout)
+    assert torch.equal(grads[0], leaf.grad), "sdpa did not run the deterministic backward"
     ref = _reference.attention_grads_ref(q, k, v, dout)[0]
     err = (grads[0].double() - ref).abs().max().item()
     assert err < 1e-2 * max(1.0, ref.abs().max().item()), err
