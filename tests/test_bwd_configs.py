@@ -116,7 +116,8 @@ def test_extension_bwd_kernels_are_built_where_they_fit(cuobjdump):
     arch = name = None
     for line in text.splitlines():
         if m := re.match(r"\s*arch = (sm_\w+)", line):
-            arch = m.group(1)
+            # a new cubin: the lines up to its first Function belong to no kernel
+            arch, name = m.group(1), None
         elif m := re.match(r"\s*Function : (\S+)", line):
             name = m.group(1)
             bodies[(arch, name)] = []
@@ -162,7 +163,8 @@ def test_extension_bwd_dq_kernels_have_no_atomics(cuobjdump):
     bodies: dict[tuple[str, str], list[str]] = {}
     for line in text.splitlines():
         if m := re.match(r"\s*arch = (sm_\w+)", line):
-            arch = m.group(1)
+            # a new cubin: the lines up to its first Function belong to no kernel
+            arch, name = m.group(1), None
         elif m := re.match(r"\s*Function : (\S+)", line):
             name = m.group(1)
             bodies[(arch, name)] = []
