@@ -9,6 +9,7 @@ need a device. The gradients themselves are checked on a GPU in tests/test_bwd.p
 """
 
 import types
+import warnings
 
 import pytest
 import torch
@@ -271,10 +272,15 @@ def test_bwd_contract_devices(fake, monkeypatch):
         bwd(torch.empty_like(out), q, k, v, out, lse1)
 
 
-def test_bwd_deterministic_is_not_implemented(fake):
+def test_bwd_deterministic_is_accepted(fake):
+    # deterministic mode exists: the contract refuses nothing for it, and its
+    # gradients have the default mode's shapes, dtypes and strides.
     q, k, v, out, lse = train_inputs()
-    with pytest.raises(NotImplementedError, match=r"deterministic=True is not available yet"):
-        bwd(torch.empty_like(out), q, k, v, out, lse, det=True)
+    dout = torch.empty_like(out)
+    got = bwd(dout, q, k, v, out, lse, det=True)
+    want = bwd(dout, q, k, v, out, lse, det=False)
+    for g, w in zip(got, want):
+        assert g.shape == w.shape and g.dtype == w.dtype and g.stride() == w.stride()
 
 
 @pytest.mark.parametrize("config", [-2, 99])
@@ -302,8 +308,13 @@ def test_fwd_train_contract_is_the_forwards(fake):
     q, k, v, _, _ = train_inputs()
     with pytest.raises(ValueError, match=r"pass enable_gqa=True"):
         torch.ops.flashcore.fwd_train(q, k, v, 0.1, False, -1, -1, False, 0.0, False, False, -1)
-    with pytest.raises(NotImplementedError, match=r"deterministic=True is not available yet"):
-        torch.ops.flashcore.fwd_train(q, k, v, 0.1, False, -1, -1, False, 0.0, True, True, -1)
+    with pytest.raises(ValueError, match=r"pass enable_gqa=True"):
+        torch.ops.flashcore.fwd_train(q, k, v, 0.1, False, -1, -1, False, 0.0, False, True, -1)
+    # deterministic=True adds no rule
+    out, lse = torch.ops.flashcore.fwd_train(
+        q, k, v, 0.1, False, -1, -1, False, 0.0, True, True, -1
+    )
+    assert out.shape == q.shape and lse.shape == q.shape[:3]
 
 
 # ---- routing in fused_attention -------------------------------------------------
@@ -358,15 +369,19 @@ def test_training_contract_errors_are_the_forwards(fake):
 # ---- the deterministic flag --------------------------------------------------
 
 
-def test_deterministic_true_raises_not_implemented(fake):
+def _saved_deterministic(out):
+    """The backward mode fwd_train's autograd node saved (ctx.scalars' last)."""
+    return out.grad_fn.scalars[-1]
+
+
+def test_deterministic_true_records_the_deterministic_backward(fake):
     q, k, v, _, _ = train_inputs()
     q.requires_grad_(True)
-    with pytest.raises(
-        NotImplementedError, match=r"deterministic=True is not available yet.*atomic"
-    ):
-        fused_attention(q, k, v, enable_gqa=True, deterministic=True)
-    # NotImplementedError is a RuntimeError, as torch's own refusals are
-    assert issubclass(NotImplementedError, RuntimeError)
+    out = fused_attention(q, k, v, enable_gqa=True, deterministic=True)
+    assert "fwd_train" in _grad_fn_name(out)
+    assert _saved_deterministic(out) is True
+    out = fused_attention(q, k, v, enable_gqa=True, deterministic=False)
+    assert _saved_deterministic(out) is False
 
 
 @pytest.mark.parametrize("value", ["yes", 1, torch.tensor(True)])
@@ -381,24 +396,28 @@ def test_deterministic_none_follows_torch(fake, deterministic_off):
     q, k, v, _, _ = train_inputs()
     q.requires_grad_(True)
     torch.use_deterministic_algorithms(False)
-    assert fused_attention(q, k, v, enable_gqa=True).requires_grad
-    assert fused_attention(q, k, v, enable_gqa=True, deterministic=False).requires_grad
+    assert _saved_deterministic(fused_attention(q, k, v, enable_gqa=True)) is False
+    out = fused_attention(q, k, v, enable_gqa=True, deterministic=True)
+    assert _saved_deterministic(out) is True
     torch.use_deterministic_algorithms(True)
-    with pytest.raises(NotImplementedError, match=r"deterministic=True is not available yet"):
-        fused_attention(q, k, v, enable_gqa=True)
+    assert _saved_deterministic(fused_attention(q, k, v, enable_gqa=True)) is True
     # an explicit False overrides the global flag
-    assert fused_attention(q, k, v, enable_gqa=True, deterministic=False).requires_grad
+    out = fused_attention(q, k, v, enable_gqa=True, deterministic=False)
+    assert _saved_deterministic(out) is False
+    # warn_only=True: the deterministic backward exists, so it runs, without a warning
     torch.use_deterministic_algorithms(True, warn_only=True)
-    with pytest.warns(UserWarning, match=r"backward pass is nondeterministic.*warn_only=True"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         out = fused_attention(q, k, v, enable_gqa=True)
-    assert out.requires_grad
+    assert out.requires_grad and _saved_deterministic(out) is True
 
 
 def test_docstring_states_the_determinism_default():
     doc = fused_attention.__doc__
     assert "deterministic" in doc and "atomic adds" in doc
-    assert "not available yet" in doc and "NotImplementedError" in doc
+    assert "bitwise identical" in doc and "warn_only" in doc
     assert "use_deterministic_algorithms" in doc
+    assert "not available yet" not in doc and "NotImplementedError" not in doc
 
 
 # ---- the autograd glue ---------------------------------------------------------
@@ -540,11 +559,18 @@ def test_sdpa_falls_back_for_training_beyond_the_backward(
         assert sdpa.unsupported_reason(q, k, v, enable_gqa=True) is None
 
 
-def test_sdpa_falls_back_for_training_in_deterministic_mode(fake, capable_gpu, deterministic_off):
+@pytest.mark.parametrize("warn_only", [False, True])
+def test_sdpa_serves_training_in_deterministic_mode(
+    fake, capable_gpu, deterministic_off, warn_only
+):
+    # flashcore's backward has a deterministic mode, which fused_attention's
+    # deterministic=None picks under use_deterministic_algorithms(True)
     q, k, v, _, _ = train_inputs(d=64)
     v.requires_grad_(True)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    assert "deterministic" in sdpa.unsupported_reason(q, k, v, enable_gqa=True)
+    torch.use_deterministic_algorithms(True, warn_only=warn_only)
+    assert sdpa.unsupported_reason(q, k, v, enable_gqa=True) is None
+    out = sdpa.scaled_dot_product_attention(q, k, v, enable_gqa=True)
+    assert "fwd_train" in _grad_fn_name(out) and _saved_deterministic(out) is True
     with torch.no_grad():  # the forward is deterministic
         assert sdpa.unsupported_reason(q, k, v, enable_gqa=True) is None
 

@@ -14,7 +14,9 @@ dim with three mask kinds, every mask kind with tails and Sq != Sk both ways
 (rotating head counts: MHA, GQA 8/2, MQA), then GQA, rows and keys without pairs,
 poisoned outputs and workspace, strided and unaligned layouts, adversarial
 inputs, the lse gradient, autograd end to end, torch.compile, opcheck, double
-backward, run-to-run reproducibility, every compiled backward config forced, and
+backward, run-to-run reproducibility, the deterministic mode (the reference rule
+over a grid, bitwise-equal repeated runs, poisoned dq, unaligned and strided
+layouts), every compiled backward config forced (one deterministic case each), and
 the head dims the backward does not cover (a clear error). Inputs are fresh
 random tensors in each test, seeded from the test id so a failure reproduces.
 """
@@ -497,13 +499,6 @@ def test_create_graph_works_and_double_backward_raises():
         dq.float().square().sum().backward()
 
 
-def test_deterministic_true_raises_on_the_gpu():
-    q, k, v, _ = make(1, 2, 2, 64, 80, 64, torch.float16)
-    q.requires_grad_(True)
-    with pytest.raises(NotImplementedError, match=r"deterministic=True is not available yet"):
-        fused_attention(q, k, v, deterministic=True)
-
-
 def test_head_dims_without_a_backward_kernel_raise_clearly():
     # Where this GPU has no backward config for a head dim (99 KB GPUs above
     # 128), training raises ValueError at the forward, naming the head dim;
@@ -551,6 +546,213 @@ def test_run_to_run(kw):
     assert_grads(*first[2:], q, k, v, dout, **kw)
 
 
+# ---------------------------------------------------------------- deterministic mode
+
+
+def check_det(q, k, v, dout, dlse=None, **kw):
+    """check() with deterministic=True: the training forward and the
+    deterministic backward's gradients against the reference. Returns out, lse,
+    dq, dk, dv."""
+    res = train(q, k, v, dout, dlse, deterministic=True, **kw)
+    fwd = _reference.compare(res[0], q, k, v, res[1], **kw)
+    assert fwd.ok, f"training forward: {fwd} | {kw}"
+    assert_grads(*res[2:], q, k, v, dout, dlse, **kw)
+    return res
+
+
+# (dtype, head dim, (batch, heads_q, heads_kv), seqlen_q, seqlen_k, keywords):
+# every mask kind, GQA / MQA, softcap, tails, Sq != Sk both ways, every tile
+# width's edges (8 and 40 pad the 64 tile, 96 / 128 the 128 one, 160 / 256 the
+# 256 one) and the rows / keys that take part in no pair.
+DET_CASES = {
+    "f16-d8-plain": (torch.float16, 8, (2, 3, 3), 113, 257, {}),
+    "bf16-d40-causal-tail": (torch.bfloat16, 40, (1, 4, 4), 257, 113, {"causal": True}),
+    "f16-d64-causal_br-gqa": (
+        torch.float16,
+        64,
+        (2, 8, 2),
+        300,
+        190,
+        {"causal": True, "alignment": "bottom_right", "enable_gqa": True},
+    ),
+    "bf16-d64-window-softcap": (
+        torch.bfloat16,
+        64,
+        (1, 4, 4),
+        1000,
+        1000,
+        {"window": (60, 20), "softcap": 5.0},
+    ),
+    "f16-d96-mqa-window_br": (
+        torch.float16,
+        96,
+        (1, 8, 1),
+        17,
+        1000,
+        {"window": (-1, 50), "alignment": "bottom_right", "enable_gqa": True},
+    ),
+    "bf16-d128-plain-sq1": (torch.bfloat16, 128, (3, 4, 2), 1, 300, {"enable_gqa": True}),
+    "f16-d128-causal-softcap30": (
+        torch.float16,
+        128,
+        (2, 3, 3),
+        1000,
+        2049,
+        {"causal": True, "softcap": 30.0},
+    ),
+    "bf16-d128-causal_window_br": (
+        torch.bfloat16,
+        128,
+        (2, 4, 4),
+        2049,
+        1000,
+        {"causal": True, "window": (33, 40), "alignment": "bottom_right"},
+    ),
+    "f16-d160-gqa-window": (
+        torch.float16,
+        160,
+        (2, 4, 2),
+        257,
+        113,
+        {"enable_gqa": True, "window": (37, 11), "alignment": "bottom_right"},
+    ),
+    "bf16-d256-causal-tail": (torch.bfloat16, 256, (2, 4, 4), 300, 301, {"causal": True}),
+    "f16-d256-gqa-softcap": (
+        torch.float16,
+        256,
+        (1, 8, 2),
+        113,
+        1000,
+        {"enable_gqa": True, "softcap": 8.0},
+    ),
+    "bf16-d64-sk1": (torch.bfloat16, 64, (2, 3, 3), 300, 1, {}),
+    # queries 0..199 see no key (dq rows exactly 0)
+    "f16-d64-empty_rows": (
+        torch.float16,
+        64,
+        (2, 4, 4),
+        300,
+        100,
+        {"causal": True, "alignment": "bottom_right"},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(DET_CASES))
+def test_deterministic_gradients(case):
+    dtype, d, (b, hq, hkv), sq, sk, kw = DET_CASES[case]
+    q, k, v, dout = make(b, hq, hkv, sq, sk, d, dtype, q_scale_for(kw))
+    with_dlse = list(DET_CASES).index(case) % 3 == 1  # the lse gradient on a third
+    dlse = torch.randn(b, hq, sq, device="cuda") if with_dlse else None
+    *_, dq, dk, dv = check_det(q, k, v, dout, dlse, **kw)
+    mask_kw = {key: kw[key] for key in ("causal", "window", "alignment") if key in kw}
+    mask = _reference.visible_mask(sq, sk, device="cuda", **mask_kw)
+    unseen_q, unseen_k = ~mask.any(dim=-1), ~mask.any(dim=0)
+    assert dq[:, :, unseen_q].eq(0).all(), "a query that sees no key has nonzero dq"
+    assert dk[:, :, unseen_k].eq(0).all() and dv[:, :, unseen_k].eq(0).all()
+
+
+DET_REPEAT_CASES = {
+    # many key blocks per query block and query blocks per key block
+    "f16-2x8x1000-d64-causal": (torch.float16, 64, (2, 8, 8), 1000, 1000, {"causal": True}),
+    "bf16-1x8_2x777-d128-gqa": (torch.bfloat16, 128, (1, 8, 2), 777, 777, {"enable_gqa": True}),
+    "f16-1x4x600-d256-window-softcap": (
+        torch.float16,
+        256,
+        (1, 4, 4),
+        600,
+        900,
+        {"window": (200, 100), "softcap": 10.0},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(DET_REPEAT_CASES))
+def test_deterministic_is_bitwise_repeatable(case):
+    dtype, d, (b, hq, hkv), sq, sk, kw = DET_REPEAT_CASES[case]
+    q, k, v, dout = make(b, hq, hkv, sq, sk, d, dtype, q_scale_for(kw))
+    first = check_det(q, k, v, dout, **kw)
+    names = ("out", "lse", "dq", "dk", "dv")
+    for run in range(20):
+        again = train(q, k, v, dout, deterministic=True, **kw)
+        for name, a, f in zip(names, again, first):
+            assert torch.equal(a, f), f"{name} differs bitwise in run {run + 2}"
+    # the default mode: the same gradients up to dq's accumulation order (dk and
+    # dv take the same sums; compared with the same tolerance, not bitwise)
+    default = train(q, k, v, dout, **kw)
+    for name, a, f in zip(names[2:], default[2:], first[2:]):
+        scale = f.float().abs().max().item()
+        diff = (a.float() - f.float()).abs().max().item()
+        assert diff <= 1e-2 * max(1.0, scale), (name, diff, scale)
+
+
+def test_use_deterministic_algorithms_runs_the_deterministic_backward():
+    q, k, v, dout = make(2, 8, 2, 1000, 1000, 64, torch.bfloat16)
+    kw = {"causal": True, "enable_gqa": True}
+    enabled = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    try:
+        for only in (False, True):
+            torch.use_deterministic_algorithms(True, warn_only=only)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                got = [train(q, k, v, dout, **kw) for _ in range(3)]
+            for again in got[1:]:
+                assert all(torch.equal(a, f) for a, f in zip(again, got[0]))
+    finally:
+        torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
+    explicit = train(q, k, v, dout, deterministic=True, **kw)
+    assert all(torch.equal(a, f) for a, f in zip(explicit, got[0]))
+    assert_grads(*explicit[2:], q, k, v, dout, **kw)
+
+
+@pytest.mark.parametrize("case", ["gqa_window_softcap", "causal_br_empty_rows"])
+def test_deterministic_poisoned_outputs(case):
+    # dq is written by the dQ kernel directly (no postprocess): every element,
+    # zeros included, must land on the NaN poison.
+    dtype, d, (b, hq, hkv, sq, sk), kw = POISON_CASES[case]
+    q, k, v, dout = make(b, hq, hkv, sq, sk, d, dtype, q_scale_for(kw))
+    out, lse = torch.ops.flashcore.fwd_train(q, k, v, *op_args(q, kw, deterministic=True))
+    dlse = torch.randn(b, hq, sq, device="cuda")
+    dq, dk, dv = poisoned_call(
+        lambda: torch.ops.flashcore.bwd(
+            dout, q, k, v, out, lse, dlse, *op_args(q, kw, deterministic=True)
+        ),
+        bwd_specs(q, k, v)[:3],
+    )
+    assert_grads(dq, dk, dv, q, k, v, dout, dlse, **kw)
+
+
+@pytest.mark.parametrize(
+    "dtype,d,kw",
+    [
+        (torch.float16, 64, {"causal": True}),
+        (torch.bfloat16, 128, {"softcap": 5.0}),
+    ],
+    ids=["f16-d64-causal", "bf16-d128-softcap"],
+)
+def test_deterministic_unaligned_rows(dtype, d, kw):
+    # the dQ kernel's element-wise loads, and dq rows that are not 16-byte aligned
+    q = unaligned(2, 3, 150, d, dtype, scale=q_scale_for(kw))
+    k = randn(2, 3, 97, d + 8, dtype=dtype)[..., 3 : 3 + d]
+    v = randn(2, 3, 97, d, dtype=dtype)
+    dout = unaligned(2, 3, 150, d, dtype)
+    check_det(q, k, v, dout, **kw)
+
+
+def test_deterministic_bshd_views():
+    # dq keeps q's BSHD strides: the dQ kernel's strided 16-byte stores
+    b, s, hq, hkv, d = 2, 333, 6, 2, 128
+    x = randn(b, s, hq + 2 * hkv, d, dtype=torch.bfloat16)
+    q = randn(b, s, hq, d, dtype=torch.bfloat16).transpose(1, 2)
+    k = x[:, :, hq : hq + hkv].transpose(1, 2)
+    v = x[:, :, hq + hkv :].transpose(1, 2)
+    dout = randn(b, s, hq, d, dtype=torch.bfloat16).transpose(1, 2)
+    kw = {"causal": True, "enable_gqa": True}
+    dq = check_det(q, k, v, dout, **kw)[2]
+    assert dq.stride() == q.stride(), (dq.stride(), q.stride())
+
+
 def test_side_stream():
     q, k, v, dout = make(2, 8, 2, 500, 600, 64, torch.float16)
     kw = {"causal": True, "enable_gqa": True}
@@ -585,20 +787,30 @@ CONFIG_CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(CONFIG_CASES))
+@pytest.mark.parametrize("case", [*CONFIG_CASES, "deterministic"])
 @pytest.mark.parametrize("cfg", _bwd_config_params())
 def test_every_bwd_config_forced(cfg, case):
     if CONFIGS_ERROR is not None:
         raise RuntimeError(f"flashcore._debug.bwd_configs() failed: {CONFIGS_ERROR!r}")
     if cfg["smem_bytes"] > _debug.device_desc()["smem_optin"]:
         pytest.skip(f"{cfg['name']} needs {cfg['smem_bytes']} B of shared memory per block")
-    dtype, (b, hq, hkv, sq, sk), kw = CONFIG_CASES[case]
+    # "deterministic": the deterministic mode (this config's main kernel
+    # without dQ, and the dQ kernel of its tile width) on a masked GQA softcap case
+    det = case == "deterministic"
+    if det:
+        dtype, (b, hq, hkv, sq, sk) = torch.bfloat16, (2, 6, 2, 300, 433)
+        kw = {"causal": True, "window": (150, -1), "softcap": 8.0, "enable_gqa": True}
+    else:
+        dtype, (b, hq, hkv, sq, sk), kw = CONFIG_CASES[case]
     narrower = [c["head_dim"] for c in BWD_CONFIGS if c["head_dim"] < cfg["head_dim"]]
     for d in sorted({cfg["head_dim"], max(narrower, default=0) + 8}):
         q, k, v, dout = make(b, hq, hkv, sq, sk, d, dtype, q_scale_for(kw))
         with _debug.forced_bwd_config(cfg["name"]):
-            *_, dq, dk, dv = train(q, k, v, dout, **kw)
-        assert_grads(dq, dk, dv, q, k, v, dout, **kw)
+            res = train(q, k, v, dout, deterministic=det, **kw)
+            if det:
+                again = train(q, k, v, dout, deterministic=True, **kw)
+                assert all(torch.equal(a, f) for a, f in zip(again, res)), "not bitwise equal"
+        assert_grads(*res[2:], q, k, v, dout, **kw)
 
 
 def test_forced_bwd_config_narrower_than_head_dim_raises():
@@ -690,9 +902,9 @@ def test_opcheck():
         warnings.filterwarnings(
             "ignore", message=r"The \.grad attribute of a Tensor that is not a leaf Tensor"
         )
-        for dtype, (b, hq, hkv, sq, sk, d), kw in cases:
+        for i, (dtype, (b, hq, hkv, sq, sk, d), kw) in enumerate(cases):
             q, k, v, dout = make(b, hq, hkv, sq, sk, d, dtype)
-            args = op_args(q, kw)
+            args = op_args(q, kw, deterministic=i == 2)  # one deterministic case
             train_args = (
                 q.clone().requires_grad_(True),
                 k.clone().requires_grad_(True),
@@ -730,16 +942,28 @@ def test_sdpa_drop_in_serves_training():
     out.backward(dout)
     assert sdpa.call_counts() == {"flashcore": 1}
     assert_grads(*(t.grad for t in leaves), q, k, v, dout, causal=True, enable_gqa=True)
-    # training under deterministic algorithms: SDPA serves the call
+    # training under deterministic algorithms: flashcore serves the call with
+    # its deterministic backward
     enabled = torch.are_deterministic_algorithms_enabled()
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     torch.use_deterministic_algorithms(True, warn_only=True)
     try:
-        q, k, v, dout = make(1, 2, 2, 64, 64, 64, torch.float16)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # SDPA's own nondeterminism warning
-            out = sdpa.scaled_dot_product_attention(q.requires_grad_(True), k, v)
-            out.backward(dout)
+        # several key blocks per query row: with one, the default backward's dq
+        # is one atomic add per element and as reproducible as the deterministic one
+        q, k, v, dout = make(1, 2, 2, 500, 500, 64, torch.float16)
+        grads = []
+        for _ in range(2):
+            leaf = q.detach().requires_grad_(True)
+            sdpa.scaled_dot_product_attention(leaf, k, v).backward(dout)
+            grads.append(leaf.grad)
     finally:
         torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
-    assert q.grad is not None and sdpa.call_counts().get("flashcore") == 1
+    assert sdpa.call_counts().get("flashcore") == 3
+    assert torch.equal(grads[0], grads[1])
+    # the deterministic backward ran: bitwise the explicit deterministic=True call's dq
+    leaf = q.detach().requires_grad_(True)
+    fused_attention(leaf, k, v, deterministic=True).backward(dout)
+    assert torch.equal(grads[0], leaf.grad), "sdpa did not run the deterministic backward"
+    ref = _reference.attention_grads_ref(q, k, v, dout)[0]
+    err = (grads[0].double() - ref).abs().max().item()
+    assert err < 1e-2 * max(1.0, ref.abs().max().item()), err

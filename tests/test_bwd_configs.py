@@ -130,13 +130,58 @@ def test_extension_bwd_kernels_are_built_where_they_fit(cuobjdump):
             continue
         dims = tuple(int(x) for x in re.findall(r"Li(\d+)E", fn)[:3])
         cfg = by_shape[dims]
-        seen.add((arch, cfg["name"]))
+        # template flags kHasMask, kSoftcap, kAligned16, kComputeDq: the last
+        # is false in the deterministic mode's builds, which add no dQ partials
+        compute_dq = re.findall(r"Lb([01])E", fn)[-1] == "1"
+        seen.add((arch, cfg["name"], compute_dq))
         body = "\n".join(lines)
         if cfg["smem_bytes"] <= ARCH_SMEM[arch]:
             assert re.search(r"\bHMMA\.16816\.F32", body), f"{fn} on {arch} has no mma"
             red = r"REDG?\.E\.ADD\.F32x4" if arch == "sm_90a" else r"REDG?\.E\.ADD\.F32\b"
-            assert re.search(red, body), f"{fn} on {arch} has no {red}"
+            if compute_dq:
+                assert re.search(red, body), f"{fn} on {arch} has no {red}"
+            else:
+                assert not re.search(r"\b(RED|ATOM)", body), f"{fn} on {arch} has atomics"
         else:
             assert not re.search(r"HMMA", body), f"{fn} on {arch} is not empty"
     built = {a for a in info["sass_archs"] if a in ARCH_SMEM}
-    assert seen == {(a, c["name"]) for a in built for c in _configs()}, sorted(seen)
+    want = {(a, c["name"], dq) for a in built for c in _configs() for dq in (False, True)}
+    assert seen == want, sorted(seen)
+
+
+def test_extension_bwd_dq_kernels_have_no_atomics(cuobjdump):
+    # The deterministic mode's dQ kernel (sm80/bwd_dq_kernel.cuh): tensor-core
+    # code and no atomics or reductions on every target its tile width's
+    # smallest main config fits, one build per tile head dim there.
+    import flashcore
+
+    info = flashcore.build_info()
+    text = subprocess.run(
+        [cuobjdump, "-sass", info["library"]], capture_output=True, text=True, check=True
+    ).stdout
+    arch = name = None
+    bodies: dict[tuple[str, str], list[str]] = {}
+    for line in text.splitlines():
+        if m := re.match(r"\s*arch = (sm_\w+)", line):
+            # a new cubin: the lines up to its first Function belong to no kernel
+            arch, name = m.group(1), None
+        elif m := re.match(r"\s*Function : (\S+)", line):
+            name = m.group(1)
+            bodies[(arch, name)] = []
+        elif name is not None:
+            bodies[(arch, name)].append(line)
+    smallest = {}
+    for c in _configs():
+        smallest[c["head_dim"]] = min(smallest.get(c["head_dim"], 1 << 30), c["smem_bytes"])
+    seen = set()
+    for (arch, fn), lines in bodies.items():
+        if "13bwd_dq_kernel" not in fn or arch not in ARCH_SMEM:
+            continue
+        d = int(re.findall(r"Li(\d+)E", fn)[0])
+        seen.add((arch, d))
+        body = "\n".join(lines)
+        assert not re.search(r"\b(RED|ATOM)", body), f"{fn} on {arch} has atomics"
+        if smallest[d] <= ARCH_SMEM[arch]:
+            assert re.search(r"\bHMMA\.16816\.F32", body), f"{fn} on {arch} has no mma"
+    built = {a for a in info["sass_archs"] if a in ARCH_SMEM}
+    assert seen == {(a, d) for a in built for d in smallest}, sorted(seen)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import ctypes
 import math
 import re
-import warnings
 from typing import Any
 
 import torch
@@ -156,8 +155,8 @@ def _contract_error(q, k, v, scale, causal, wl, wr, bottom_right, softcap, gqa, 
 def _train_contract_error(
     q, k, v, scale, causal, wl, wr, bottom_right, softcap, gqa, deterministic, config
 ):
-    """fwd_train's contract: the forward's, plus deterministic=True refused
-    (NotImplementedError) until the backward kernels have a deterministic mode."""
+    """fwd_train's contract (host/checks.cpp check_fwd_train_args): the forward's;
+    both backward modes exist, so ``deterministic`` refuses nothing."""
     err = _not_a_tensor((("q", q), ("k", k), ("v", v)))
     if err is not None:
         return err
@@ -304,22 +303,10 @@ def _grad_like(t: torch.Tensor) -> torch.Tensor:
 
 def _deterministic_arg(deterministic: Any) -> bool:
     """The backward mode a training call asks for. None follows
-    torch.use_deterministic_algorithms: on, it means deterministic (refused until
-    the kernels have that mode); with warn_only=True, a warning and the default
-    backward, as torch's own nondeterministic ops do."""
+    torch.use_deterministic_algorithms: on (with or without warn_only), it means
+    the deterministic backward, which needs no warning."""
     if deterministic is None:
-        if not torch.are_deterministic_algorithms_enabled():
-            return False
-        if torch.is_deterministic_algorithms_warn_only_enabled():
-            warnings.warn(
-                "fused_attention: the backward pass is nondeterministic (dq is accumulated "
-                "with atomic adds) and has no deterministic mode yet; running it because "
-                "torch.use_deterministic_algorithms(True, warn_only=True) is set",
-                UserWarning,
-                stacklevel=3,
-            )
-            return False
-        return True
+        return torch.are_deterministic_algorithms_enabled()
     if type(deterministic) is not bool:
         raise TypeError(
             "fused_attention: deterministic must be a bool or None, got "
@@ -413,13 +400,14 @@ def fused_attention(
         softcap: if > 0, scores become softcap * tanh(scale * q.k / softcap) before
             the softmax (Gemma 2, Grok); None or 0 means off.
         deterministic: the backward pass's mode, read only when a gradient is
-            needed. The default backward accumulates dq with atomic adds, so dq
-            can differ in its last bits from run to run (dk and dv do not).
-            deterministic=True is not available yet and raises
-            NotImplementedError. None (the default) follows
-            ``torch.use_deterministic_algorithms``: enabled means True (so it
-            raises), enabled with ``warn_only=True`` warns and runs the default
-            backward.
+            needed. False: the default backward accumulates dq with atomic adds,
+            so dq can differ in its last bits from run to run (dk and dv do
+            not). True: dq, dk and dv are bitwise identical from run to run (dq
+            is computed by its own kernel, query block by query block, without
+            atomics; it redoes two of the backward's GEMMs, so the backward
+            costs more: predicted about 1.4-1.6x, not yet measured). None (the
+            default) follows ``torch.use_deterministic_algorithms``: enabled,
+            with or without ``warn_only``, means True.
 
     Returns:
         out: new contiguous (batch, heads_q, seqlen_q, head_dim) tensor of q's dtype;
@@ -451,8 +439,6 @@ def fused_attention(
             seqlen_k == 0, last dimension not contiguous, a non-finite or
             non-positive scale, window values below -1, a negative or non-finite
             softcap, or an unknown alignment.
-        NotImplementedError: a gradient is needed and deterministic=True (or
-            torch.use_deterministic_algorithms(True) without warn_only).
         RuntimeError: the compiled extension failed to load; the GPU's
             architecture has no kernel in this build; or double backward.
     """

@@ -3,7 +3,8 @@
 ``flashcore.scaled_dot_product_attention`` has SDPA's signature and semantics. A
 call runs on flashcore's kernel when flashcore can compute exactly what SDPA
 would (no mask, no dropout, a supported dtype, head dim and GPU; when a gradient
-is needed, a head dim the backward covers and no deterministic-algorithms mode);
+is needed, a head dim the backward covers; under
+``torch.use_deterministic_algorithms(True)`` its deterministic backward);
 any other call is handed to PyTorch's own SDPA unchanged, so
 ``F.scaled_dot_product_attention = flashcore.scaled_dot_product_attention`` keeps
 every caller working. Each eager call is counted, a fallback by its reason
@@ -129,11 +130,9 @@ def unsupported_reason(
     index = q.device.index if q.device.index is not None else 0
     if not _device_supported(index):
         return "GPU older than compute capability 8.0"
-    if torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad):
-        if not _bwd_supported(index, d):
-            return "autograd with a head dim or GPU flashcore's backward does not serve"
-        if torch.are_deterministic_algorithms_enabled():
-            return "autograd under deterministic algorithms (no deterministic backward yet)"
+    needs_grad = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad)
+    if needs_grad and not _bwd_supported(index, d):
+        return "autograd with a head dim or GPU flashcore's backward does not serve"
     return None
 
 
@@ -157,10 +156,13 @@ def scaled_dot_product_attention(
     and contiguous last dimensions. Training calls (an input needs a gradient)
     run on flashcore too, with its backward, where that backward serves the head
     dim on the GPU (every head dim on compute capability 8.0 and 9.0, up to 128
-    on GPUs with 99 KB of shared memory per block) and
-    ``torch.use_deterministic_algorithms`` is off. Everything else (masks, dropout, other dtypes, CPU tensors, training
-    beyond the backward's coverage or in deterministic mode) runs on PyTorch's
-    SDPA exactly as if flashcore were not there. ``call_counts()`` says how many
+    on GPUs with 99 KB of shared memory per block); under
+    ``torch.use_deterministic_algorithms(True)`` (``warn_only`` or not) that
+    backward runs in its deterministic mode (``fused_attention``'s
+    ``deterministic=None``), so its gradients are bitwise reproducible.
+    Everything else (masks, dropout, other dtypes, CPU tensors, training beyond
+    the backward's coverage) runs on PyTorch's SDPA exactly as if flashcore were
+    not there. ``call_counts()`` says how many
     calls went where.
     """
     if attn_mask is not None:

@@ -349,7 +349,8 @@ Tensor grad_like(const Tensor& t) {
 
 // dq, dk, dv of fwd_train's (out, lse) for the output gradient dout and the
 // lse gradient dlse (absent: none). Runs the backward kernels (host/run.h
-// run_bwd: preprocess, main, postprocess) on the current stream. The schema's
+// run_bwd: preprocess, main, postprocess; deterministic: dq by its own
+// query-major kernel, no atomics) on the current stream. The schema's
 // `Tensor? dlse` boxes through TORCH_BOX as std::optional<Tensor> at our
 // stable-ABI target (2.10), None and a tensor alike (checked on torch 2.14).
 std::tuple<Tensor, Tensor, Tensor> bwd(Tensor dout, Tensor q, Tensor k, Tensor v, Tensor out,
@@ -412,6 +413,7 @@ std::tuple<Tensor, Tensor, Tensor> bwd(Tensor dout, Tensor q, Tensor k, Tensor v
   p.dv_row_stride = dv.stride(2);
   p.dlse = dlse.has_value() ? static_cast<const float*>(dlse->data_ptr()) : nullptr;
   p.scale = static_cast<float>(scale);
+  p.deterministic = deterministic;
   // Every 16-bit tensor the kernels read or write rows of: a conservative
   // superset of the forward's q, k, v.
   p.aligned16 = all_rows_aligned16({&q, &k, &v, &out, &dout, &dq, &dk, &dv});
@@ -425,7 +427,7 @@ std::tuple<Tensor, Tensor, Tensor> bwd(Tensor dout, Tensor q, Tensor k, Tensor v
   const flashcore::BwdWorkspaceLayout layout = flashcore::bwd_workspace_layout(ws);
   Tensor work = empty_cuda({layout.total_elems, 0, 0, 0}, 1, aoti_torch_dtype_float32(), device);
   float* base = static_cast<float*>(work.data_ptr());
-  p.dq_accum = base;
+  p.dq_accum = deterministic ? nullptr : base;  // none in deterministic mode
   p.dpsum = base + layout.dpsum_offset;
   p.lse_log2 = base + layout.lse_log2_offset;
   p.seqlen_q_rounded = ws.seqlen_q_rounded;

@@ -8,7 +8,10 @@
 // masked (causal / window) main kernel with softcap off and on, plus the
 // masked kernels' element-wise-load builds for rows that are not 16-byte
 // aligned (host/bwd_launch.cuh): six main kernels per config and dtype, with
-// one preprocess pair per tile head dim and one postprocess.
+// one preprocess pair per tile head dim and one postprocess. The deterministic
+// mode doubles the main kernels (kComputeDq false) and adds, per tile head dim
+// and dtype, a preprocess pair without zeroing and six dQ kernels
+// (sm80/bwd_dq_kernel.cuh, the same mask / softcap / alignment variants).
 //
 // Columns: name, tile head dim, block M (query rows per m-step), block N (keys
 // per thread block), warps, the warp grids of the GEMMs (warps along the query
@@ -58,6 +61,15 @@ constexpr int kBwdRowRound = 128;
 
 template <int D, int BM, int BN, int W, int SM, int KN, int QM, int QS, int DOS>
 using BwdTraitsOf = BwdKernelTraits<D, BM, BN, W, SM, KN, QM, QS, DOS>;
+
+// The deterministic mode's dQ kernel (sm80/bwd_dq_kernel.cuh) per tile head
+// dim: 64 query rows (4 warps of 16) x 64 keys; 32 keys at 256, so that the
+// 128 fp32 dQ values per thread plus S and dP (16 each) stay under the
+// 255-register cap. Shared memory 48 / 96 / 128 KB (K and V double-buffered):
+// at most each width's smallest main config (launch_bwd asserts it), so it
+// runs wherever those do. First cut, not measured.
+template <int D>
+using BwdDqTraitsOf = BwdDqTraits<D, 64, D == 256 ? 32 : 64>;
 
 struct BwdConfigDesc {
   const char* name;

@@ -1,6 +1,7 @@
-// Launch of the mma.sync backward kernels (preprocess, main, postprocess) for
-// one config, and the per-head-dim switch over the backward catalog that the
-// instantiation files (inst/bwd_*.cu) compile.
+// Launch of the mma.sync backward kernels (preprocess, main, postprocess; in
+// deterministic mode preprocess, main without dQ, dQ kernel) for one config,
+// and the per-head-dim switch over the backward catalog that the instantiation
+// files (inst/bwd_*.cu) compile.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -10,6 +11,7 @@
 
 #include "bwd_configs.h"
 #include "flashcore/params.h"
+#include "flashcore/sm80/bwd_dq_kernel.cuh"
 #include "flashcore/sm80/bwd_kernel.cuh"
 #include "fwd_launch.cuh"  // ElemOf, fwd_has_mask
 
@@ -32,60 +34,117 @@ inline cudaError_t launch_plain(const void* kernel, int64_t grid, int threads, i
                           stream);
 }
 
-template <typename Elem, typename Traits, bool kHasMask, bool kSoftcap, bool kAligned16>
+// Over 48 KB of dynamic shared memory needs a per-kernel opt-in, once per
+// device; `opted_in` is the kernel's own bit set of devices.
+template <typename Kernel>
+cudaError_t opt_in_smem(Kernel kernel, int smem_bytes, int device,
+                        std::atomic<uint64_t>& opted_in) {
+  if (smem_bytes <= 48 * 1024) return cudaSuccess;
+  const uint64_t bit = uint64_t{1} << (device & 63);
+  if ((opted_in.load(std::memory_order_relaxed) & bit) == 0) {
+    const cudaError_t err =
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem_bytes);
+    if (err != cudaSuccess) return err;
+    opted_in.fetch_or(bit, std::memory_order_relaxed);
+  }
+  return cudaSuccess;
+}
+
+template <typename Elem, typename Traits, bool kHasMask, bool kSoftcap, bool kAligned16,
+          bool kComputeDq>
 cudaError_t launch_bwd_main(const BwdParams& params, cudaStream_t stream, int device,
                             bool grads_aligned16) {
   const int64_t num_n_blocks = (params.seqlen_k + Traits::kBlockN - 1) / Traits::kBlockN;
   const int64_t grid = num_n_blocks * params.batch * params.heads_kv;
-  auto kernel = bwd_kernel<Elem, Traits, kHasMask, kSoftcap, kAligned16>;
-  if constexpr (Traits::kSmemBytes > 48 * 1024) {
-    // Over 48 KB of dynamic shared memory needs a per-kernel opt-in, once per device.
-    static std::atomic<uint64_t> opted_in{0};
-    const uint64_t bit = uint64_t{1} << (device & 63);
-    if ((opted_in.load(std::memory_order_relaxed) & bit) == 0) {
-      const cudaError_t err = cudaFuncSetAttribute(
-          kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Traits::kSmemBytes);
-      if (err != cudaSuccess) return err;
-      opted_in.fetch_or(bit, std::memory_order_relaxed);
-    }
-  }
+  auto kernel = bwd_kernel<Elem, Traits, kHasMask, kSoftcap, kAligned16, kComputeDq>;
+  static std::atomic<uint64_t> opted_in{0};
+  const cudaError_t err = opt_in_smem(kernel, Traits::kSmemBytes, device, opted_in);
+  if (err != cudaSuccess) return err;
   BwdParams p = params;
   void* args[] = {&p, &grads_aligned16};
   return launch_plain(reinterpret_cast<const void*>(kernel), grid, Traits::kNThreads,
                       Traits::kSmemBytes, stream, args);
 }
 
+// The deterministic mode's dQ kernel (bwd_dq_kernel.cuh): one block per query
+// block of one (b, h).
+template <typename Elem, typename DqTraits, bool kHasMask, bool kSoftcap, bool kAligned16>
+cudaError_t launch_bwd_dq(const BwdParams& params, cudaStream_t stream, int device,
+                          bool dq_aligned16) {
+  const int64_t num_m = (params.seqlen_q + DqTraits::kBlockM - 1) / DqTraits::kBlockM;
+  const int64_t grid = num_m * params.batch * params.heads_q;
+  auto kernel = bwd_dq_kernel<Elem, DqTraits, kHasMask, kSoftcap, kAligned16>;
+  static std::atomic<uint64_t> opted_in{0};
+  const cudaError_t err = opt_in_smem(kernel, DqTraits::kSmemBytes, device, opted_in);
+  if (err != cudaSuccess) return err;
+  BwdParams p = params;
+  void* args[] = {&p, &dq_aligned16};
+  return launch_plain(reinterpret_cast<const void*>(kernel), grid, DqTraits::kNThreads,
+                      DqTraits::kSmemBytes, stream, args);
+}
+
+// The dQ kernel's variants, by the main kernel's rule (launch_bwd_variant).
+template <typename Elem, typename DqTraits>
+cudaError_t launch_bwd_dq_variant(const BwdParams& params, cudaStream_t stream, int device,
+                                  bool inputs_aligned16, bool dq_aligned16) {
+  const bool softcap = params.softcap != 0.f;
+  if (!inputs_aligned16) {
+    return softcap ? launch_bwd_dq<Elem, DqTraits, true, true, false>(params, stream, device,
+                                                                     dq_aligned16)
+                   : launch_bwd_dq<Elem, DqTraits, true, false, false>(params, stream, device,
+                                                                      dq_aligned16);
+  }
+  const bool masked = fwd_has_mask(params);
+  if (softcap) {
+    return masked ? launch_bwd_dq<Elem, DqTraits, true, true, true>(params, stream, device,
+                                                                   dq_aligned16)
+                  : launch_bwd_dq<Elem, DqTraits, false, true, true>(params, stream, device,
+                                                                    dq_aligned16);
+  }
+  return masked ? launch_bwd_dq<Elem, DqTraits, true, false, true>(params, stream, device,
+                                                                  dq_aligned16)
+                : launch_bwd_dq<Elem, DqTraits, false, false, true>(params, stream, device,
+                                                                   dq_aligned16);
+}
+
 // The main kernel's variants: the runtime mask, softcap and alignment flags
 // become template arguments here and nowhere else (the forward's scheme,
 // host/fwd_launch.cuh: rows that are not 16-byte aligned take the masked
 // kernel's element-wise loads, exact for unmasked calls too).
-template <typename Elem, typename Traits>
+template <typename Elem, typename Traits, bool kComputeDq>
 cudaError_t launch_bwd_variant(const BwdParams& params, cudaStream_t stream, int device,
                                bool inputs_aligned16, bool grads_aligned16) {
   const bool softcap = params.softcap != 0.f;
   if (!inputs_aligned16) {
     return softcap
-               ? launch_bwd_main<Elem, Traits, true, true, false>(params, stream, device,
-                                                                  grads_aligned16)
-               : launch_bwd_main<Elem, Traits, true, false, false>(params, stream, device,
-                                                                   grads_aligned16);
+               ? launch_bwd_main<Elem, Traits, true, true, false, kComputeDq>(
+                   params, stream, device, grads_aligned16)
+               : launch_bwd_main<Elem, Traits, true, false, false, kComputeDq>(
+                   params, stream, device, grads_aligned16);
   }
   const bool masked = fwd_has_mask(params);
   if (softcap) {
-    return masked ? launch_bwd_main<Elem, Traits, true, true, true>(params, stream, device,
-                                                                    grads_aligned16)
-                  : launch_bwd_main<Elem, Traits, false, true, true>(params, stream, device,
-                                                                     grads_aligned16);
+    return masked ? launch_bwd_main<Elem, Traits, true, true, true, kComputeDq>(
+                   params, stream, device, grads_aligned16)
+                  : launch_bwd_main<Elem, Traits, false, true, true, kComputeDq>(
+                   params, stream, device, grads_aligned16);
   }
-  return masked ? launch_bwd_main<Elem, Traits, true, false, true>(params, stream, device,
-                                                                   grads_aligned16)
-                : launch_bwd_main<Elem, Traits, false, false, true>(params, stream, device,
-                                                                    grads_aligned16);
+  return masked ? launch_bwd_main<Elem, Traits, true, false, true, kComputeDq>(
+                   params, stream, device, grads_aligned16)
+                : launch_bwd_main<Elem, Traits, false, false, true, kComputeDq>(
+                   params, stream, device, grads_aligned16);
 }
 
-// Preprocess, main kernel, postprocess of one config on `stream`.
+// Preprocess, main kernel, postprocess of one config on `stream`; in
+// deterministic mode (params.deterministic) preprocess, main kernel without
+// dQ, and the dQ kernel (bwd_dq_kernel.cuh), with no dq_accum.
 template <typename Elem, typename Traits>
 cudaError_t launch_bwd(const BwdParams& params, cudaStream_t stream, int device) {
+  // The dQ kernel of this tile head dim; run_bwd refuses a config over the
+  // device's shared memory by the main kernel's size, which covers it.
+  using DqTraits = BwdDqTraitsOf<Traits::kHeadDim>;
+  static_assert(DqTraits::kSmemBytes <= Traits::kSmemBytes,
+                "the dQ kernel must fit wherever its main kernel does");
   if (params.seqlen_q_rounded % kBwdRowRound != 0 ||
       params.seqlen_q_rounded < params.seqlen_q) {
     return cudaErrorInvalidValue;  // not the workspace bwd_workspace() sized
@@ -95,6 +154,7 @@ cudaError_t launch_bwd(const BwdParams& params, cudaStream_t stream, int device)
   }
   BwdParams p = params;
   const int64_t bh = int64_t{params.batch} * params.heads_q;
+  const bool det = params.deterministic;
 
   // 1. Preprocess.
   const bool o_do_aligned =
@@ -104,12 +164,22 @@ cudaError_t launch_bwd(const BwdParams& params, cudaStream_t stream, int device)
                      params.do_row_stride);
   {
     void* args[] = {&p};
-    const void* pre =
-        o_do_aligned
-            ? reinterpret_cast<const void*>(
-                  bwd_preprocess_kernel<Elem, Traits::kHeadDim, /*kVec16=*/true>)
-            : reinterpret_cast<const void*>(
-                  bwd_preprocess_kernel<Elem, Traits::kHeadDim, /*kVec16=*/false>);
+    const void* pre;
+    if (det) {
+      pre = o_do_aligned ? reinterpret_cast<const void*>(
+                               bwd_preprocess_kernel<Elem, Traits::kHeadDim, /*kVec16=*/true,
+                                                     /*kZeroDqAccum=*/false>)
+                         : reinterpret_cast<const void*>(
+                               bwd_preprocess_kernel<Elem, Traits::kHeadDim, /*kVec16=*/false,
+                                                     /*kZeroDqAccum=*/false>);
+    } else {
+      pre = o_do_aligned ? reinterpret_cast<const void*>(
+                               bwd_preprocess_kernel<Elem, Traits::kHeadDim, /*kVec16=*/true,
+                                                     /*kZeroDqAccum=*/true>)
+                         : reinterpret_cast<const void*>(
+                               bwd_preprocess_kernel<Elem, Traits::kHeadDim, /*kVec16=*/false,
+                                                     /*kZeroDqAccum=*/true>);
+    }
     const cudaError_t err = launch_plain(pre, bh * (params.seqlen_q_rounded / kBwdPreRows),
                                          kBwdPreThreads, 0, stream, args);
     if (err != cudaSuccess) return err;
@@ -127,13 +197,22 @@ cudaError_t launch_bwd(const BwdParams& params, cudaStream_t stream, int device)
                      params.dv_row_stride);
   {
     const cudaError_t err =
-        launch_bwd_variant<Elem, Traits>(params, stream, device, inputs_aligned16, dkv_aligned16);
+        det ? launch_bwd_variant<Elem, Traits, /*kComputeDq=*/false>(
+                  params, stream, device, inputs_aligned16, dkv_aligned16)
+            : launch_bwd_variant<Elem, Traits, /*kComputeDq=*/true>(
+                  params, stream, device, inputs_aligned16, dkv_aligned16);
     if (err != cudaSuccess) return err;
   }
 
-  // 3. Postprocess.
   bool dq_aligned16 = rows_aligned16(params.dq, params.dq_batch_stride, params.dq_head_stride,
                                      params.dq_row_stride);
+  // 3. Deterministic mode: the dQ kernel writes dq.
+  if (det) {
+    return launch_bwd_dq_variant<Elem, DqTraits>(params, stream, device, inputs_aligned16,
+                                                 dq_aligned16);
+  }
+
+  // 3. Postprocess.
   void* args[] = {&p, &dq_aligned16};
   const int64_t num_m = (params.seqlen_q + Traits::kBlockM - 1) / Traits::kBlockM;
   return launch_plain(reinterpret_cast<const void*>(bwd_postprocess_kernel<Elem, Traits>),

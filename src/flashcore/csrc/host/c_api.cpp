@@ -156,7 +156,8 @@ FLASHCORE_C_API int flashcore_bwd_config_desc(int i, char* name, int name_len, i
 }
 
 // fp32 elements of the one workspace block api/ops.cpp allocates for a
-// backward call of this shape with backward config `config` (bwd_workspace.h).
+// backward call of this shape with backward config `config` (bwd_workspace.h),
+// in the default mode (the deterministic mode's block has no dq_accum).
 FLASHCORE_C_API int64_t flashcore_bwd_workspace_elems(int64_t batch, int64_t heads_q,
                                                       int64_t heads_kv, int64_t seqlen_q,
                                                       int64_t seqlen_k, int head_dim,

@@ -178,12 +178,6 @@ std::string shape_text(const TensorDesc& t) {
   return os.str();
 }
 
-const char kDeterministicMessage[] =
-    "deterministic=True is not available yet: the backward pass accumulates dq with "
-    "atomic adds, whose order varies from run to run. Pass deterministic=False (or turn "
-    "torch.use_deterministic_algorithms off, or set it with warn_only=True) to train with "
-    "the nondeterministic backward";
-
 // A CUDA tensor on q's device with this dtype and shape.
 void check_like(Checker& c, const TensorDesc& t, const char* name, const TensorDesc& q,
                 int dtype, const int64_t* sizes, int ndim, const char* what) {
@@ -214,13 +208,9 @@ void check_like(Checker& c, const TensorDesc& t, const char* name, const TensorD
 
 }  // namespace
 
-ArgError check_fwd_train_args(const FwdArgs& args, bool deterministic, int device_smem_optin,
-                              std::string* message) {
-  const ArgError err = check_fwd_args(args, device_smem_optin, message);
-  if (err != ArgError::kNone) return err;
-  Checker c(message);
-  if (deterministic) c.fail(ArgError::kNotImplemented, kDeterministicMessage);
-  return c.kind();
+ArgError check_fwd_train_args(const FwdArgs& args, bool /*deterministic*/,
+                              int device_smem_optin, std::string* message) {
+  return check_fwd_args(args, device_smem_optin, message);
 }
 
 ArgError check_bwd_args(const BwdArgs& a, std::string* message) {
@@ -260,7 +250,6 @@ ArgError check_bwd_args(const BwdArgs& a, std::string* message) {
              cfg.head_dim, ", got head_dim ", q.sizes[3]);
     }
   }
-  if (a.deterministic) c.fail(ArgError::kNotImplemented, kDeterministicMessage);
   return c.kind();
 }
 

@@ -38,8 +38,9 @@ enum class ArgError { kNone = 0, kValue = 1, kType = 2, kNotImplemented = 3 };
 // checks that a forced config fits the device's shared memory.
 ArgError check_fwd_args(const FwdArgs& args, int device_smem_optin, std::string* message);
 
-// The training forward (fwd_train): the forward's rules, plus deterministic=True
-// refused (kNotImplemented) until the backward kernels have a deterministic mode.
+// The training forward (fwd_train): the forward's rules. Both backward modes
+// exist, so `deterministic` (the mode the backward will run) refuses nothing;
+// it stays in the contract for the rules a mode may add.
 ArgError check_fwd_train_args(const FwdArgs& args, bool deterministic, int device_smem_optin,
                               std::string* message);
 

@@ -89,7 +89,9 @@ BwdWorkspace bwd_workspace(const BwdParams& params, int config) {
   const int64_t rounded =
       (int64_t{params.seqlen_q} + kBwdRowRound - 1) / kBwdRowRound * kBwdRowRound;
   const int64_t rows = int64_t{params.batch} * params.heads_q * rounded;
-  return {rows * kBwdConfigs[config].head_dim, rows, static_cast<int>(rounded)};
+  // Deterministic mode has no dq_accum (its dQ kernel writes dq directly).
+  const int64_t dq_accum = params.deterministic ? 0 : rows * kBwdConfigs[config].head_dim;
+  return {dq_accum, rows, static_cast<int>(rounded)};
 }
 
 cudaError_t run_bwd(const BwdParams& params, DType dtype, int config, cudaStream_t stream) {

@@ -25,6 +25,7 @@ cudaError_t fwd_kernel_image_status();
 // Workspace sizes of backward config `config` for the shape in `params`
 // (sizes, head_dim): what api/ops.cpp allocates for BwdParams' dq_accum,
 // dpsum and lse_log2 (fp32 elements), and the seqlen_q_rounded to store.
+// params.deterministic: no dq_accum (0 elements).
 struct BwdWorkspace {
   int64_t dq_accum_elems;
   int64_t row_elems;  // each of dpsum and lse_log2
@@ -34,7 +35,8 @@ BwdWorkspace bwd_workspace(const BwdParams& params, int config);
 
 // Launches backward config `config` (an index into the backward catalog, valid
 // for this dtype, head dim and device; host/heuristics.h choose_bwd_config)
-// on `stream`: preprocess, main kernel, postprocess. dq, dk and dv are fully
+// on `stream`: preprocess, main kernel, postprocess (params.deterministic:
+// preprocess, main kernel without dQ, dQ kernel). dq, dk and dv are fully
 // written (zeros where no query or key contributes). Returns the first launch
 // error (cudaSuccess when all were queued).
 cudaError_t run_bwd(const BwdParams& params, DType dtype, int config, cudaStream_t stream);

@@ -67,7 +67,8 @@ struct FwdParams {
 // keep their meaning: q, k, v and their strides; o is the forward's output
 // (read here, its strides in o_*_stride, last dim contiguous); lse is the
 // forward's (batch, heads_q, seqlen_q) contiguous log-sum-exp (read here).
-// The kernels run on the caller's stream in order: preprocess, main, postprocess.
+// The kernels run on the caller's stream in order: preprocess, main, postprocess
+// (deterministic: preprocess, main without dQ, dQ kernel; sm80/bwd_dq_kernel.cuh).
 struct BwdParams : FwdParams {
   const void* __restrict__ dout;  // (batch, heads_q, seqlen_q, head_dim), last dim contiguous
   int64_t do_batch_stride, do_head_stride, do_row_stride;
@@ -89,7 +90,8 @@ struct BwdParams : FwdParams {
   //   dpsum    (batch, heads_q, seqlen_q_rounded) fp32: D' = rowsum(dO * O) - dlse
   //   lse_log2 (batch, heads_q, seqlen_q_rounded) fp32: lse * log2(e) (0 where
   //            lse = -inf, +inf past seqlen_q)
-  // dq_accum must be 16-byte aligned (vector zeroing and float4 atomics). Its
+  // dq_accum must be 16-byte aligned (vector zeroing and float4 atomics); in
+  // deterministic mode it has 0 elements and is neither read nor written. Its
   // element order inside each block of query rows is the kernels' own
   // (sm80/bwd_kernel.cuh, DqAccumLayout): read dq, never dq_accum.
   float* __restrict__ dq_accum;
@@ -100,6 +102,10 @@ struct BwdParams : FwdParams {
   // The softmax scale as given (FwdParams holds it only folded into
   // scale_log2 or softcap_scale): dK and dQ are scaled by it once.
   float scale;
+
+  // Deterministic mode: dq, dk and dv bitwise identical from run to run. dQ is
+  // computed query-major by its own kernel, without atomics (dq_accum unused).
+  bool deterministic;
 };
 
 }  // namespace flashcore

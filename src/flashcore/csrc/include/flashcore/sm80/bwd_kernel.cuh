@@ -41,6 +41,10 @@
 // 3. bwd_postprocess_kernel, one block per (query block of kBlockM rows, h, b):
 //    dq = scale * dq_accum in q's dtype, rows < seqlen_q, columns < head_dim,
 //    with dq strides.
+// Deterministic mode (BwdParams::deterministic; host/bwd_launch.cuh): the
+// preprocess skips the zeroing (kZeroDqAccum false: no dq_accum exists), the
+// main kernel skips the dQ partials (kComputeDq false), and
+// bwd_dq_kernel.cuh's query-major kernel writes dq instead of the postprocess.
 //
 // dq_accum layout (fp32, batch x heads_q x seqlen_q_rounded x kHeadDim): the
 // slice of query block m of (b, h) is the kBlockM * kHeadDim floats at
@@ -168,7 +172,8 @@ __device__ __forceinline__ void stage_acc_tile(const float (&acc)[kMT][kNT][4], 
 // 1. Preprocess. kHeadDim: the main config's tile width (dq_accum's row
 // width). kVec16: o and dout rows are 16-byte aligned (host-checked), so each
 // thread reads its 8-element chunk with one 16-byte load; else 2-byte loads.
-template <typename Elem, int kHeadDim, bool kVec16>
+// kZeroDqAccum: zero dq_accum (false in deterministic mode, which has none).
+template <typename Elem, int kHeadDim, bool kVec16, bool kZeroDqAccum>
 __global__ void __launch_bounds__(kBwdPreThreads)
     bwd_preprocess_kernel(const BwdParams params) {
   constexpr int kC = kHeadDim / 8;  // threads per row, one 16-byte chunk each
@@ -237,12 +242,14 @@ __global__ void __launch_bounds__(kBwdPreThreads)
   }
 
   // Zero this block's rows of dq_accum (padded rows and columns included).
-  float4* acc = reinterpret_cast<float4*>(params.dq_accum + (row_base + m0) * kHeadDim);
-  constexpr int kVecs = kBwdPreRows * kHeadDim / 4;
-  static_assert(kVecs % kBwdPreThreads == 0, "dq_accum rows must split evenly");
+  if constexpr (kZeroDqAccum) {
+    float4* acc = reinterpret_cast<float4*>(params.dq_accum + (row_base + m0) * kHeadDim);
+    constexpr int kVecs = kBwdPreRows * kHeadDim / 4;
+    static_assert(kVecs % kBwdPreThreads == 0, "dq_accum rows must split evenly");
 #pragma unroll
-  for (int i = 0; i < kVecs / kBwdPreThreads; ++i) {
-    acc[tid + i * kBwdPreThreads] = make_float4(0.f, 0.f, 0.f, 0.f);
+    for (int i = 0; i < kVecs / kBwdPreThreads; ++i) {
+      acc[tid + i * kBwdPreThreads] = make_float4(0.f, 0.f, 0.f, 0.f);
+    }
   }
 }
 
@@ -250,7 +257,10 @@ __global__ void __launch_bounds__(kBwdPreThreads)
 // 2. Main kernel. kHasMask: causal / window (mask.cuh); kSoftcap; kAligned16:
 // q, k, v and dout rows are 16-byte aligned (gmem.cuh's TileLoader).
 // grads_aligned16: dk and dv rows are 16-byte aligned (16-byte stores).
-template <typename Elem, typename Traits, bool kHasMask, bool kSoftcap, bool kAligned16>
+// kComputeDq: add the dQ partials into dq_accum (the default mode); false in
+// deterministic mode, where bwd_dq_kernel (bwd_dq_kernel.cuh) computes dq.
+template <typename Elem, typename Traits, bool kHasMask, bool kSoftcap, bool kAligned16,
+          bool kComputeDq>
 __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
     bwd_kernel(const BwdParams params, bool grads_aligned16) {
   if constexpr (Traits::kSmemBytes <= arch_smem_limit()) {
@@ -465,34 +475,38 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
         cp_async_commit();
       }
 
-      // dQ partial = dS K: queries x head dim, k over the block's keys; added
-      // into this query block's dq_accum slice (rows < seqlen_q_rounded).
-      float acc_dq[kDqMT][kDqNT][4];
+      if constexpr (kComputeDq) {
+        // dQ partial = dS K: queries x head dim, k over the block's keys; added
+        // into this query block's dq_accum slice (rows < seqlen_q_rounded).
+        float acc_dq[kDqMT][kDqNT][4];
 #pragma unroll
-      for (int mt = 0; mt < kDqMT; ++mt)
+        for (int mt = 0; mt < kDqMT; ++mt)
 #pragma unroll
-        for (int j = 0; j < kDqNT; ++j)
+          for (int j = 0; j < kDqNT; ++j)
 #pragma unroll
-          for (int e = 0; e < 4; ++e) acc_dq[mt][j][e] = 0.f;
-      gemm_ss<Elem, PLayout, DLayout, kDqMT, kDqNT, Traits::kDqKSteps, false, true>(
-          acc_dq, smem_u32(smem_ds), dq_row0, 0, smem_u32(smem_k), 0, dq_col0, lane);
-      float* dq_slice = params.dq_accum + row_base * Traits::kHeadDim;
+            for (int e = 0; e < 4; ++e) acc_dq[mt][j][e] = 0.f;
+        gemm_ss<Elem, PLayout, DLayout, kDqMT, kDqNT, Traits::kDqKSteps, false, true>(
+            acc_dq, smem_u32(smem_ds), dq_row0, 0, smem_u32(smem_k), 0, dq_col0, lane);
+        float* dq_slice = params.dq_accum + row_base * Traits::kHeadDim;
 #pragma unroll
-      for (int mt = 0; mt < kDqMT; ++mt)
+        for (int mt = 0; mt < kDqMT; ++mt)
 #pragma unroll
-        for (int j = 0; j < kDqNT; ++j) {
-          const int v = (mt * kDqNT + j) * 4;
-          if constexpr (Acc::kVec == 4) {
+          for (int j = 0; j < kDqNT; ++j) {
+            const int v = (mt * kDqNT + j) * 4;
+            if constexpr (Acc::kVec == 4) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-            atomicAdd(reinterpret_cast<float4*>(dq_slice + Acc::index(v, tid)),
-                      make_float4(acc_dq[mt][j][0], acc_dq[mt][j][1], acc_dq[mt][j][2],
-                                  acc_dq[mt][j][3]));
+              atomicAdd(reinterpret_cast<float4*>(dq_slice + Acc::index(v, tid)),
+                        make_float4(acc_dq[mt][j][0], acc_dq[mt][j][1], acc_dq[mt][j][2],
+                                    acc_dq[mt][j][3]));
 #endif
-          } else {
+            } else {
 #pragma unroll
-            for (int e = 0; e < 4; ++e) atomicAdd(dq_slice + Acc::index(v + e, tid), acc_dq[mt][j][e]);
+              for (int e = 0; e < 4; ++e) {
+                atomicAdd(dq_slice + Acc::index(v + e, tid), acc_dq[mt][j][e]);
+              }
+            }
           }
-        }
+      }
     }
 
     // Epilogue. Every warp is past its last GEMM (and every cp.async has

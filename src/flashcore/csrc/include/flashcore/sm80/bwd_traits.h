@@ -127,4 +127,51 @@ struct BwdKernelTraits {
   static_assert(kSmemBytes <= 227 * 1024, "tiles must fit 227 KB of shared memory per block");
 };
 
+// The deterministic mode's dQ kernel (sm80/bwd_dq_kernel.cuh): one block per
+// query block of kBlockM rows, kNWarps warps of 16 rows each, walking key
+// blocks of kBlockN keys. Each warp owns whole rows of S, dP and dS, so dS
+// stays in registers as the A operand of dQ += dS K (the forward's P V form,
+// warp_gemm.cuh gemm_pv) and no shared P / dS tile or block-wide reduction is
+// needed. Shared memory: Q and dO (one buffer each, loaded once), K and V
+// (two buffers each: the next key block loads under this one's GEMMs).
+// Registers per thread: dQ kHeadDim / 2 fp32, S and dP kBlockN / 2 each.
+template <int kHeadDim_, int kBlockM_, int kBlockN_>
+struct BwdDqTraits {
+  static constexpr int kHeadDim = kHeadDim_;
+  static constexpr int kBlockM = kBlockM_;
+  static constexpr int kBlockN = kBlockN_;
+  static constexpr int kNWarps = kBlockM / 16;
+  static constexpr int kNThreads = kNWarps * 32;
+  // dQ lives in registers for the block's whole life (kHeadDim / 2 floats).
+  static constexpr int kMinBlocksPerSm = 1;
+
+  using Rows = BwdRowTraits<kHeadDim>;
+  static constexpr int kChunksPerRow = Rows::kChunksPerRow;
+  static constexpr bool kSwizzled = Rows::kSwizzled;
+  static constexpr int kRowPitchBytes = Rows::kRowPitchBytes;
+
+  // The forward's names, read by warp_gemm.cuh gemm_pv (dQ += dS K).
+  static constexpr int kMTiles = 1;                // m16 tiles per warp
+  static constexpr int kNTilesS = kBlockN / 8;     // n8 key tiles of S, dP, dS
+  static constexpr int kKStepsQK = kHeadDim / 16;  // k16 steps of S = Q K^T, dP = dO V^T
+  static constexpr int kNTilesO = kHeadDim / 8;    // n8 head-dim tiles of dQ
+  static constexpr int kKStepsPV = kBlockN / 16;   // k16 steps of dQ += dS K
+
+  static constexpr int kSmemQBytes = kBlockM * kRowPitchBytes;
+  static constexpr int kSmemKBytes = kBlockN * kRowPitchBytes;  // one stage
+  static constexpr int kSmemOffDo = kSmemQBytes;
+  static constexpr int kSmemOffK = kSmemOffDo + kSmemQBytes;      // [2 stages]
+  static constexpr int kSmemOffV = kSmemOffK + 2 * kSmemKBytes;   // [2 stages]
+  static constexpr int kSmemBytes = kSmemOffV + 2 * kSmemKBytes;
+
+  static_assert(kHeadDim % 64 == 0 && kHeadDim >= 64 && kHeadDim <= 256,
+                "backward tile widths are multiples of 64 up to 256 (swizzled 128-byte rows)");
+  static_assert(kSwizzled, "every backward tile is XOR-swizzled");
+  static_assert(kBlockM % 16 == 0 && kNWarps >= 1, "one m16 row tile per warp");
+  static_assert(kBlockN % 16 == 0, "S / dP n8 tiles come in pairs (ldmatrix.x4)");
+  static_assert(128 % kBlockM == 0,
+                "seqlen_q_rounded (a multiple of 128) must hold whole query blocks");
+  static_assert(kSmemBytes <= 227 * 1024, "tiles must fit 227 KB of shared memory per block");
+};
+
 }  // namespace flashcore
