@@ -36,7 +36,7 @@ template <typename Elem, typename Traits, bool kHasMask, bool kSoftcap, bool kAl
 cudaError_t launch_bwd_main(const BwdParams& params, cudaStream_t stream, int device,
                             bool grads_aligned16) {
   const int64_t num_n_blocks = (params.seqlen_k + Traits::kBlockN - 1) / Traits::kBlockN;
-  const int64_t grid = num_n_blocks * params.batch * params.heads_kv;
+  const int64_t grid = num_n_blocks * params.batch * params.heads_kv * params.gqa_split;
   auto kernel = bwd_kernel<Elem, Traits, kHasMask, kSoftcap, kAligned16>;
   if constexpr (Traits::kSmemBytes > 48 * 1024) {
     // Over 48 KB of dynamic shared memory needs a per-kernel opt-in, once per device.
@@ -83,7 +83,8 @@ cudaError_t launch_bwd_variant(const BwdParams& params, cudaStream_t stream, int
                                                                     grads_aligned16);
 }
 
-// Preprocess, main kernel, postprocess of one config on `stream`.
+// Preprocess, main kernel, the dK / dV reduce of a split GQA group,
+// postprocess of one config on `stream`.
 template <typename Elem, typename Traits>
 cudaError_t launch_bwd(const BwdParams& params, cudaStream_t stream, int device) {
   if (params.seqlen_q_rounded % kBwdRowRound != 0 ||
@@ -92,6 +93,15 @@ cudaError_t launch_bwd(const BwdParams& params, cudaStream_t stream, int device)
   }
   if (reinterpret_cast<uintptr_t>(params.dq_accum) % 16 != 0) {
     return cudaErrorInvalidValue;  // float4 zeroing and atomics (params.h)
+  }
+  if (params.gqa_split < 1 || params.q_per_kv % params.gqa_split != 0) {
+    return cudaErrorInvalidValue;  // the parts must split the group evenly
+  }
+  if (params.gqa_split > 1 &&
+      (params.dk_partial == nullptr || params.dv_partial == nullptr ||
+       reinterpret_cast<uintptr_t>(params.dk_partial) % 16 != 0 ||
+       reinterpret_cast<uintptr_t>(params.dv_partial) % 16 != 0)) {
+    return cudaErrorInvalidValue;  // the reduce's float4 reads (bwd_workspace.h)
   }
   BwdParams p = params;
   const int64_t bh = int64_t{params.batch} * params.heads_q;
@@ -128,6 +138,18 @@ cudaError_t launch_bwd(const BwdParams& params, cudaStream_t stream, int device)
   {
     const cudaError_t err =
         launch_bwd_variant<Elem, Traits>(params, stream, device, inputs_aligned16, dkv_aligned16);
+    if (err != cudaSuccess) return err;
+  }
+
+  // 2b. A split group's dK / dV: the parts' sums, in order.
+  if (params.gqa_split > 1) {
+    bool aligned = dkv_aligned16;
+    void* args[] = {&p, &aligned};
+    const int64_t chunks =
+        int64_t{params.batch} * params.heads_kv * params.seqlen_k * (params.head_dim / 8);
+    const cudaError_t err = launch_plain(
+        reinterpret_cast<const void*>(bwd_dkv_reduce_kernel<Elem>),
+        (chunks + kBwdReduceThreads - 1) / kBwdReduceThreads, kBwdReduceThreads, 0, stream, args);
     if (err != cudaSuccess) return err;
   }
 
