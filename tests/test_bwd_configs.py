@@ -140,6 +140,21 @@ def test_extension_bwd_kernels_are_built_where_they_fit(cuobjdump):
             assert not re.search(r"HMMA", body), f"{fn} on {arch} is not empty"
     built = {a for a in info["sass_archs"] if a in ARCH_SMEM}
     assert seen == {(a, c["name"]) for a in built for c in _configs()}, sorted(seen)
+    # The GQA group split: every config has its split main kernels (the last
+    # template flag, kGqaSplit), and each element type its ordered dK / dV reduce.
+    for arch in built:
+        split = {
+            tuple(int(x) for x in re.findall(r"Li(\d+)E", fn)[:3])
+            for (a, fn) in bodies
+            if a == arch and "10bwd_kernel" in fn and fn.endswith("ELb1EEEvNS_9BwdParamsEb")
+        }
+        assert split == set(by_shape), (arch, sorted(split))
+        reduce_types = {
+            "bf16" if "bfloat16" in fn else "fp16"
+            for (a, fn) in bodies
+            if a == arch and "21bwd_dkv_reduce_kernel" in fn
+        }
+        assert reduce_types == {"fp16", "bf16"}, (arch, reduce_types)
 
 
 # ---- the GQA group split (choose_bwd_gqa_split; docs/design/backward.md §5) ----

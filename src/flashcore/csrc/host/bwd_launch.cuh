@@ -32,12 +32,13 @@ inline cudaError_t launch_plain(const void* kernel, int64_t grid, int threads, i
                           stream);
 }
 
-template <typename Elem, typename Traits, bool kHasMask, bool kSoftcap, bool kAligned16>
+template <typename Elem, typename Traits, bool kHasMask, bool kSoftcap, bool kAligned16,
+          bool kGqaSplit>
 cudaError_t launch_bwd_main(const BwdParams& params, cudaStream_t stream, int device,
                             bool grads_aligned16) {
   const int64_t num_n_blocks = (params.seqlen_k + Traits::kBlockN - 1) / Traits::kBlockN;
   const int64_t grid = num_n_blocks * params.batch * params.heads_kv * params.gqa_split;
-  auto kernel = bwd_kernel<Elem, Traits, kHasMask, kSoftcap, kAligned16>;
+  auto kernel = bwd_kernel<Elem, Traits, kHasMask, kSoftcap, kAligned16, kGqaSplit>;
   if constexpr (Traits::kSmemBytes > 48 * 1024) {
     // Over 48 KB of dynamic shared memory needs a per-kernel opt-in, once per device.
     static std::atomic<uint64_t> opted_in{0};
@@ -55,32 +56,31 @@ cudaError_t launch_bwd_main(const BwdParams& params, cudaStream_t stream, int de
                       Traits::kSmemBytes, stream, args);
 }
 
-// The main kernel's variants: the runtime mask, softcap and alignment flags
-// become template arguments here and nowhere else (the forward's scheme,
-// host/fwd_launch.cuh: rows that are not 16-byte aligned take the masked
-// kernel's element-wise loads, exact for unmasked calls too).
-template <typename Elem, typename Traits>
+// The main kernel's variants: the runtime mask, softcap, alignment and
+// group-split flags become template arguments here and nowhere else (the
+// forward's scheme, host/fwd_launch.cuh: rows that are not 16-byte aligned
+// take the masked kernel's element-wise loads, exact for unmasked calls too).
+template <typename Elem, typename Traits, bool kGqaSplit>
 cudaError_t launch_bwd_variant(const BwdParams& params, cudaStream_t stream, int device,
                                bool inputs_aligned16, bool grads_aligned16) {
   const bool softcap = params.softcap != 0.f;
   if (!inputs_aligned16) {
-    return softcap
-               ? launch_bwd_main<Elem, Traits, true, true, false>(params, stream, device,
-                                                                  grads_aligned16)
-               : launch_bwd_main<Elem, Traits, true, false, false>(params, stream, device,
-                                                                   grads_aligned16);
+    return softcap ? launch_bwd_main<Elem, Traits, true, true, false, kGqaSplit>(
+                         params, stream, device, grads_aligned16)
+                   : launch_bwd_main<Elem, Traits, true, false, false, kGqaSplit>(
+                         params, stream, device, grads_aligned16);
   }
   const bool masked = fwd_has_mask(params);
   if (softcap) {
-    return masked ? launch_bwd_main<Elem, Traits, true, true, true>(params, stream, device,
-                                                                    grads_aligned16)
-                  : launch_bwd_main<Elem, Traits, false, true, true>(params, stream, device,
-                                                                     grads_aligned16);
+    return masked ? launch_bwd_main<Elem, Traits, true, true, true, kGqaSplit>(
+                        params, stream, device, grads_aligned16)
+                  : launch_bwd_main<Elem, Traits, false, true, true, kGqaSplit>(
+                        params, stream, device, grads_aligned16);
   }
-  return masked ? launch_bwd_main<Elem, Traits, true, false, true>(params, stream, device,
-                                                                   grads_aligned16)
-                : launch_bwd_main<Elem, Traits, false, false, true>(params, stream, device,
-                                                                    grads_aligned16);
+  return masked ? launch_bwd_main<Elem, Traits, true, false, true, kGqaSplit>(
+                      params, stream, device, grads_aligned16)
+                : launch_bwd_main<Elem, Traits, false, false, true, kGqaSplit>(
+                      params, stream, device, grads_aligned16);
 }
 
 // Preprocess, main kernel, the dK / dV reduce of a split GQA group,
@@ -137,7 +137,11 @@ cudaError_t launch_bwd(const BwdParams& params, cudaStream_t stream, int device)
                      params.dv_row_stride);
   {
     const cudaError_t err =
-        launch_bwd_variant<Elem, Traits>(params, stream, device, inputs_aligned16, dkv_aligned16);
+        params.gqa_split > 1
+            ? launch_bwd_variant<Elem, Traits, /*kGqaSplit=*/true>(
+                  params, stream, device, inputs_aligned16, dkv_aligned16)
+            : launch_bwd_variant<Elem, Traits, /*kGqaSplit=*/false>(
+                  params, stream, device, inputs_aligned16, dkv_aligned16);
     if (err != cudaSuccess) return err;
   }
 

@@ -286,8 +286,15 @@ __global__ void __launch_bounds__(kBwdPreThreads)
 // ---------------------------------------------------------------------------
 // 2. Main kernel. kHasMask: causal / window (mask.cuh); kSoftcap; kAligned16:
 // q, k, v and dout rows are 16-byte aligned (gmem.cuh's TileLoader).
+// kGqaSplit: params.gqa_split > 1 (fp32 partials); false compiles the
+// one-part kernel, gqa_split never read. A template flag rather than a runtime
+// branch: these kernels sit at the 255-register cap, where any extra runtime
+// value reshuffles ptxas' allocation of the unsplit kernel (measured: spills
+// appeared in some variants, vanished in others), while with the flag the
+// unsplit kernels compile exactly as before the split existed.
 // grads_aligned16: dk and dv rows are 16-byte aligned (16-byte stores).
-template <typename Elem, typename Traits, bool kHasMask, bool kSoftcap, bool kAligned16>
+template <typename Elem, typename Traits, bool kHasMask, bool kSoftcap, bool kAligned16,
+          bool kGqaSplit>
 __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
     bwd_kernel(const BwdParams params, bool grads_aligned16) {
   if constexpr (Traits::kSmemBytes <= arch_smem_limit()) {
@@ -324,14 +331,14 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
     // kv head follow each other (they share K and V).
     const int num_n_blocks = (params.seqlen_k + kBlockN - 1) / kBlockN;
     const int n_block = static_cast<int>(blockIdx.x) % num_n_blocks;
-    const int bh_part = static_cast<int>(blockIdx.x) / num_n_blocks;
-    const int parts_per_batch = params.heads_kv * params.gqa_split;
-    const int b = bh_part / parts_per_batch;
-    const int h_part = bh_part % parts_per_batch;  // h_kv * gqa_split + part
-    const int h_kv = h_part / params.gqa_split;
-    const int part = h_part - h_kv * params.gqa_split;
-    const int heads_per_part = params.q_per_kv / params.gqa_split;
-    const int head0 = h_part * heads_per_part;  // the part's first query head
+    const int bh_part = static_cast<int>(blockIdx.x) / num_n_blocks;  // bh_kv * split + part
+    const int bh_kv = kGqaSplit ? bh_part / params.gqa_split : bh_part;
+    const int part = kGqaSplit ? bh_part - bh_kv * params.gqa_split : 0;
+    const int b = bh_kv / params.heads_kv;
+    const int h_kv = bh_kv % params.heads_kv;
+    // The part's query heads: h_kv * q_per_kv + part * heads_per_part + [0, heads_per_part).
+    const int heads_per_part =
+        kGqaSplit ? params.q_per_kv / params.gqa_split : params.q_per_kv;
     const int n0 = n_block * kBlockN;
     const int dchunks = params.head_dim / 8;
 
@@ -347,7 +354,9 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
                              b * params.v_batch_stride + h_kv * params.v_head_stride;
 
     // Query head and block of m-step `step`.
-    auto step_head = [&](int step) { return head0 + step / num_m; };
+    auto step_head = [&](int step) {
+      return h_kv * params.q_per_kv + part * heads_per_part + step / num_m;
+    };
     auto step_m0 = [&](int step) { return (range.m_begin + step % num_m) * kBlockM; };
 
     using QLoader = TileLoader<Traits, kBlockM, kNThreads, kAligned16>;
@@ -543,7 +552,7 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
     // adds the parts. Every row < seqlen_k and column < head_dim is written,
     // zeros included, so the reduce reads no stale workspace.
     cp_async_wait<0>();
-    if (params.gqa_split > 1) {
+    if constexpr (kGqaSplit) {
       const int64_t slice =
           ((static_cast<int64_t>(part) * params.batch + b) *
                params.heads_kv +
