@@ -402,8 +402,9 @@ def test_gqa_split_run_to_run_bitwise(g):
     assert_grads(*first[2:], q, k, v, dout, **kw)
 
 
-def test_gqa_split_unaligned_gradients():
-    # dk / dv with rows that are not 16-byte aligned: the reduce's 2-byte stores.
+def test_gqa_split_unaligned_inputs():
+    # k and v rows that are not 16-byte aligned: the split main kernels'
+    # element-wise loads (kAligned16 false).
     kw = {"causal": True, "enable_gqa": True}
     q, _, _, dout = make(2, 4, 2, 150, 190, 64, torch.float16)
     k = unaligned(2, 2, 190, 64, torch.float16)
