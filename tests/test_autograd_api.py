@@ -635,3 +635,16 @@ def test_bwd_workspace_grows_by_the_gqa_partials():
         partial = g * 3 * 2 * 333 * 40
         padded = (partial + 63) // 64 * 64
         assert _debug.bwd_workspace_elems(*shape, "bwd_d64", g) == plain + 2 * padded, g
+
+
+def test_bwd_gqa_split_heuristic_through_debug():
+    # The GPT training step (8 x 8/2 heads, 512 keys, head dim 128): 64 blocks
+    # unsplit, so H100/H200 and A100 split the group of 4 fully; MHA never splits.
+    args = (8, 8, 2, 512, 512, 128, "bwd_d128")
+    assert _debug.bwd_gqa_split_heuristic(*args, **DEVICES["H100/H200"]) == 4
+    assert _debug.bwd_gqa_split_heuristic(*args, **DEVICES["A100"]) == 4
+    assert (
+        _debug.bwd_gqa_split_heuristic(8, 8, 8, 512, 512, 128, "bwd_d128", **DEVICES["A100"]) == 1
+    )
+    with pytest.raises(ValueError, match=r"unknown backward config 'nope'"):
+        _debug.bwd_gqa_split_heuristic(*args[:-1], "nope", **DEVICES["A100"])
