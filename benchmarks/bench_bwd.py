@@ -2,7 +2,7 @@
 (and optionally efficient), same process, same inputs.
 
     python benchmarks/bench_bwd.py [--dtype fp16,bf16] [--head-dim 64,128] [--quick]
-        [--shapes "B,H,S;..."] [--gqa HQ/HKV] [--window LEFT]
+        [--shapes "B,H,S;..."] [--gqa HQ/HKV] [--window LEFT] [--gqa-split G]
         [--backends flash,cudnn[,efficient]] [--json out.json] [--commit ID]
     python benchmarks/bench_bwd.py --from-json out.json    # no GPU needed
 
@@ -10,6 +10,11 @@ Rows: every dtype x head dim x shape, causal off and on. Shapes: --shapes (H may
 be HQ/HKV), else issue 10's (4,16,2048), (8,16,4096), (2,16,16384) (--quick:
 (1,8,1024) and (4,16,2048)); --gqa adds (1, HQ/HKV, 8192); --window adds causal
 sliding-window rows, window (LEFT, 0), over --shapes or (1, 16, 16384).
+A small GQA training shape, e.g. the GPT step's: --shapes "8,8/2,512" --head-dim 128.
+
+--gqa-split G forces flashcore's GQA group split (flashcore._debug.forced_bwd_gqa_split)
+on the GQA rows (G must divide each HQ/HKV); without it the heuristic picks. The
+G that ran is recorded per row ("gqa_split") and shown after the row when > 1.
 
 Timing, per backend on the same q, k, v and output gradient: two CUDA graphs,
 one replaying the training forward alone (inputs that require grad, so
@@ -54,6 +59,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--shapes", metavar="B,H,S;...", help="shapes instead of the defaults")
     parser.add_argument("--gqa", metavar="HQ/HKV", help="add GQA rows (1, HQ/HKV, 8192)")
     parser.add_argument("--window", type=int, metavar="LEFT", help="add causal window rows")
+    parser.add_argument(
+        "--gqa-split", type=int, metavar="G", help="force flashcore's GQA group split (GQA rows)"
+    )
     parser.add_argument("--quick", action="store_true", help="small shapes only")
     parser.add_argument(
         "--backends",
@@ -85,6 +93,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if args.reps < 1:
             raise ValueError(f"--reps must be >= 1, got {args.reps}")
         args.rows = plan(args)
+        if args.gqa_split is not None:
+            if args.gqa_split < 1:
+                raise ValueError(f"--gqa-split G must be >= 1, got {args.gqa_split}")
+            groups = sorted({r["heads_q"] // r["heads_kv"] for r in args.rows})
+            bad = [q for q in groups if q > 1 and q % args.gqa_split]
+            if bad:
+                raise ValueError(
+                    f"--gqa-split G must divide every GQA row's HQ/HKV, got {args.gqa_split} "
+                    f"for groups of {bad}"
+                )
     except ValueError as e:
         parser.error(str(e))
     return args
@@ -150,16 +168,23 @@ def format_row(row: dict, names: list[str]) -> str:
     for n in names:
         e = row.get(n)
         line += f" {'n/a':>9} {'':>5}" if e is None else f" {e['tflops']:9.1f} {e['ratio']:5.2f}"
+    if row.get("gqa_split", 1) > 1:
+        line += f"   G={row['gqa_split']}"
     return line
 
 
-def measure(spec: dict, d: int, dtype_name: str, backends: list[str], reps: int) -> dict:
-    """Times flashcore's and each SDPA backend's backward on the same inputs."""
+def measure(
+    spec: dict, d: int, dtype_name: str, backends: list[str], reps: int, gqa_split: int | None
+) -> dict:
+    """Times flashcore's and each SDPA backend's backward on the same inputs
+    (flashcore's GQA group split forced to gqa_split on GQA rows, if given)."""
+    import contextlib
+
     import torch
     import torch.nn.functional as F
     from torch.nn.attention import sdpa_kernel
 
-    from flashcore import _reference, fused_attention
+    from flashcore import _debug, _reference, fused_attention
     from flashcore._bench import DTYPES, SDPA_BACKENDS, flops, graph_time_us, make_inputs
 
     b, hq, hkv, s = spec["batch"], spec["heads_q"], spec["heads_kv"], spec["seqlen"]
@@ -206,8 +231,11 @@ def measure(spec: dict, d: int, dtype_name: str, backends: list[str], reps: int)
         calls = 5
         return entry(graph_time_us(fwd, calls, reps), graph_time_us(fwd_bwd, calls, reps), fl)
 
+    forced = gqa_split is not None and hkv != hq
     try:
-        row["flashcore"] = timed(lambda: fused_attention(q, k, v, **ours_kw))
+        row["gqa_split"] = gqa_split if forced else _debug.chosen_bwd_gqa_split(q, k)
+        with _debug.forced_bwd_gqa_split(gqa_split) if forced else contextlib.nullcontext():
+            row["flashcore"] = timed(lambda: fused_attention(q, k, v, **ours_kw))
     except (RuntimeError, TypeError, ValueError) as e:
         row["flashcore"] = None
         row["flashcore_error"] = f"{type(e).__name__}: {str(e).strip().splitlines()[0][:200]}"
@@ -259,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     for dtype_name in args.dtypes:
         for d in args.head_dims:
             for spec in args.rows:
-                row = measure(spec, d, dtype_name, args.backend_list, args.reps)
+                row = measure(spec, d, dtype_name, args.backend_list, args.reps, args.gqa_split)
                 rows.append(row)
                 print(format_row(row, args.backend_list), flush=True)
                 torch.cuda.empty_cache()

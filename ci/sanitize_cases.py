@@ -118,12 +118,14 @@ HEURISTIC_CASES = [
 
 
 def bwd_config_cases():
-    """The backward (issue 10): per compiled backward config, three cases, one per
+    """The backward (issue 10): per compiled backward config, four cases, one per
     main-kernel build it launches: masked (causal bottom-right + window + GQA,
     a gradient on the lse too), unmasked with softcap at a narrower head dim,
-    and rows that are not 16-byte aligned. Each key block sees at least two
-    query blocks and there are at least two key blocks, so the query-block loop,
-    the dQ reductions from several blocks and the tails all run."""
+    rows that are not 16-byte aligned, and a GQA group split in 4 parts (the
+    fp32 partials and their reduce kernel; the last element: the forced split,
+    None for the heuristic's). Each key block sees at least two query blocks and
+    there are at least two key blocks, so the query-block loop, the dQ
+    reductions from several blocks and the tails all run."""
     configs = _debug.bwd_configs()
     widths = sorted({c["head_dim"] for c in configs})
     cases = []
@@ -135,14 +137,31 @@ def bwd_config_cases():
         masked = {"causal": True, "alignment": "bottom_right", "window": (bn + 7, -1)}
         cases.append(
             (cfg, "masked dlse", (1, 4, 2, sq, sk, cfg["head_dim"]), first,
-             masked | {"enable_gqa": True}, False, True)
+             masked | {"enable_gqa": True}, False, True, None)
         )  # fmt: skip
         cases.append(
             (cfg, "unmasked softcap", (1, 2, 2, sq, sk, d_narrow), second, {"softcap": 5.0},
-             False, False)
+             False, False, None)
         )  # fmt: skip
-        cases.append((cfg, "unaligned", (1, 2, 2, sq, sk, d_narrow), first, {}, True, False))
+        cases.append(
+            (cfg, "unaligned", (1, 2, 2, sq, sk, d_narrow), first, {}, True, False, None)
+        )  # fmt: skip
+        cases.append(
+            (cfg, "gqa split 4", (1, 8, 2, sq, sk, d_narrow), second,
+             {"causal": True, "enable_gqa": True}, False, True, 4)
+        )  # fmt: skip
     return cases
+
+
+@contextlib.contextmanager
+def forced_bwd(name, gqa_split):
+    """Backward config `name`, and the GQA group split unless None."""
+    with _debug.forced_bwd_config(name):
+        if gqa_split is None:
+            yield
+        else:
+            with _debug.forced_bwd_gqa_split(gqa_split):
+                yield
 
 
 def run_bwd_case(label, shape, dtype, kw, unaligned, with_dlse, ctx):
@@ -214,14 +233,14 @@ def main(argv: list[str]) -> int:
         print(f"flashcore._debug.bwd_configs() failed: {exc!r}")
         bwd_cases = []
         results.append(False)
-    for cfg, variant, shape, dtype, kw, unaligned, with_dlse in bwd_cases:
+    for cfg, variant, shape, dtype, kw, unaligned, with_dlse, gqa_split in bwd_cases:
         if only is not None and only not in cfg["name"]:
             continue
         label = f"{cfg['name']} {variant}"
         if cfg["smem_bytes"] > _debug.device_desc()["smem_optin"]:
             print(f"{label}: skipped, needs {cfg['smem_bytes']} B of shared memory per block")
             continue
-        forced = _debug.forced_bwd_config(cfg["name"])
+        forced = forced_bwd(cfg["name"], gqa_split)
         results.append(run_bwd_case(label, shape, dtype, kw, unaligned, with_dlse, forced))
     torch.cuda.synchronize()
     failed = results.count(False)

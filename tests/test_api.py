@@ -35,8 +35,8 @@ EXPECTED_SCHEMAS = {
     "bwd": (
         "flashcore::bwd(Tensor dout, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, "
         "Tensor? dlse, float scale, bool is_causal, int window_left, int window_right, "
-        "bool bottom_right, float softcap, bool enable_gqa, bool deterministic, int config) -> "
-        "(Tensor, Tensor, Tensor)"
+        "bool bottom_right, float softcap, bool enable_gqa, bool deterministic, int config, "
+        "int gqa_split=-1) -> (Tensor, Tensor, Tensor)"
     ),
 }
 KiB = 1024

@@ -455,8 +455,9 @@ def _run_glue(monkeypatch, dout_of, dlse_of):
     assert [g.shape for g in grads[:3]] == [q.shape, k.shape, v.shape]
     (args,) = calls
     assert args[1:6] == (q, k, v, out, lse)
-    # the forward's scalars, then the backward config (the heuristic: -1)
-    assert args[7:] == (0.1, True, 16, -1, True, 30.0, True, False, -1)
+    # the forward's scalars, then the backward config and the GQA group split
+    # (the heuristics': -1)
+    assert args[7:] == (0.1, True, 16, -1, True, 30.0, True, False, -1, -1)
     return args[0], args[6]
 
 
@@ -488,7 +489,7 @@ def test_backward_makes_strided_gradients_contiguous(fake, monkeypatch):
 
 def test_forced_bwd_config_is_read_at_the_forward(fake, monkeypatch):
     seen = []
-    monkeypatch.setattr(ops, "_bwd", lambda *a: seen.append(a[-1]) or a[1:4])
+    monkeypatch.setattr(ops, "_bwd", lambda *a: seen.append(a[-2]) or a[1:4])
     q, k, v, _, _ = train_inputs()
     inputs = (q, k, v, 0.1, False, -1, -1, False, 0.0, True, False, -1)
     ctx = _Ctx()
@@ -497,6 +498,45 @@ def test_forced_bwd_config_is_read_at_the_forward(fake, monkeypatch):
         ops._fwd_train_setup_context(ctx, inputs, torch.ops.flashcore.fwd_train(*inputs))
     ops._fwd_train_backward(ctx, torch.empty(2, 8, 33, 64, dtype=torch.bfloat16), None)
     assert seen == [len(_debug.bwd_configs()) - 1] and ops._FORCED_BWD_CONFIG == -1
+
+
+def test_forced_bwd_gqa_split_is_read_at_the_forward(fake, monkeypatch):
+    seen = []
+    monkeypatch.setattr(ops, "_bwd", lambda *a: seen.append(a[-1]) or a[1:4])
+    q, k, v, _, _ = train_inputs()
+    inputs = (q, k, v, 0.1, False, -1, -1, False, 0.0, True, False, -1)
+    ctx = _Ctx()
+    with _debug.forced_bwd_gqa_split(2):
+        ops._fwd_train_setup_context(ctx, inputs, torch.ops.flashcore.fwd_train(*inputs))
+    ops._fwd_train_backward(ctx, torch.empty(2, 8, 33, 64, dtype=torch.bfloat16), None)
+    assert seen == [2] and ops._FORCED_BWD_GQA_SPLIT == -1
+
+
+@pytest.mark.parametrize("parts", [0, -1, 2.0, True])
+def test_forced_bwd_gqa_split_needs_a_positive_int(parts):
+    with (
+        pytest.raises(ValueError, match=r"forced_bwd_gqa_split: parts must be an int >= 1"),
+        _debug.forced_bwd_gqa_split(parts),
+    ):
+        pass
+    assert ops._FORCED_BWD_GQA_SPLIT == -1
+
+
+@pytest.mark.parametrize("gqa_split", [-2, 0, 3, 8])
+def test_bwd_gqa_split_must_divide_the_group(fake, gqa_split):
+    q, k, v, out, lse = train_inputs()  # 8 query heads over 2 kv heads: groups of 4
+    with pytest.raises(
+        ValueError,
+        match=rf"forced gqa_split must be a divisor of heads_q / heads_kv = 4, got {gqa_split}",
+    ):
+        bwd(torch.empty_like(out), q, k, v, out, lse, gqa_split=gqa_split)
+
+
+@pytest.mark.parametrize("gqa_split", [-1, 1, 2, 4])
+def test_bwd_gqa_split_accepts_the_groups_divisors(fake, gqa_split):
+    q, k, v, out, lse = train_inputs()
+    dq, dk, dv = bwd(torch.empty_like(out), q, k, v, out, lse, gqa_split=gqa_split)
+    assert (dq.shape, dk.shape, dv.shape) == (q.shape, k.shape, v.shape)
 
 
 def test_forced_bwd_config_unknown_name():
@@ -609,3 +649,28 @@ def test_bwd_workspace_is_sized_by_the_kernel_side():
     big = _debug.bwd_workspace_elems(2, 2, 2, 100, 100, 64, "bwd_d64")
     assert small >= 1 * 2 * 100 * 64 + 2 * 1 * 2 * 100
     assert big > small and small % 64 == 0
+
+
+def test_bwd_workspace_grows_by_the_gqa_partials():
+    # gqa_split 1 (and the default) allocates no partials; G > 1 adds fp32 dK and
+    # dV partials of (G, batch, heads_kv, seqlen_k, head_dim) each, 64-aligned.
+    shape = (3, 8, 2, 100, 333, 40)
+    plain = _debug.bwd_workspace_elems(*shape, "bwd_d64")
+    assert _debug.bwd_workspace_elems(*shape, "bwd_d64", 1) == plain
+    for g in (2, 4):
+        partial = g * 3 * 2 * 333 * 40
+        padded = (partial + 63) // 64 * 64
+        assert _debug.bwd_workspace_elems(*shape, "bwd_d64", g) == plain + 2 * padded, g
+
+
+def test_bwd_gqa_split_heuristic_through_debug():
+    # The GPT training step (8 x 8/2 heads, 512 keys, head dim 128): 64 blocks
+    # unsplit, so H100/H200 and A100 split the group of 4 fully; MHA never splits.
+    args = (8, 8, 2, 512, 512, 128, "bwd_d128")
+    assert _debug.bwd_gqa_split_heuristic(*args, **DEVICES["H100/H200"]) == 4
+    assert _debug.bwd_gqa_split_heuristic(*args, **DEVICES["A100"]) == 4
+    assert (
+        _debug.bwd_gqa_split_heuristic(8, 8, 8, 512, 512, 128, "bwd_d128", **DEVICES["A100"]) == 1
+    )
+    with pytest.raises(ValueError, match=r"unknown backward config 'nope'"):
+        _debug.bwd_gqa_split_heuristic(*args[:-1], "nope", **DEVICES["A100"])

@@ -50,6 +50,20 @@ def test_options(bench):
     ]
 
 
+def test_gqa_split_and_the_training_shape(bench):
+    # The GPT training step's shape, with the group split forced to each divisor.
+    for g in (1, 2, 4):
+        args = bench.parse_args(
+            ["--shapes", "8,8/2,512", "--head-dim", "128", "--gqa-split", str(g)]
+        )
+        assert args.gqa_split == g and args.head_dims == [128]
+        rows = [(r["batch"], r["heads_q"], r["heads_kv"], r["seqlen"]) for r in args.rows]
+        assert rows == [(8, 8, 2, 512)] * 2
+    # MHA rows do not take part in the divisibility rule
+    assert bench.parse_args(["--shapes", "1,8,512;8,8/2,512", "--gqa-split", "2"]).gqa_split == 2
+    assert bench.parse_args(["--shapes", "8,8/2,512"]).gqa_split is None
+
+
 @pytest.mark.parametrize(
     "argv",
     [
@@ -61,6 +75,9 @@ def test_options(bench):
         ["--reps", "0"],
         ["--shapes", "1,8"],
         ["--gqa", "6/4"],
+        ["--gqa", "32/8", "--gqa-split", "0"],
+        ["--gqa", "32/8", "--gqa-split", "3"],
+        ["--shapes", "8,8/2,512;1,12/2,256", "--gqa-split", "4"],
     ],
 )
 def test_bad_arguments_exit(bench, argv):
@@ -96,3 +113,8 @@ def test_table_from_json(bench, tmp_path, capsys):
     assert bench.main(["--from-json", str(path)]) == 0
     out = capsys.readouterr().out
     assert "4,16,2048,128" in out and "250.0" in out and "0.75" in out and "n/a" in out
+    assert "G=" not in out
+    row["gqa_split"] = 4
+    path.write_text(json.dumps({"env": {"gpu": "test"}, "rows": [row]}))
+    assert bench.main(["--from-json", str(path)]) == 0
+    assert "G=4" in capsys.readouterr().out

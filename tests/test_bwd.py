@@ -16,8 +16,10 @@ poisoned outputs and workspace, strided and unaligned layouts, adversarial
 inputs, the lse gradient, autograd end to end, torch.compile, opcheck, double
 backward, run-to-run reproducibility, the deterministic mode (the reference rule
 over a grid, bitwise-equal repeated runs, poisoned dq, unaligned and strided
-layouts), every compiled backward config forced (one deterministic case each), and
-the head dims the backward does not cover (a clear error). Inputs are fresh
+layouts), every compiled backward config forced (one deterministic case each), the
+GQA group split forced to every divisor of the group (with its own poisoned
+workspace, exact zeros and bitwise reproducibility; in both modes), and the head
+dims the backward does not cover (a clear error). Inputs are fresh
 random tensors in each test, seeded from the test id so a failure reproduces.
 """
 
@@ -254,11 +256,15 @@ def poisoned_call(fn, out_specs):
     return res
 
 
-def bwd_specs(q, k, v):
+def bwd_specs(q, k, v, gqa_split=None):
+    """The op's allocations: dq, dk, dv, then the workspace of the chosen config
+    and GQA group split (the heuristic's unless forced)."""
     name = _debug.chosen_bwd_config(q, k)
     assert name is not None
+    if gqa_split is None:
+        gqa_split = _debug.chosen_bwd_gqa_split(q, k)
     b, hq, sq, d = q.shape
-    ws = _debug.bwd_workspace_elems(b, hq, k.shape[1], sq, k.shape[2], d, name)
+    ws = _debug.bwd_workspace_elems(b, hq, k.shape[1], sq, k.shape[2], d, name, gqa_split)
     return [(q.shape, q.dtype), (k.shape, k.dtype), (v.shape, v.dtype), ((ws,), torch.float32)]
 
 
@@ -302,6 +308,133 @@ def test_poisoned_outputs_and_workspace(case, with_dlse):
         bwd_specs(q, k, v),
     )
     assert_grads(dq, dk, dv, q, k, v, dout, dlse, **kw)
+
+
+# ---------------------------------------------------------------- the GQA group split
+
+# docs/design/backward.md section 5: each kv head's group of query heads split
+# into G parts (forced here; the heuristic picks G from the grid size), each
+# part's fp32 dK / dV partials added in a fixed order by the reduce kernel.
+# Every (q_per_kv, G) pair with G dividing q_per_kv, each with the masks (causal
+# both alignments, windows), softcap, tails and Sq != Sk both ways, rotating
+# dtype and head dim (every tile width, padded and full).
+SPLIT_PAIRS = [(q_per_kv, g) for q_per_kv in (2, 4, 8) for g in (1, 2, 4, 8) if q_per_kv % g == 0]
+SPLIT_CASES = {
+    "causal_tl_unseen_keys": (300, 433, {"causal": True}),
+    "causal_br_empty_rows": (433, 300, {"causal": True, "alignment": "bottom_right"}),
+    "window_br": (257, 513, {"window": (40, 7), "alignment": "bottom_right"}),
+    "window_softcap": (200, 131, {"window": (-1, 30), "softcap": 5.0}),
+    "full_tails": (17, 1000, {}),
+}
+SPLIT_HEAD_DIMS = [64, 128, 40, 256, 96, 160]
+
+
+def _split_params():
+    params, n = [], 0
+    for q_per_kv, g in SPLIT_PAIRS:
+        for case in SPLIT_CASES:
+            dtype, d = DTYPES[n % 2], SPLIT_HEAD_DIMS[n % len(SPLIT_HEAD_DIMS)]
+            name = f"q{q_per_kv}-g{g}-{case}-{dtype_id(dtype)}-d{d}"
+            params.append(pytest.param(q_per_kv, g, case, dtype, d, id=name))
+            n += 1
+    return params
+
+
+@pytest.mark.parametrize("q_per_kv,g,case,dtype,d", _split_params())
+def test_gqa_split_forced(q_per_kv, g, case, dtype, d):
+    sq, sk, kw = SPLIT_CASES[case]
+    kw = dict(kw, enable_gqa=True)
+    q, k, v, dout = make(2, 2 * q_per_kv, 2, sq, sk, d, dtype, q_scale_for(kw))
+    with _debug.forced_bwd_gqa_split(g):
+        *_, dq, dk, dv = train(q, k, v, dout, **kw)
+    assert_grads(dq, dk, dv, q, k, v, dout, **kw)
+
+
+@pytest.mark.parametrize("g", [2, 4])
+@pytest.mark.parametrize("case", ["causal_tl_sk_gt_sq", "window_band_keys_unseen"])
+def test_gqa_split_keys_without_pairs_get_exact_zeros(case, g):
+    # Key blocks no query of any part sees: every part writes zero partials.
+    sq, sk, kw = EMPTY_CASES[case]
+    kw = dict(kw, enable_gqa=True)
+    q, k, v, dout = make(2, 8, 2, sq, sk, 128, torch.bfloat16)
+    with _debug.forced_bwd_gqa_split(g):
+        *_, dq, dk, dv = train(q, k, v, dout, **kw)
+    mask_kw = {key: kw[key] for key in ("causal", "window", "alignment") if key in kw}
+    unseen_k = ~_reference.visible_mask(sq, sk, device="cuda", **mask_kw).any(dim=0)
+    assert int(unseen_k.sum()) > 0
+    assert dk[:, :, unseen_k].eq(0).all() and dv[:, :, unseen_k].eq(0).all()
+    assert_grads(dq, dk, dv, q, k, v, dout, **kw)
+
+
+@pytest.mark.parametrize(
+    "g,kw",
+    [
+        (2, {"causal": True, "alignment": "bottom_right"}),
+        (4, {"window": (50, 10), "softcap": 5.0}),
+        (8, {}),
+    ],
+    ids=["g2-causal_br", "g4-window_softcap", "g8-full"],
+)
+def test_gqa_split_poisoned_outputs_and_workspace(g, kw):
+    # NaN in dk, dv and the workspace (partials included) before the op runs:
+    # an element the main kernel or the reduce fails to write shows up.
+    kw = dict(kw, enable_gqa=True)
+    q, k, v, dout = make(2, 8, 1, 257, 333, 128, torch.float16, q_scale_for(kw))
+    out, lse = torch.ops.flashcore.fwd_train(q, k, v, *op_args(q, kw))
+    dlse = torch.randn_like(lse)
+    dq, dk, dv = poisoned_call(
+        lambda: torch.ops.flashcore.bwd(dout, q, k, v, out, lse, dlse, *op_args(q, kw), g),
+        bwd_specs(q, k, v, gqa_split=g),
+    )
+    assert_grads(dq, dk, dv, q, k, v, dout, dlse, **kw)
+
+
+@pytest.mark.parametrize("det", [False, True], ids=["default", "deterministic"])
+@pytest.mark.parametrize("g", [2, 4, 8])
+def test_gqa_split_run_to_run_bitwise(g, det):
+    # The parts are added in ascending order by one thread per element: dk and
+    # dv do not depend on how the blocks were scheduled; in deterministic mode
+    # (the main kernel without dQ, the dQ kernel) dq neither.
+    kw = {"causal": True, "enable_gqa": True}
+    q, k, v, dout = make(2, 8, 1, 700, 900, 128, torch.bfloat16)
+    names = ("out", "lse", "dq", "dk", "dv")
+    with _debug.forced_bwd_gqa_split(g):
+        first = train(q, k, v, dout, deterministic=det, **kw)
+        for _ in range(3):
+            again = train(q, k, v, dout, deterministic=det, **kw)
+            for i in (2, 3, 4) if det else (3, 4):
+                assert torch.equal(again[i], first[i]), f"{names[i]} differs bitwise"
+    assert_grads(*first[2:], q, k, v, dout, **kw)
+
+
+def test_gqa_split_unaligned_inputs():
+    # k and v rows that are not 16-byte aligned: the split main kernels'
+    # element-wise loads (kAligned16 false).
+    kw = {"causal": True, "enable_gqa": True}
+    q, _, _, dout = make(2, 4, 2, 150, 190, 64, torch.float16)
+    k = unaligned(2, 2, 190, 64, torch.float16)
+    v = unaligned(2, 2, 190, 64, torch.float16)
+    with _debug.forced_bwd_gqa_split(2):
+        *_, dq, dk, dv = train(q, k, v, dout, **kw)
+    assert_grads(dq, dk, dv, q, k, v, dout, **kw)
+
+
+@pytest.mark.parametrize(
+    "b,hq,hkv,s", [(8, 8, 2, 512), (1, 32, 8, 8192), (1, 32, 1, 2048)], ids=str
+)
+def test_gqa_split_heuristic_on_this_gpu(b, hq, hkv, s):
+    # The GPT training step that motivated the split (8 x 8/2 heads, 512 keys),
+    # the issue's GQA row and an MQA row: the smallest divisor of the group
+    # that gives two thread blocks per SM, else the whole group.
+    q = torch.empty(b, hq, s, 128, device="cuda", dtype=torch.bfloat16)
+    k = torch.empty(b, hkv, s, 128, device="cuda", dtype=torch.bfloat16)
+    block_n = next(c for c in BWD_CONFIGS if c["name"] == _debug.chosen_bwd_config(q, k))
+    blocks = b * hkv * -(-s // block_n["block_n"])
+    target = 2 * _debug.device_desc()["sm_count"]
+    group = hq // hkv
+    divisors = [g for g in range(1, group + 1) if group % g == 0]
+    expected = next((g for g in divisors if blocks * g >= target), group)
+    assert _debug.chosen_bwd_gqa_split(q, k) == expected
 
 
 # ---------------------------------------------------------------- layouts
@@ -753,6 +886,30 @@ def test_deterministic_bshd_views():
     assert dq.stride() == q.stride(), (dq.stride(), q.stride())
 
 
+def test_deterministic_dq_does_not_depend_on_the_main_config():
+    # Proof that the deterministic path ran: its dq comes from the dQ kernel of
+    # the tile head dim, whatever main config (key-block width) is forced, so it
+    # is bitwise equal across configs of one width; the default mode's dq is a
+    # sum of atomics over key blocks of each config's width.
+    for d in sorted({c["head_dim"] for c in BWD_CONFIGS}):
+        names = [c["name"] for c in BWD_CONFIGS if c["head_dim"] == d]
+        names = [
+            c["name"]
+            for c in BWD_CONFIGS
+            if c["name"] in names and c["smem_bytes"] <= _debug.device_desc()["smem_optin"]
+        ]
+        if len(names) < 2:
+            continue
+        q, k, v, dout = make(1, 4, 2, 700, 900, d, torch.bfloat16)
+        kw = {"causal": True, "enable_gqa": True}
+        dqs = []
+        for name in names:
+            with _debug.forced_bwd_config(name):
+                dqs.append(train(q, k, v, dout, deterministic=True, **kw)[2])
+        assert all(torch.equal(dq, dqs[0]) for dq in dqs[1:]), (d, names)
+        assert_grads(*train(q, k, v, dout, deterministic=True, **kw)[2:], q, k, v, dout, **kw)
+
+
 def test_side_stream():
     q, k, v, dout = make(2, 8, 2, 500, 600, 64, torch.float16)
     kw = {"causal": True, "enable_gqa": True}
@@ -811,6 +968,30 @@ def test_every_bwd_config_forced(cfg, case):
                 again = train(q, k, v, dout, deterministic=True, **kw)
                 assert all(torch.equal(a, f) for a, f in zip(again, res)), "not bitwise equal"
         assert_grads(*res[2:], q, k, v, dout, **kw)
+
+
+@pytest.mark.parametrize("cfg", _bwd_config_params())
+def test_every_bwd_config_with_a_gqa_split(cfg):
+    # Every config's split epilogue (fp32 partials from its warp tiles) and the reduce.
+    if CONFIGS_ERROR is not None:
+        raise RuntimeError(f"flashcore._debug.bwd_configs() failed: {CONFIGS_ERROR!r}")
+    if cfg["smem_bytes"] > _debug.device_desc()["smem_optin"]:
+        pytest.skip(f"{cfg['name']} needs {cfg['smem_bytes']} B of shared memory per block")
+    kw = {"causal": True, "alignment": "bottom_right", "enable_gqa": True, "softcap": 5.0}
+    narrower = [c["head_dim"] for c in BWD_CONFIGS if c["head_dim"] < cfg["head_dim"]]
+    for d in sorted({cfg["head_dim"], max(narrower, default=0) + 8}):
+        q, k, v, dout = make(2, 8, 2, 300, 190, d, torch.bfloat16, q_scale_for(kw))
+        with _debug.forced_bwd_config(cfg["name"]), _debug.forced_bwd_gqa_split(2):
+            *_, dq, dk, dv = train(q, k, v, dout, **kw)
+        assert_grads(dq, dk, dv, q, k, v, dout, **kw)
+
+
+def test_forced_gqa_split_not_dividing_the_group_raises():
+    q, k, v, dout = make(1, 6, 2, 10, 12, 64, torch.float16)
+    with _debug.forced_bwd_gqa_split(2):
+        out = fused_attention(q.requires_grad_(True), k, v, enable_gqa=True)
+    with pytest.raises(ValueError, match=r"gqa_split must be a divisor of heads_q / heads_kv = 3"):
+        out.backward(dout)
 
 
 def test_forced_bwd_config_narrower_than_head_dim_raises():

@@ -101,16 +101,10 @@ def test_choose_bwd_config_none_where_nothing_fits():
 ARCH_SMEM = {"sm_80": 163 * KiB, "sm_86": 99 * KiB, "sm_89": 99 * KiB, "sm_90a": 227 * KiB}
 
 
-def test_extension_bwd_kernels_are_built_where_they_fit(cuobjdump):
-    # Guards the build, not the math: every backward main kernel holds tensor-core
-    # code and dQ reductions on the targets whose shared memory fits its config
-    # (float4 reductions on sm_90a), and compiles empty on the others, which
-    # run_bwd refuses to launch.
-    import flashcore
-
-    info = flashcore.build_info()
+def _sass_bodies(cuobjdump, library):
+    """{(arch, mangled kernel name): its SASS lines} of every cubin in library."""
     text = subprocess.run(
-        [cuobjdump, "-sass", info["library"]], capture_output=True, text=True, check=True
+        [cuobjdump, "-sass", library], capture_output=True, text=True, check=True
     ).stdout
     bodies: dict[tuple[str, str], list[str]] = {}
     arch = name = None
@@ -123,6 +117,18 @@ def test_extension_bwd_kernels_are_built_where_they_fit(cuobjdump):
             bodies[(arch, name)] = []
         elif name is not None:
             bodies[(arch, name)].append(line)
+    return bodies
+
+
+def test_extension_bwd_kernels_are_built_where_they_fit(cuobjdump):
+    # Guards the build, not the math: every backward main kernel holds tensor-core
+    # code and dQ reductions on the targets whose shared memory fits its config
+    # (float4 reductions on sm_90a), and compiles empty on the others, which
+    # run_bwd refuses to launch.
+    import flashcore
+
+    info = flashcore.build_info()
+    bodies = _sass_bodies(cuobjdump, info["library"])
     by_shape = {(c["head_dim"], c["block_m"], c["block_n"]): c for c in _configs()}
     seen = set()
     for (arch, fn), lines in bodies.items():
@@ -130,10 +136,12 @@ def test_extension_bwd_kernels_are_built_where_they_fit(cuobjdump):
             continue
         dims = tuple(int(x) for x in re.findall(r"Li(\d+)E", fn)[:3])
         cfg = by_shape[dims]
-        # template flags kHasMask, kSoftcap, kAligned16, kComputeDq: the last
-        # is false in the deterministic mode's builds, which add no dQ partials
-        compute_dq = re.findall(r"Lb([01])E", fn)[-1] == "1"
-        seen.add((arch, cfg["name"], compute_dq))
+        # template flags kHasMask, kSoftcap, kAligned16, kComputeDq, kGqaSplit:
+        # kComputeDq is false in the deterministic mode's builds, which add no
+        # dQ partials
+        flags = re.findall(r"Lb([01])E", fn)
+        compute_dq = flags[-2] == "1"
+        seen.add((arch, cfg["name"], compute_dq, flags[-1] == "1"))
         body = "\n".join(lines)
         if cfg["smem_bytes"] <= ARCH_SMEM[arch]:
             assert re.search(r"\bHMMA\.16816\.F32", body), f"{fn} on {arch} has no mma"
@@ -145,8 +153,29 @@ def test_extension_bwd_kernels_are_built_where_they_fit(cuobjdump):
         else:
             assert not re.search(r"HMMA", body), f"{fn} on {arch} is not empty"
     built = {a for a in info["sass_archs"] if a in ARCH_SMEM}
-    want = {(a, c["name"], dq) for a in built for c in _configs() for dq in (False, True)}
+    want = {
+        (a, c["name"], dq, split)
+        for a in built
+        for c in _configs()
+        for dq in (False, True)
+        for split in (False, True)
+    }
     assert seen == want, sorted(seen)
+    # The GQA group split: every config has its split main kernels (the last
+    # template flag, kGqaSplit), and each element type its ordered dK / dV reduce.
+    for arch in built:
+        split = {
+            tuple(int(x) for x in re.findall(r"Li(\d+)E", fn)[:3])
+            for (a, fn) in bodies
+            if a == arch and "10bwd_kernel" in fn and fn.endswith("ELb1EEEvNS_9BwdParamsEb")
+        }
+        assert split == set(by_shape), (arch, sorted(split))
+        reduce_types = {
+            "bf16" if "bfloat16" in fn else "fp16"
+            for (a, fn) in bodies
+            if a == arch and "21bwd_dkv_reduce_kernel" in fn
+        }
+        assert reduce_types == {"fp16", "bf16"}, (arch, reduce_types)
 
 
 def test_extension_bwd_dq_kernels_have_no_atomics(cuobjdump):
@@ -156,20 +185,7 @@ def test_extension_bwd_dq_kernels_have_no_atomics(cuobjdump):
     import flashcore
 
     info = flashcore.build_info()
-    text = subprocess.run(
-        [cuobjdump, "-sass", info["library"]], capture_output=True, text=True, check=True
-    ).stdout
-    arch = name = None
-    bodies: dict[tuple[str, str], list[str]] = {}
-    for line in text.splitlines():
-        if m := re.match(r"\s*arch = (sm_\w+)", line):
-            # a new cubin: the lines up to its first Function belong to no kernel
-            arch, name = m.group(1), None
-        elif m := re.match(r"\s*Function : (\S+)", line):
-            name = m.group(1)
-            bodies[(arch, name)] = []
-        elif name is not None:
-            bodies[(arch, name)].append(line)
+    bodies = _sass_bodies(cuobjdump, info["library"])
     smallest = {}
     for c in _configs():
         smallest[c["head_dim"]] = min(smallest.get(c["head_dim"], 1 << 30), c["smem_bytes"])
@@ -185,3 +201,75 @@ def test_extension_bwd_dq_kernels_have_no_atomics(cuobjdump):
             assert re.search(r"\bHMMA\.16816\.F32", body), f"{fn} on {arch} has no mma"
     built = {a for a in info["sass_archs"] if a in ARCH_SMEM}
     assert seen == {(a, d) for a in built for d in smallest}, sorted(seen)
+
+
+# ---- the GQA group split (choose_bwd_gqa_split; docs/design/backward.md §5) ----
+
+
+def _split(b, hq, hkv, sq, sk, d, device, config=None):
+    config = config or _choose((b, hq, sq, sk), d, device)
+    names = [c["name"] for c in _configs()]
+    lib = _loader.c_api()
+    return lib.flashcore_choose_bwd_gqa_split(
+        b, hq, hkv, sq, sk, d, *DEVICES[device], names.index(config)
+    )
+
+
+@pytest.mark.parametrize(
+    "device,shape,expected",
+    [
+        # The GPT training step: 8 x 2 kv heads x 4 key blocks of 128 = 64 blocks
+        # on 132 SMs; no divisor of the group of 4 reaches 264 (4 x 64 = 256), so
+        # the whole group splits, one query head per part.
+        ("H100/H200", (8, 8, 2, 512, 512, 128), 4),
+        ("H100/H200", (8, 8, 2, 512, 512, 64), 4),  # bwd_d64: 128 keys too
+        ("H100/H200", (8, 8, 2, 1024, 1024, 128), 4),  # 128 blocks: 2 x 128 < 264
+        ("H100/H200", (8, 8, 2, 2048, 2048, 128), 2),  # 256 blocks: 2 x 256 >= 264
+        ("H100/H200", (8, 8, 2, 4096, 4096, 128), 1),  # 512 blocks
+        # The issue's GQA row: 8 kv heads x 64 key blocks = 512 blocks, no split.
+        ("H100/H200", (1, 32, 8, 8192, 8192, 128), 1),
+        # MQA (1, 32/1, 2048): 16 blocks; only all 32 heads reach 2 per SM.
+        ("H100/H200", (1, 32, 1, 2048, 2048, 128), 32),
+        ("H100/H200", (1, 32, 1, 2048, 2048, 256), 16),  # bwd_d256: 64 keys, 32 blocks
+        # Without GQA there is nothing to split, however small the grid.
+        ("H100/H200", (1, 4, 4, 128, 128, 64), 1),
+        ("H100/H200", (1, 1, 1, 1, 1, 8), 1),
+        # A100: 216 blocks wanted; 64 x 4 = 256.
+        ("A100", (8, 8, 2, 512, 512, 128), 4),
+        # 99 KB GPUs: bwd_d128_s's 64-key blocks double the grid.
+        ("RTX3090", (8, 8, 2, 512, 512, 128), 2),  # 128 x 2 >= 164
+        ("L4", (8, 8, 2, 512, 512, 128), 1),  # 128 >= 116
+        # Divisors only: 6 heads per kv head split into 1, 2, 3 or 6 parts.
+        ("H100/H200", (6, 12, 2, 1024, 1024, 128), 3),  # 96 blocks: 2 x 96 < 264 <= 3 x 96
+        ("H100/H200", (4, 12, 2, 1024, 1024, 128), 6),  # 64 blocks: 3 x 64 < 264
+    ],
+)
+def test_choose_bwd_gqa_split(device, shape, expected):
+    assert _split(*shape, device) == expected
+
+
+@pytest.mark.parametrize("device", ["H100/H200", "A100", "RTX3090", "L4"])
+def test_choose_bwd_gqa_split_is_the_smallest_divisor_filling_two_waves(device):
+    sms = DEVICES[device][0]
+    for b in (1, 2, 8):
+        for hkv, q_per_kv in ((1, 1), (1, 8), (2, 4), (2, 6), (4, 16), (8, 4)):
+            for sk in (1, 100, 512, 2049, 8192):
+                for d in (64, 128):
+                    shape = (b, hkv * q_per_kv, hkv, 300, sk, d)
+                    config = _choose((b, hkv * q_per_kv, 300, sk), d, device)
+                    g = _split(*shape, device, config)
+                    block_n = next(c for c in _configs() if c["name"] == config)["block_n"]
+                    blocks = b * hkv * -(-sk // block_n)
+                    assert q_per_kv % g == 0, (shape, g)
+                    smaller = [x for x in range(1, g) if q_per_kv % x == 0]
+                    assert all(blocks * x < 2 * sms for x in smaller), (shape, g)
+                    assert blocks * g >= 2 * sms or g == q_per_kv, (shape, g)
+
+
+def test_choose_bwd_gqa_split_is_one_for_an_invalid_config():
+    lib = _loader.c_api()
+    for config in (-1, len(_configs())):
+        assert (
+            lib.flashcore_choose_bwd_gqa_split(8, 8, 2, 512, 512, 128, 132, 9, 0, 227 * KiB, config)
+            == 1
+        )

@@ -205,14 +205,61 @@ def chosen_bwd_config(q: torch.Tensor, k: torch.Tensor) -> str | None:
     return bwd_heuristic(b, hq, sq, k.shape[2], d, **device_desc(q.device))
 
 
+def bwd_gqa_split_heuristic(
+    batch: int,
+    heads_q: int,
+    heads_kv: int,
+    seqlen_q: int,
+    seqlen_k: int,
+    head_dim: int,
+    name: str,
+    *,
+    sm_count: int,
+    cc_major: int,
+    cc_minor: int = 0,
+    smem_optin: int,
+) -> int:
+    """How many parts the backward splits each GQA group's query heads into
+    (host/heuristics.h choose_bwd_gqa_split) for this shape, backward config
+    `name` and a device with these numbers: the smallest divisor G of
+    heads_q / heads_kv with batch * heads_kv * key blocks * G >= 2 * sm_count,
+    else heads_q / heads_kv; 1 without GQA. A pure function: no GPU needed."""
+    return int(
+        _loader.c_api().flashcore_choose_bwd_gqa_split(
+            batch, heads_q, heads_kv, seqlen_q, seqlen_k, head_dim, sm_count, cc_major,
+            cc_minor, smem_optin, _bwd_index(name),
+        )
+    )  # fmt: skip
+
+
+def chosen_bwd_gqa_split(q: torch.Tensor, k: torch.Tensor) -> int:
+    """The GQA group split a training call on these tensors runs on their GPU
+    (without a forced_bwd_gqa_split override)."""
+    b, hq, sq, d = q.shape
+    name = chosen_bwd_config(q, k)
+    if name is None:
+        raise ValueError(f"no backward config serves head_dim {d} on {q.device}")
+    return bwd_gqa_split_heuristic(
+        b, hq, k.shape[1], sq, k.shape[2], d, name, **device_desc(q.device)
+    )
+
+
 def bwd_workspace_elems(
-    batch: int, heads_q: int, heads_kv: int, seqlen_q: int, seqlen_k: int, head_dim: int, name: str
+    batch: int,
+    heads_q: int,
+    heads_kv: int,
+    seqlen_q: int,
+    seqlen_k: int,
+    head_dim: int,
+    name: str,
+    gqa_split: int = 1,
 ) -> int:
     """float32 elements of the one workspace block the bwd op allocates for this
-    shape and backward config (after dq, dk and dv: the GPU tests poison it)."""
+    shape, backward config and GQA group split (after dq, dk and dv: the GPU
+    tests poison it). gqa_split > 1 adds the fp32 dK / dV partials."""
     return int(
         _loader.c_api().flashcore_bwd_workspace_elems(
-            batch, heads_q, heads_kv, seqlen_q, seqlen_k, head_dim, _bwd_index(name)
+            batch, heads_q, heads_kv, seqlen_q, seqlen_k, head_dim, _bwd_index(name), gqa_split
         )
     )
 
@@ -230,6 +277,24 @@ def forced_bwd_config(name: str) -> Iterator[None]:
         yield
     finally:
         ops._FORCED_BWD_CONFIG = previous
+
+
+@contextlib.contextmanager
+def forced_bwd_gqa_split(parts: int) -> Iterator[None]:
+    """The backward of every training call whose forward runs inside splits each
+    GQA group's query heads into `parts` parts (1: one thread block per key
+    block and kv head walks the whole group; > 1: fp32 dK / dV partials and an
+    ordered reduce). The forward reads the override, so the backward may run
+    after the block; the op raises ValueError when `parts` does not divide
+    heads_q / heads_kv."""
+    if type(parts) is not int or parts < 1:
+        raise ValueError(f"forced_bwd_gqa_split: parts must be an int >= 1, got {parts!r}")
+    previous = ops._FORCED_BWD_GQA_SPLIT
+    ops._FORCED_BWD_GQA_SPLIT = parts
+    try:
+        yield
+    finally:
+        ops._FORCED_BWD_GQA_SPLIT = previous
 
 
 @contextlib.contextmanager

@@ -103,16 +103,18 @@ def c_api():
         lib.flashcore_check_bwd_args.argtypes = [
             i64p, i64p, i64p, i64p, i64p, i64p, i64p, ctypes.c_int, ctypes.c_int,
             ctypes.c_double, ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_int,
-            ctypes.c_double, ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_char_p,
-            ctypes.c_int,
+            ctypes.c_double, ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64,
+            ctypes.c_char_p, ctypes.c_int,
         ]  # fmt: skip
         lib.flashcore_choose_bwd_config.restype = ctypes.c_int
         lib.flashcore_choose_bwd_config.argtypes = [ctypes.c_int64] * 4 + [ctypes.c_int] * 5
+        lib.flashcore_choose_bwd_gqa_split.restype = ctypes.c_int
+        lib.flashcore_choose_bwd_gqa_split.argtypes = [ctypes.c_int64] * 5 + [ctypes.c_int] * 6
         lib.flashcore_num_bwd_configs.restype = ctypes.c_int
         lib.flashcore_num_bwd_configs.argtypes = []
         lib.flashcore_bwd_config_desc.restype = ctypes.c_int
         lib.flashcore_bwd_config_desc.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, i64p]
         lib.flashcore_bwd_workspace_elems.restype = ctypes.c_int64
-        lib.flashcore_bwd_workspace_elems.argtypes = [ctypes.c_int64] * 5 + [ctypes.c_int] * 2
+        lib.flashcore_bwd_workspace_elems.argtypes = [ctypes.c_int64] * 5 + [ctypes.c_int] * 3
         _C_API = lib
     return _C_API

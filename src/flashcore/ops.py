@@ -36,6 +36,10 @@ _FORCED_CONFIG = -1
 # Forced backward config (index into the backward catalog), -1 = the heuristic.
 # Set only by flashcore._debug.forced_bwd_config; read when the forward runs.
 _FORCED_BWD_CONFIG = -1
+# Forced GQA group split of the backward (parts per group, a divisor of
+# heads_q / heads_kv), -1 = the heuristic. Set only by
+# flashcore._debug.forced_bwd_gqa_split; read when the forward runs.
+_FORCED_BWD_GQA_SPLIT = -1
 
 _ERROR_TAG = re.compile(r"\[flashcore:(ValueError|TypeError|NotImplementedError)\] ([^\n]*)")
 _ERROR_TYPES = {
@@ -172,7 +176,7 @@ def _train_contract_error(
 
 def _bwd_contract_error(
     dout, q, k, v, out, lse, dlse, scale, causal, wl, wr, bottom_right, softcap, gqa,
-    deterministic, config,
+    deterministic, config, gqa_split=-1,
 ):  # fmt: skip
     """bwd's contract (host/checks.cpp check_bwd_args), or None."""
     named = (("dout", dout), ("q", q), ("k", k), ("v", v), ("out", out), ("lse", lse))
@@ -187,8 +191,8 @@ def _bwd_contract_error(
         _describe(dout), _describe(q), _describe(k), _describe(v), _describe(out),
         _describe(lse), None if dlse is None else _describe(dlse), int(lse.is_contiguous()),
         int(dlse is None or dlse.is_contiguous()), float(scale), int(causal), int(wl), int(wr),
-        int(bottom_right), float(softcap), int(gqa), int(deterministic), int(config), msg,
-        len(msg),
+        int(bottom_right), float(softcap), int(gqa), int(deterministic), int(config),
+        int(gqa_split), msg, len(msg),
     )  # fmt: skip
     return _contract_result(kind, msg, tuple(t for _, t in named))
 
@@ -243,10 +247,10 @@ if _loader.LOAD_ERROR is None:
 
     @torch.library.register_fake("flashcore::bwd")
     def _bwd_fake(dout, q, k, v, out, lse, dlse, scale, is_causal, wl, wr, bottom_right, softcap,
-                  gqa, det, config):  # fmt: skip
+                  gqa, det, config, gqa_split=-1):  # fmt: skip
         err = _bwd_contract_error(
             dout, q, k, v, out, lse, dlse, scale, is_causal, wl, wr, bottom_right, softcap, gqa,
-            det, config,
+            det, config, gqa_split,
         )  # fmt: skip
         if err is not None:
             raise err
@@ -258,6 +262,7 @@ if _loader.LOAD_ERROR is None:
         ctx.save_for_backward(q, k, v, out, lse)
         ctx.scalars = (scale, is_causal, wl, wr, bottom_right, softcap, gqa, det)
         ctx.bwd_config = _FORCED_BWD_CONFIG
+        ctx.bwd_gqa_split = _FORCED_BWD_GQA_SPLIT
         # An unused output's gradient stays None: no zero-filled dout or dlse.
         ctx.set_materialize_grads(False)
 
@@ -270,7 +275,9 @@ if _loader.LOAD_ERROR is None:
         if dlse is not None and not dlse.is_contiguous():
             dlse = dlse.contiguous()
         try:
-            dq, dk, dv = _bwd(dout, q, k, v, out, lse, dlse, *ctx.scalars, ctx.bwd_config)
+            dq, dk, dv = _bwd(
+                dout, q, k, v, out, lse, dlse, *ctx.scalars, ctx.bwd_config, ctx.bwd_gqa_split
+            )
         except RuntimeError as exc:  # the op's tagged refusal, as its Python type
             m = _ERROR_TAG.search(str(exc))
             if m:

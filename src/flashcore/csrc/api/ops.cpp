@@ -349,15 +349,17 @@ Tensor grad_like(const Tensor& t) {
 
 // dq, dk, dv of fwd_train's (out, lse) for the output gradient dout and the
 // lse gradient dlse (absent: none). Runs the backward kernels (host/run.h
-// run_bwd: preprocess, main, postprocess; deterministic: dq by its own
-// query-major kernel, no atomics) on the current stream. The schema's
+// run_bwd: preprocess, main, [dK / dV reduce,] postprocess; deterministic: dq
+// by its own query-major kernel, no atomics) on the current stream. config and
+// gqa_split: -1 for the heuristics' choices (a forced value is a debug
+// override, flashcore._debug). The schema's
 // `Tensor? dlse` boxes through TORCH_BOX as std::optional<Tensor> at our
 // stable-ABI target (2.10), None and a tensor alike (checked on torch 2.14).
 std::tuple<Tensor, Tensor, Tensor> bwd(Tensor dout, Tensor q, Tensor k, Tensor v, Tensor out,
                                        Tensor lse, std::optional<Tensor> dlse, double scale,
                                        bool is_causal, int64_t window_left, int64_t window_right,
                                        bool bottom_right, double softcap, bool enable_gqa,
-                                       bool deterministic, int64_t config) {
+                                       bool deterministic, int64_t config, int64_t gqa_split) {
   flashcore::BwdArgs a{};
   a.fwd = {describe(q),  describe(k),   describe(v),  scale,   is_causal,
            window_left,  window_right,  bottom_right, softcap, enable_gqa,
@@ -373,6 +375,7 @@ std::tuple<Tensor, Tensor, Tensor> bwd(Tensor dout, Tensor q, Tensor k, Tensor v
   }
   a.deterministic = deterministic;
   a.config = config;
+  a.gqa_split = gqa_split;
   std::string message;
   throw_if_failed(flashcore::check_bwd_args(a, &message), message);
 
@@ -422,6 +425,13 @@ std::tuple<Tensor, Tensor, Tensor> bwd(Tensor dout, Tensor q, Tensor k, Tensor v
   const bool tma_ok = p.aligned16 && strides_nonzero(q) && strides_nonzero(k) &&
                       strides_nonzero(v) && strides_nonzero(out) && strides_nonzero(dout);
   const int chosen = bwd_config_or_throw(q, k, tma_ok, config);
+  // The group split sizes the workspace, so it is decided here, before the
+  // allocation (forced: checked to divide q_per_kv by check_bwd_args).
+  p.gqa_split = gqa_split >= 1 ? static_cast<int>(gqa_split)
+                               : flashcore::choose_bwd_gqa_split(
+                                     {q.size(0), q.size(1), q.size(2), k.size(2), p.head_dim,
+                                      tma_ok},
+                                     k.size(1), flashcore::device_desc(device), chosen);
 
   const flashcore::BwdWorkspace ws = flashcore::bwd_workspace(p, chosen);
   const flashcore::BwdWorkspaceLayout layout = flashcore::bwd_workspace_layout(ws);
@@ -431,6 +441,10 @@ std::tuple<Tensor, Tensor, Tensor> bwd(Tensor dout, Tensor q, Tensor k, Tensor v
   p.dpsum = base + layout.dpsum_offset;
   p.lse_log2 = base + layout.lse_log2_offset;
   p.seqlen_q_rounded = ws.seqlen_q_rounded;
+  if (ws.partial_elems > 0) {
+    p.dk_partial = base + layout.dk_partial_offset;
+    p.dv_partial = base + layout.dv_partial_offset;
+  }
 
   void* stream = nullptr;
   STABLE_TORCH_ERROR_CODE_CHECK(aoti_torch_get_current_cuda_stream(device, &stream));
@@ -460,8 +474,8 @@ STABLE_TORCH_LIBRARY(flashcore, m) {
   m.def(
       "bwd(Tensor dout, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse, Tensor? dlse, "
       "float scale, bool is_causal, int window_left, int window_right, bool bottom_right, "
-      "float softcap, bool enable_gqa, bool deterministic, int config) -> (Tensor, Tensor, "
-      "Tensor)");
+      "float softcap, bool enable_gqa, bool deterministic, int config, int gqa_split=-1) -> "
+      "(Tensor, Tensor, Tensor)");
 }
 
 STABLE_TORCH_LIBRARY_IMPL(flashcore, CUDA, m) {

@@ -1,4 +1,5 @@
-// Launch of the mma.sync backward kernels (preprocess, main, postprocess; in
+// Launch of the mma.sync backward kernels (preprocess, main, the dK / dV reduce
+// of a split GQA group, postprocess; in
 // deterministic mode preprocess, main without dQ, dQ kernel) for one config,
 // and the per-head-dim switch over the backward catalog that the instantiation
 // files (inst/bwd_*.cu) compile.
@@ -51,12 +52,12 @@ cudaError_t opt_in_smem(Kernel kernel, int smem_bytes, int device,
 }
 
 template <typename Elem, typename Traits, bool kHasMask, bool kSoftcap, bool kAligned16,
-          bool kComputeDq>
+          bool kComputeDq, bool kGqaSplit>
 cudaError_t launch_bwd_main(const BwdParams& params, cudaStream_t stream, int device,
                             bool grads_aligned16) {
   const int64_t num_n_blocks = (params.seqlen_k + Traits::kBlockN - 1) / Traits::kBlockN;
-  const int64_t grid = num_n_blocks * params.batch * params.heads_kv;
-  auto kernel = bwd_kernel<Elem, Traits, kHasMask, kSoftcap, kAligned16, kComputeDq>;
+  const int64_t grid = num_n_blocks * params.batch * params.heads_kv * params.gqa_split;
+  auto kernel = bwd_kernel<Elem, Traits, kHasMask, kSoftcap, kAligned16, kComputeDq, kGqaSplit>;
   static std::atomic<uint64_t> opted_in{0};
   const cudaError_t err = opt_in_smem(kernel, Traits::kSmemBytes, device, opted_in);
   if (err != cudaSuccess) return err;
@@ -110,34 +111,35 @@ cudaError_t launch_bwd_dq_variant(const BwdParams& params, cudaStream_t stream, 
 // The main kernel's variants: the runtime mask, softcap and alignment flags
 // become template arguments here and nowhere else (the forward's scheme,
 // host/fwd_launch.cuh: rows that are not 16-byte aligned take the masked
-// kernel's element-wise loads, exact for unmasked calls too).
-template <typename Elem, typename Traits, bool kComputeDq>
+// kernel's element-wise loads, exact for unmasked calls too); kComputeDq and
+// kGqaSplit come from the mode and the group split (launch_bwd).
+template <typename Elem, typename Traits, bool kComputeDq, bool kGqaSplit>
 cudaError_t launch_bwd_variant(const BwdParams& params, cudaStream_t stream, int device,
                                bool inputs_aligned16, bool grads_aligned16) {
   const bool softcap = params.softcap != 0.f;
   if (!inputs_aligned16) {
-    return softcap
-               ? launch_bwd_main<Elem, Traits, true, true, false, kComputeDq>(
-                   params, stream, device, grads_aligned16)
-               : launch_bwd_main<Elem, Traits, true, false, false, kComputeDq>(
-                   params, stream, device, grads_aligned16);
+    return softcap ? launch_bwd_main<Elem, Traits, true, true, false, kComputeDq, kGqaSplit>(
+                         params, stream, device, grads_aligned16)
+                   : launch_bwd_main<Elem, Traits, true, false, false, kComputeDq, kGqaSplit>(
+                         params, stream, device, grads_aligned16);
   }
   const bool masked = fwd_has_mask(params);
   if (softcap) {
-    return masked ? launch_bwd_main<Elem, Traits, true, true, true, kComputeDq>(
-                   params, stream, device, grads_aligned16)
-                  : launch_bwd_main<Elem, Traits, false, true, true, kComputeDq>(
-                   params, stream, device, grads_aligned16);
+    return masked ? launch_bwd_main<Elem, Traits, true, true, true, kComputeDq, kGqaSplit>(
+                        params, stream, device, grads_aligned16)
+                  : launch_bwd_main<Elem, Traits, false, true, true, kComputeDq, kGqaSplit>(
+                        params, stream, device, grads_aligned16);
   }
-  return masked ? launch_bwd_main<Elem, Traits, true, false, true, kComputeDq>(
-                   params, stream, device, grads_aligned16)
-                : launch_bwd_main<Elem, Traits, false, false, true, kComputeDq>(
-                   params, stream, device, grads_aligned16);
+  return masked ? launch_bwd_main<Elem, Traits, true, false, true, kComputeDq, kGqaSplit>(
+                      params, stream, device, grads_aligned16)
+                : launch_bwd_main<Elem, Traits, false, false, true, kComputeDq, kGqaSplit>(
+                      params, stream, device, grads_aligned16);
 }
 
-// Preprocess, main kernel, postprocess of one config on `stream`; in
-// deterministic mode (params.deterministic) preprocess, main kernel without
-// dQ, and the dQ kernel (bwd_dq_kernel.cuh), with no dq_accum.
+// Preprocess, main kernel, the dK / dV reduce of a split GQA group, and the
+// postprocess of one config on `stream`; in deterministic mode
+// (params.deterministic) the main kernel skips dQ and the dQ kernel
+// (bwd_dq_kernel.cuh) replaces the postprocess, with no dq_accum.
 template <typename Elem, typename Traits>
 cudaError_t launch_bwd(const BwdParams& params, cudaStream_t stream, int device) {
   // The dQ kernel of this tile head dim; run_bwd refuses a config over the
@@ -151,6 +153,15 @@ cudaError_t launch_bwd(const BwdParams& params, cudaStream_t stream, int device)
   }
   if (reinterpret_cast<uintptr_t>(params.dq_accum) % 16 != 0) {
     return cudaErrorInvalidValue;  // float4 zeroing and atomics (params.h)
+  }
+  if (params.gqa_split < 1 || params.q_per_kv % params.gqa_split != 0) {
+    return cudaErrorInvalidValue;  // the parts must split the group evenly
+  }
+  if (params.gqa_split > 1 &&
+      (params.dk_partial == nullptr || params.dv_partial == nullptr ||
+       reinterpret_cast<uintptr_t>(params.dk_partial) % 16 != 0 ||
+       reinterpret_cast<uintptr_t>(params.dv_partial) % 16 != 0)) {
+    return cudaErrorInvalidValue;  // the reduce's float4 reads (bwd_workspace.h)
   }
   BwdParams p = params;
   const int64_t bh = int64_t{params.batch} * params.heads_q;
@@ -197,10 +208,28 @@ cudaError_t launch_bwd(const BwdParams& params, cudaStream_t stream, int device)
                      params.dv_row_stride);
   {
     const cudaError_t err =
-        det ? launch_bwd_variant<Elem, Traits, /*kComputeDq=*/false>(
-                  params, stream, device, inputs_aligned16, dkv_aligned16)
-            : launch_bwd_variant<Elem, Traits, /*kComputeDq=*/true>(
-                  params, stream, device, inputs_aligned16, dkv_aligned16);
+        det ? (params.gqa_split > 1
+                   ? launch_bwd_variant<Elem, Traits, /*kComputeDq=*/false, /*kGqaSplit=*/true>(
+                         params, stream, device, inputs_aligned16, dkv_aligned16)
+                   : launch_bwd_variant<Elem, Traits, false, false>(
+                         params, stream, device, inputs_aligned16, dkv_aligned16))
+            : (params.gqa_split > 1
+                   ? launch_bwd_variant<Elem, Traits, true, true>(params, stream, device,
+                                                                  inputs_aligned16, dkv_aligned16)
+                   : launch_bwd_variant<Elem, Traits, true, false>(
+                         params, stream, device, inputs_aligned16, dkv_aligned16));
+    if (err != cudaSuccess) return err;
+  }
+
+  // 2b. A split group's dK / dV: the parts' sums, in order.
+  if (params.gqa_split > 1) {
+    bool aligned = dkv_aligned16;
+    void* args[] = {&p, &aligned};
+    const int64_t chunks =
+        int64_t{params.batch} * params.heads_kv * params.seqlen_k * (params.head_dim / 8);
+    const cudaError_t err = launch_plain(
+        reinterpret_cast<const void*>(bwd_dkv_reduce_kernel<Elem>),
+        (chunks + kBwdReduceThreads - 1) / kBwdReduceThreads, kBwdReduceThreads, 0, stream, args);
     if (err != cudaSuccess) return err;
   }
 

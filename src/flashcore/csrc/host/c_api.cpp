@@ -80,8 +80,8 @@ FLASHCORE_C_API int flashcore_check_fwd_train_args(const int64_t* q, const int64
   return static_cast<int>(err);
 }
 
-// The backward op's contract. dlse: nullptr for none. 0 valid, 1 ValueError,
-// 2 TypeError, 3 NotImplementedError.
+// The backward op's contract. dlse: nullptr for none. gqa_split: -1 for the
+// heuristic's. 0 valid, 1 ValueError, 2 TypeError, 3 NotImplementedError.
 FLASHCORE_C_API int flashcore_check_bwd_args(const int64_t* dout, const int64_t* q,
                                              const int64_t* k, const int64_t* v,
                                              const int64_t* out, const int64_t* lse,
@@ -89,8 +89,8 @@ FLASHCORE_C_API int flashcore_check_bwd_args(const int64_t* dout, const int64_t*
                                              int dlse_contiguous, double scale, int is_causal,
                                              int64_t window_left, int64_t window_right,
                                              int bottom_right, double softcap, int enable_gqa,
-                                             int deterministic, int64_t config, char* msg,
-                                             int msg_len) {
+                                             int deterministic, int64_t config,
+                                             int64_t gqa_split, char* msg, int msg_len) {
   flashcore::BwdArgs a{};
   a.fwd = {unpack(q),      unpack(k),   unpack(v),    scale,   is_causal != 0,
            window_left,    window_right, bottom_right != 0, softcap, enable_gqa != 0,
@@ -104,6 +104,7 @@ FLASHCORE_C_API int flashcore_check_bwd_args(const int64_t* dout, const int64_t*
   a.dlse_contiguous = dlse_contiguous != 0;
   a.deterministic = deterministic != 0;
   a.config = config;
+  a.gqa_split = gqa_split;
   std::string message;
   const flashcore::ArgError err = flashcore::check_bwd_args(a, &message);
   copy_out(message, msg, msg_len);
@@ -144,6 +145,17 @@ FLASHCORE_C_API int flashcore_choose_bwd_config(int64_t batch, int64_t heads_q, 
                                       {sm_count, cc_major, cc_minor, smem_optin});
 }
 
+// The GQA group split choose_bwd_gqa_split picks for backward config `config`.
+FLASHCORE_C_API int flashcore_choose_bwd_gqa_split(int64_t batch, int64_t heads_q,
+                                                   int64_t heads_kv, int64_t seqlen_q,
+                                                   int64_t seqlen_k, int head_dim, int sm_count,
+                                                   int cc_major, int cc_minor, int smem_optin,
+                                                   int config) {
+  return flashcore::choose_bwd_gqa_split({batch, heads_q, seqlen_q, seqlen_k, head_dim, true},
+                                         heads_kv, {sm_count, cc_major, cc_minor, smem_optin},
+                                         config);
+}
+
 FLASHCORE_C_API int flashcore_num_bwd_configs() { return flashcore::kNumBwdConfigs; }
 
 FLASHCORE_C_API int flashcore_bwd_config_desc(int i, char* name, int name_len, int64_t* out) {
@@ -156,12 +168,13 @@ FLASHCORE_C_API int flashcore_bwd_config_desc(int i, char* name, int name_len, i
 }
 
 // fp32 elements of the one workspace block api/ops.cpp allocates for a
-// backward call of this shape with backward config `config` (bwd_workspace.h),
-// in the default mode (the deterministic mode's block has no dq_accum).
+// backward call of this shape with backward config `config` and GQA group
+// split `gqa_split` (bwd_workspace.h), in the default mode (the deterministic
+// mode's block has no dq_accum).
 FLASHCORE_C_API int64_t flashcore_bwd_workspace_elems(int64_t batch, int64_t heads_q,
                                                       int64_t heads_kv, int64_t seqlen_q,
                                                       int64_t seqlen_k, int head_dim,
-                                                      int config) {
+                                                      int config, int gqa_split) {
   flashcore::BwdParams p{};
   p.batch = static_cast<int>(batch);
   p.heads_q = static_cast<int>(heads_q);
@@ -170,5 +183,6 @@ FLASHCORE_C_API int64_t flashcore_bwd_workspace_elems(int64_t batch, int64_t hea
   p.seqlen_q = static_cast<int>(seqlen_q);
   p.seqlen_k = static_cast<int>(seqlen_k);
   p.head_dim = head_dim;
+  p.gqa_split = gqa_split;
   return flashcore::bwd_workspace_layout(flashcore::bwd_workspace(p, config)).total_elems;
 }

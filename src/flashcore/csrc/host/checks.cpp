@@ -250,6 +250,15 @@ ArgError check_bwd_args(const BwdArgs& a, std::string* message) {
              cfg.head_dim, ", got head_dim ", q.sizes[3]);
     }
   }
+  if (a.gqa_split != -1) {
+    // check_fwd_args established that heads_kv divides heads_q (or both are 0).
+    const int64_t heads_kv = a.fwd.k.sizes[1];
+    const int64_t q_per_kv = heads_kv > 0 ? q.sizes[1] / heads_kv : 1;
+    if (a.gqa_split < 1 || q_per_kv % a.gqa_split != 0) {
+      c.fail(ArgError::kValue, "forced gqa_split must be a divisor of heads_q / heads_kv = ",
+             q_per_kv, ", got ", a.gqa_split);
+    }
+  }
   return c.kind();
 }
 

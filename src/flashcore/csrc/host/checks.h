@@ -57,6 +57,9 @@ struct BwdArgs {
   bool dlse_contiguous;
   bool deterministic;
   int64_t config;  // -1: heuristic; else an index into kBwdConfigs (host/bwd_configs.h)
+  // -1: heuristic (host/heuristics.h choose_bwd_gqa_split); else the forced
+  // number of parts of each GQA group, a divisor of heads_q / heads_kv.
+  int64_t gqa_split = -1;
 };
 
 // Checks every rule of the backward op (the forward's on q, k, v first).

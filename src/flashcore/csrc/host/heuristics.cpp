@@ -114,4 +114,21 @@ int choose_bwd_config(const FwdShape& s, const DeviceDesc& dev) {
   return -1;
 }
 
+// Splitting trades fp32 partials (written by the main kernel, read back by
+// the reduce) for thread blocks: a grid of at least two blocks per SM is the
+// design's target (section 5), so the split stops at the first divisor that
+// reaches it.
+int choose_bwd_gqa_split(const FwdShape& s, int64_t heads_kv, const DeviceDesc& dev, int config) {
+  if (config < 0 || config >= kNumBwdConfigs || heads_kv <= 0 || s.heads_q % heads_kv != 0) {
+    return 1;
+  }
+  const int64_t q_per_kv = s.heads_q / heads_kv;
+  const int64_t blocks = s.batch * heads_kv * ceil_div(s.seqlen_k, kBwdConfigs[config].block_n);
+  if (blocks <= 0) return 1;
+  for (int64_t g = 1; g < q_per_kv; ++g) {
+    if (q_per_kv % g == 0 && blocks * g >= 2 * int64_t{dev.sm_count}) return static_cast<int>(g);
+  }
+  return static_cast<int>(q_per_kv > 1 ? q_per_kv : 1);
+}
+
 }  // namespace flashcore

@@ -46,4 +46,13 @@ int choose_bwd_config(const FwdShape& shape, const DeviceDesc& device);
 // The narrowest compiled backward tile head dim >= head_dim, or -1 past the widest.
 int bwd_tile_head_dim(int head_dim);
 
+// How many parts the backward splits each GQA group's query heads into
+// (BwdParams::gqa_split; docs/design/backward.md section 5) for backward
+// config `config`: the smallest divisor G of q_per_kv = heads_q / heads_kv
+// whose grid, batch * heads_kv * key blocks * G thread blocks of one per SM,
+// is at least two per SM; q_per_kv when none is. 1 without GQA (q_per_kv 1)
+// and for an invalid config or shape.
+int choose_bwd_gqa_split(const FwdShape& shape, int64_t heads_kv, const DeviceDesc& device,
+                         int config);
+
 }  // namespace flashcore

@@ -85,13 +85,19 @@ cudaError_t run_fwd(const FwdParams& params, DType dtype, int config, cudaStream
 }
 
 BwdWorkspace bwd_workspace(const BwdParams& params, int config) {
-  if (config < 0 || config >= kNumBwdConfigs) return {0, 0, 0};
+  if (config < 0 || config >= kNumBwdConfigs) return {0, 0, 0, 0};
   const int64_t rounded =
       (int64_t{params.seqlen_q} + kBwdRowRound - 1) / kBwdRowRound * kBwdRowRound;
   const int64_t rows = int64_t{params.batch} * params.heads_q * rounded;
   // Deterministic mode has no dq_accum (its dQ kernel writes dq directly).
   const int64_t dq_accum = params.deterministic ? 0 : rows * kBwdConfigs[config].head_dim;
-  return {dq_accum, rows, static_cast<int>(rounded)};
+  // (gqa_split, batch, heads_kv, seqlen_k, head_dim): only the rows and
+  // columns the gradients have (params.h).
+  const int64_t partial =
+      params.gqa_split > 1 ? int64_t{params.gqa_split} * params.batch * params.heads_kv *
+                                 params.seqlen_k * params.head_dim
+                           : 0;
+  return {dq_accum, rows, partial, static_cast<int>(rounded)};
 }
 
 cudaError_t run_bwd(const BwdParams& params, DType dtype, int config, cudaStream_t stream) {

@@ -23,12 +23,14 @@ cudaError_t fwd_kernel_image_status();
 
 // ---- backward (issue 10) ----
 // Workspace sizes of backward config `config` for the shape in `params`
-// (sizes, head_dim): what api/ops.cpp allocates for BwdParams' dq_accum,
-// dpsum and lse_log2 (fp32 elements), and the seqlen_q_rounded to store.
+// (sizes, head_dim, gqa_split): what api/ops.cpp allocates for BwdParams'
+// dq_accum, dpsum, lse_log2 and, with gqa_split > 1, dk_partial and
+// dv_partial (fp32 elements), and the seqlen_q_rounded to store.
 // params.deterministic: no dq_accum (0 elements).
 struct BwdWorkspace {
   int64_t dq_accum_elems;
-  int64_t row_elems;  // each of dpsum and lse_log2
+  int64_t row_elems;      // each of dpsum and lse_log2
+  int64_t partial_elems;  // each of dk_partial and dv_partial; 0 when gqa_split <= 1
   int seqlen_q_rounded;
 };
 BwdWorkspace bwd_workspace(const BwdParams& params, int config);

@@ -106,6 +106,19 @@ struct BwdParams : FwdParams {
   // Deterministic mode: dq, dk and dv bitwise identical from run to run. dQ is
   // computed query-major by its own kernel, without atomics (dq_accum unused).
   bool deterministic;
+
+  // GQA group split (docs/design/backward.md section 5): the query heads of
+  // each kv head are handled in gqa_split parts of q_per_kv / gqa_split
+  // consecutive heads, one thread block per (key block, part, kv head, batch).
+  // 1 (a divisor of q_per_kv, always >= 1): one part, dK and dV stored in the
+  // input dtype by the main kernel. > 1: every part stores its fp32 dK (times
+  // scale) and dV sums into dk_partial / dv_partial, (gqa_split, batch,
+  // heads_kv, seqlen_k, head_dim) contiguous each, and a reduce kernel adds
+  // the parts in ascending order into dk and dv (deterministic). The partials
+  // are workspace (bwd_workspace() sizes them; nullptr when gqa_split is 1).
+  float* __restrict__ dk_partial;
+  float* __restrict__ dv_partial;
+  int gqa_split;
 };
 
 }  // namespace flashcore

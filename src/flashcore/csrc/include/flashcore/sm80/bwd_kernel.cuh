@@ -1,5 +1,6 @@
 // Backward attention, FlashAttention-2 style, on mma.sync tensor cores (sm_80+):
-// three kernels run in this order on the caller's stream (docs/design/backward.md).
+// three kernels run in this order on the caller's stream (docs/design/backward.md),
+// with a fourth after the main kernel when a GQA group is split (2b).
 //
 // What they compute, per (batch b, query head h, query row i, key j), in the
 // units of params.h (s: the kernel's score, x = q_i . k_j):
@@ -27,17 +28,26 @@
 //                          sees no key), +inf for i >= seqlen_q (P = 0 there)
 //      dq_accum          = 0, every element of the rows of this block.
 //    Rows i < seqlen_q_rounded (a multiple of 128).
-// 2. bwd_kernel, one block per (key block n of kBlockN keys, kv head, batch):
+// 2. bwd_kernel, one block per (key block n of kBlockN keys, group part g,
+//    kv head, batch), g < gqa_split (params.h; 1 unless the group is split):
 //    K and V tiles are loaded once; dK and dV accumulate in fp32 registers
-//    over the query heads of the kv head's group and, per head, the query
-//    blocks m of kBlockM rows that see key block n (mask.cuh QueryRange,
+//    over the part's query heads (q_per_kv / gqa_split consecutive heads of
+//    the kv head's group, all of them when gqa_split is 1) and, per head, the
+//    query blocks m of kBlockM rows that see key block n (mask.cuh QueryRange,
 //    ascending m). Per m-step: dP = dO V^T; S = Q K^T, softcap, mask, P; dS;
 //    P and dS go to shared memory as 16-bit tiles; dV += P^T dO, dK += dS^T Q,
 //    and the tile's dQ partial dS K is added into dq_accum with fp32 atomics.
-//    Epilogue: dK *= scale; dK and dV in the input dtype, rows < seqlen_k and
-//    columns < head_dim, with dk/dv strides. A key block no query sees stores
-//    zeros. Shared memory: K, V, Q (1 or 2 buffers), dO (1 or 2), P, dS;
-//    2 or 3 block barriers per m-step (bwd_traits.h). Plain launches (no PDL).
+//    Epilogue: dK *= scale; with gqa_split 1, dK and dV in the input dtype,
+//    rows < seqlen_k and columns < head_dim, with dk/dv strides; with
+//    gqa_split > 1, the same rows and columns as fp32 straight from the
+//    registers into part g's slice of dk_partial / dv_partial. A key block no
+//    query sees stores zeros. Shared memory: K, V, Q (1 or 2 buffers), dO (1
+//    or 2), P, dS; 2 or 3 block barriers per m-step (bwd_traits.h). Plain
+//    launches (no PDL).
+// 2b. bwd_dkv_reduce_kernel (gqa_split > 1 only), one thread per 8 columns of
+//    one row of dk and dv: the sum of the gqa_split partials in ascending g,
+//    in the input dtype, with dk/dv strides. The order is fixed, so dk and dv
+//    are bitwise reproducible, as with one part.
 // 3. bwd_postprocess_kernel, one block per (query block of kBlockM rows, h, b):
 //    dq = scale * dq_accum in q's dtype, rows < seqlen_q, columns < head_dim,
 //    with dq strides.
@@ -168,6 +178,33 @@ __device__ __forceinline__ void stage_acc_tile(const float (&acc)[kMT][kNT][4], 
     }
 }
 
+// Stores a warp's fp32 accumulator tile (kMT m16 x kNT n8, mma accumulator
+// layout, first element at row row0 / column col0 of a row-major fp32 matrix
+// of `width` columns), times `mul`: the rows < nrows and columns < width.
+// Each quad writes 32 contiguous bytes of a row (whole sectors).
+template <int kMT, int kNT>
+__device__ __forceinline__ void store_acc_partial(const float (&acc)[kMT][kNT][4], float mul,
+                                                  float* out, int width, int row0, int nrows,
+                                                  int col0, int lane) {
+#pragma unroll
+  for (int mt = 0; mt < kMT; ++mt)
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int row = row0 + mt * 16 + lane / 4 + r * 8;
+      if (row < nrows) {
+#pragma unroll
+        for (int j = 0; j < kNT; ++j) {
+          // width is a multiple of 8 and col even: col < width covers col + 1.
+          const int col = col0 + j * 8 + 2 * (lane % 4);
+          if (col < width) {
+            *reinterpret_cast<float2*>(out + static_cast<int64_t>(row) * width + col) =
+                make_float2(acc[mt][j][2 * r] * mul, acc[mt][j][2 * r + 1] * mul);
+          }
+        }
+      }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // 1. Preprocess. kHeadDim: the main config's tile width (dq_accum's row
 // width). kVec16: o and dout rows are 16-byte aligned (host-checked), so each
@@ -256,11 +293,17 @@ __global__ void __launch_bounds__(kBwdPreThreads)
 // ---------------------------------------------------------------------------
 // 2. Main kernel. kHasMask: causal / window (mask.cuh); kSoftcap; kAligned16:
 // q, k, v and dout rows are 16-byte aligned (gmem.cuh's TileLoader).
+// kGqaSplit: params.gqa_split > 1 (fp32 partials); false compiles the
+// one-part kernel, gqa_split never read. A template flag rather than a runtime
+// branch: these kernels sit at the 255-register cap, where any extra runtime
+// value reshuffles ptxas' allocation of the unsplit kernel (measured: spills
+// appeared in some variants, vanished in others), while with the flag the
+// unsplit kernels compile exactly as before the split existed.
 // grads_aligned16: dk and dv rows are 16-byte aligned (16-byte stores).
 // kComputeDq: add the dQ partials into dq_accum (the default mode); false in
 // deterministic mode, where bwd_dq_kernel (bwd_dq_kernel.cuh) computes dq.
 template <typename Elem, typename Traits, bool kHasMask, bool kSoftcap, bool kAligned16,
-          bool kComputeDq>
+          bool kComputeDq, bool kGqaSplit>
 __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
     bwd_kernel(const BwdParams params, bool grads_aligned16) {
   if constexpr (Traits::kSmemBytes <= arch_smem_limit()) {
@@ -291,14 +334,20 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
     const int quad_row = lane / 4;
     const int quad_col = 2 * (lane % 4);
 
-    // Flattened grid: the key blocks of one (b, h_kv) are adjacent (they share
-    // Q and dO in L2), lowest first: under a causal mask those visit the most
-    // query blocks, so the longest blocks start first.
+    // Flattened grid: the key blocks of one (b, h_kv, part) are adjacent (they
+    // share Q and dO in L2), lowest first: under a causal mask those visit the
+    // most query blocks, so the longest blocks start first. The parts of one
+    // kv head follow each other (they share K and V).
     const int num_n_blocks = (params.seqlen_k + kBlockN - 1) / kBlockN;
     const int n_block = static_cast<int>(blockIdx.x) % num_n_blocks;
-    const int bh_kv = static_cast<int>(blockIdx.x) / num_n_blocks;
+    const int bh_part = static_cast<int>(blockIdx.x) / num_n_blocks;  // bh_kv * split + part
+    const int bh_kv = kGqaSplit ? bh_part / params.gqa_split : bh_part;
+    const int part = kGqaSplit ? bh_part - bh_kv * params.gqa_split : 0;
     const int b = bh_kv / params.heads_kv;
     const int h_kv = bh_kv % params.heads_kv;
+    // The part's query heads: h_kv * q_per_kv + part * heads_per_part + [0, heads_per_part).
+    const int heads_per_part =
+        kGqaSplit ? params.q_per_kv / params.gqa_split : params.q_per_kv;
     const int n0 = n_block * kBlockN;
     const int dchunks = params.head_dim / 8;
 
@@ -306,7 +355,7 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
     // group (design section 3). The m-steps walk (head, m) pairs, head-major.
     const QueryRange<kBlockM, kBlockN, kHasMask> range(params, n0);
     const int num_m = range.m_end > range.m_begin ? range.m_end - range.m_begin : 0;
-    const int num_steps = num_m * params.q_per_kv;
+    const int num_steps = num_m * heads_per_part;
 
     const uint16_t* k_base = static_cast<const uint16_t*>(params.k) +
                              b * params.k_batch_stride + h_kv * params.k_head_stride;
@@ -314,7 +363,9 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
                              b * params.v_batch_stride + h_kv * params.v_head_stride;
 
     // Query head and block of m-step `step`.
-    auto step_head = [&](int step) { return h_kv * params.q_per_kv + step / num_m; };
+    auto step_head = [&](int step) {
+      return h_kv * params.q_per_kv + part * heads_per_part + step / num_m;
+    };
     auto step_m0 = [&](int step) { return (range.m_begin + step % num_m) * kBlockM; };
 
     using QLoader = TileLoader<Traits, kBlockM, kNThreads, kAligned16>;
@@ -509,9 +560,27 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
       }
     }
 
-    // Epilogue. Every warp is past its last GEMM (and every cp.async has
-    // landed) before K and V's buffers take the 16-bit dK and dV tiles.
+    // Epilogue. A split group: this part's sums go to its fp32 partial slice
+    // from the registers (no shared memory, no barrier); the reduce kernel
+    // adds the parts. Every row < seqlen_k and column < head_dim is written,
+    // zeros included, so the reduce reads no stale workspace.
     cp_async_wait<0>();
+    if constexpr (kGqaSplit) {
+      const int64_t slice =
+          ((static_cast<int64_t>(part) * params.batch + b) *
+               params.heads_kv +
+           h_kv) *
+          params.seqlen_k * params.head_dim;
+      store_acc_partial<kDkvMT, kDkvNT>(acc_dk, params.scale, params.dk_partial + slice,
+                                        params.head_dim, n0 + dkv_row0, params.seqlen_k,
+                                        dkv_col0, lane);
+      store_acc_partial<kDkvMT, kDkvNT>(acc_dv, 1.f, params.dv_partial + slice,
+                                        params.head_dim, n0 + dkv_row0, params.seqlen_k,
+                                        dkv_col0, lane);
+      return;
+    }
+    // Every warp is past its last GEMM (and every cp.async has landed) before
+    // K and V's buffers take the 16-bit dK and dV tiles.
     __syncthreads();
     stage_acc_tile<Elem, DLayout, kDkvMT, kDkvNT>(acc_dk, params.scale, smem_k, dkv_row0,
                                                   dkv_col0, lane);
@@ -525,6 +594,70 @@ __global__ void __launch_bounds__(Traits::kNThreads, Traits::kMinBlocksPerSm)
                                                 params.seqlen_k, dchunks, tid, grads_aligned16);
     store_grad_tile<Traits, kBlockN, kNThreads>(dv_base, params.dv_row_stride, smem_v, n0,
                                                 params.seqlen_k, dchunks, tid, grads_aligned16);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// 2b. dK / dV reduce over the parts of a split GQA group (params.gqa_split > 1).
+// Thread i: 8 columns (one 16-byte output chunk) of one row of one (b, h_kv),
+// row-major over (b, h_kv, row, chunk), so a warp reads whole 32-byte sectors
+// of each partial. The partials are added in ascending part order from 0, the
+// same for every call: dk and dv do not depend on scheduling. dK's partials
+// already carry scale. grads_aligned16: dk and dv rows are 16-byte aligned.
+constexpr int kBwdReduceThreads = 256;
+
+template <typename Elem>
+__global__ void __launch_bounds__(kBwdReduceThreads)
+    bwd_dkv_reduce_kernel(const BwdParams params, bool grads_aligned16) {
+  const int dchunks = params.head_dim / 8;
+  const int64_t rows = static_cast<int64_t>(params.batch) * params.heads_kv * params.seqlen_k;
+  const int64_t idx = static_cast<int64_t>(blockIdx.x) * kBwdReduceThreads + threadIdx.x;
+  if (idx >= rows * dchunks) return;
+  const int64_t grow = idx / dchunks;  // (b * heads_kv + h_kv) * seqlen_k + row
+  const int c = static_cast<int>(idx - grow * dchunks);
+  const int row = static_cast<int>(grow % params.seqlen_k);
+  const int bh = static_cast<int>(grow / params.seqlen_k);
+  const int b = bh / params.heads_kv;
+  const int h = bh % params.heads_kv;
+  const int64_t part_stride = rows * params.head_dim;  // floats per part
+  const int64_t offset = grow * params.head_dim + c * 8;
+
+  float dk[8], dv[8];
+#pragma unroll
+  for (int e = 0; e < 8; ++e) dk[e] = dv[e] = 0.f;
+  for (int g = 0; g < params.gqa_split; ++g) {
+    const float4* pk = reinterpret_cast<const float4*>(params.dk_partial + g * part_stride + offset);
+    const float4* pv = reinterpret_cast<const float4*>(params.dv_partial + g * part_stride + offset);
+    const float4 k0 = pk[0], k1 = pk[1], v0 = pv[0], v1 = pv[1];
+    dk[0] += k0.x, dk[1] += k0.y, dk[2] += k0.z, dk[3] += k0.w;
+    dk[4] += k1.x, dk[5] += k1.y, dk[6] += k1.z, dk[7] += k1.w;
+    dv[0] += v0.x, dv[1] += v0.y, dv[2] += v0.z, dv[3] += v0.w;
+    dv[4] += v1.x, dv[5] += v1.y, dv[6] += v1.z, dv[7] += v1.w;
+  }
+
+  uint32_t packed_k[4], packed_v[4];
+#pragma unroll
+  for (int e = 0; e < 4; ++e) {
+    packed_k[e] = Numeric<Elem>::pack2(dk[2 * e], dk[2 * e + 1]);
+    packed_v[e] = Numeric<Elem>::pack2(dv[2 * e], dv[2 * e + 1]);
+  }
+  uint16_t* dk_out = static_cast<uint16_t*>(params.dk) + b * params.dk_batch_stride +
+                     h * params.dk_head_stride + row * params.dk_row_stride + c * 8;
+  uint16_t* dv_out = static_cast<uint16_t*>(params.dv) + b * params.dv_batch_stride +
+                     h * params.dv_head_stride + row * params.dv_row_stride + c * 8;
+  if (grads_aligned16) {
+    *reinterpret_cast<uint4*>(dk_out) =
+        make_uint4(packed_k[0], packed_k[1], packed_k[2], packed_k[3]);
+    *reinterpret_cast<uint4*>(dv_out) =
+        make_uint4(packed_v[0], packed_v[1], packed_v[2], packed_v[3]);
+  } else {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      dk_out[2 * e] = static_cast<uint16_t>(packed_k[e] & 0xffffu);
+      dk_out[2 * e + 1] = static_cast<uint16_t>(packed_k[e] >> 16);
+      dv_out[2 * e] = static_cast<uint16_t>(packed_v[e] & 0xffffu);
+      dv_out[2 * e + 1] = static_cast<uint16_t>(packed_v[e] >> 16);
+    }
   }
 }
 
