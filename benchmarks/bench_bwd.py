@@ -3,6 +3,7 @@
 
     python benchmarks/bench_bwd.py [--dtype fp16,bf16] [--head-dim 64,128] [--quick]
         [--shapes "B,H,S;..."] [--gqa HQ/HKV] [--window LEFT] [--gqa-split G]
+        [--deterministic]
         [--backends flash,cudnn[,efficient]] [--json out.json] [--commit ID]
     python benchmarks/bench_bwd.py --from-json out.json    # no GPU needed
 
@@ -15,6 +16,10 @@ A small GQA training shape, e.g. the GPT step's: --shapes "8,8/2,512" --head-dim
 --gqa-split G forces flashcore's GQA group split (flashcore._debug.forced_bwd_gqa_split)
 on the GQA rows (G must divide each HQ/HKV); without it the heuristic picks. The
 G that ran is recorded per row ("gqa_split") and shown after the row when > 1.
+
+--deterministic also times flashcore's deterministic backward (deterministic=True)
+on each row: entry "flashcore_det", its TFLOP/s and its time over the default
+mode's ("cost") shown after the row.
 
 Timing, per backend on the same q, k, v and output gradient: two CUDA graphs,
 one replaying the training forward alone (inputs that require grad, so
@@ -61,6 +66,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--window", type=int, metavar="LEFT", help="add causal window rows")
     parser.add_argument(
         "--gqa-split", type=int, metavar="G", help="force flashcore's GQA group split (GQA rows)"
+    )
+    parser.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="also time flashcore's deterministic backward (its cost over the default)",
     )
     parser.add_argument("--quick", action="store_true", help="small shapes only")
     parser.add_argument(
@@ -170,14 +180,26 @@ def format_row(row: dict, names: list[str]) -> str:
         line += f" {'n/a':>9} {'':>5}" if e is None else f" {e['tflops']:9.1f} {e['ratio']:5.2f}"
     if row.get("gqa_split", 1) > 1:
         line += f"   G={row['gqa_split']}"
+    det = row.get("flashcore_det")
+    if det is not None:
+        line += f"   det {det['tflops']:.1f} TFLOP/s, {det['cost']:.2f}x time"
+    elif "flashcore_det_error" in row:
+        line += f"   det error: {row['flashcore_det_error']}"
     return line
 
 
 def measure(
-    spec: dict, d: int, dtype_name: str, backends: list[str], reps: int, gqa_split: int | None
+    spec: dict,
+    d: int,
+    dtype_name: str,
+    backends: list[str],
+    reps: int,
+    gqa_split: int | None,
+    deterministic: bool = False,
 ) -> dict:
     """Times flashcore's and each SDPA backend's backward on the same inputs
-    (flashcore's GQA group split forced to gqa_split on GQA rows, if given)."""
+    (flashcore's GQA group split forced to gqa_split on GQA rows, if given; with
+    deterministic, flashcore's deterministic mode too)."""
     import contextlib
 
     import torch
@@ -239,6 +261,16 @@ def measure(
     except (RuntimeError, TypeError, ValueError) as e:
         row["flashcore"] = None
         row["flashcore_error"] = f"{type(e).__name__}: {str(e).strip().splitlines()[0][:200]}"
+    if deterministic and row["flashcore"] is not None:
+        det_kw = dict(ours_kw, deterministic=True)
+        try:
+            with _debug.forced_bwd_gqa_split(gqa_split) if forced else contextlib.nullcontext():
+                det = timed(lambda: fused_attention(q, k, v, **det_kw))
+            det["cost"] = det["bwd_us"] / row["flashcore"]["bwd_us"]
+            row["flashcore_det"] = det
+        except (RuntimeError, TypeError, ValueError) as e:
+            msg = str(e).strip().splitlines()[0][:200]
+            row["flashcore_det_error"] = f"{type(e).__name__}: {msg}"
     for name in backends:
         try:
             with sdpa_kernel([SDPA_BACKENDS[name]]):
@@ -287,7 +319,15 @@ def main(argv: list[str] | None = None) -> int:
     for dtype_name in args.dtypes:
         for d in args.head_dims:
             for spec in args.rows:
-                row = measure(spec, d, dtype_name, args.backend_list, args.reps, args.gqa_split)
+                row = measure(
+                    spec,
+                    d,
+                    dtype_name,
+                    args.backend_list,
+                    args.reps,
+                    args.gqa_split,
+                    args.deterministic,
+                )
                 rows.append(row)
                 print(format_row(row, args.backend_list), flush=True)
                 torch.cuda.empty_cache()

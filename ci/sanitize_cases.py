@@ -118,14 +118,15 @@ HEURISTIC_CASES = [
 
 
 def bwd_config_cases():
-    """The backward (issue 10): per compiled backward config, four cases, one per
-    main-kernel build it launches: masked (causal bottom-right + window + GQA,
-    a gradient on the lse too), unmasked with softcap at a narrower head dim,
-    rows that are not 16-byte aligned, and a GQA group split in 4 parts (the
-    fp32 partials and their reduce kernel; the last element: the forced split,
-    None for the heuristic's). Each key block sees at least two query blocks and
-    there are at least two key blocks, so the query-block loop, the dQ
-    reductions from several blocks and the tails all run."""
+    """The backward (issue 10): per compiled backward config, six cases. Four,
+    one per main-kernel build it launches: masked (causal bottom-right + window
+    + GQA, a gradient on the lse too), unmasked with softcap at a narrower head
+    dim, rows that are not 16-byte aligned, and a GQA group split in 4 parts
+    (the fp32 partials and their reduce kernel; the last element: the forced
+    split, None for the heuristic's). Two in deterministic mode. Each key block
+    sees at least two query blocks and there are at least two key blocks, so
+    the query-block loop, the dQ reductions from several blocks and the tails
+    all run."""
     configs = _debug.bwd_configs()
     widths = sorted({c["head_dim"] for c in configs})
     cases = []
@@ -149,6 +150,17 @@ def bwd_config_cases():
         cases.append(
             (cfg, "gqa split 4", (1, 8, 2, sq, sk, d_narrow), second,
              {"causal": True, "enable_gqa": True}, False, True, 4)
+        )  # fmt: skip
+        # The deterministic mode: the main kernel without dQ (split and not) and
+        # the dQ kernel of the tile head dim (bwd_dq_kernel.cuh): masked with a
+        # split in 2, and unaligned rows with softcap.
+        cases.append(
+            (cfg, "deterministic masked split 2", (1, 4, 2, sq, sk, cfg["head_dim"]), second,
+             masked | {"enable_gqa": True, "deterministic": True}, False, True, 2)
+        )  # fmt: skip
+        cases.append(
+            (cfg, "deterministic unaligned softcap", (1, 2, 2, sq, sk, d_narrow), first,
+             {"softcap": 5.0, "deterministic": True}, True, False, None)
         )  # fmt: skip
     return cases
 
@@ -177,7 +189,8 @@ def run_bwd_case(label, shape, dtype, kw, unaligned, with_dlse, ctx):
             out, lse = fused_attention(*leaves, return_lse=True, **kw)
         outputs, grads = ((out, lse), (dout, dlse)) if with_dlse else ((out,), (dout,))
         dq, dk, dv = torch.autograd.grad(outputs, leaves, grads)
-        check = _reference.compare_grads(dq, dk, dv, q, k, v, dout, dlse=dlse, **kw)
+        ref_kw = {key: val for key, val in kw.items() if key != "deterministic"}
+        check = _reference.compare_grads(dq, dk, dv, q, k, v, dout, dlse=dlse, **ref_kw)
         ok, text = check.ok, str(check)
     except (RuntimeError, ValueError, TypeError) as exc:  # a CUDA error is a RuntimeError
         ok, text = False, f"raised {type(exc).__name__}: {exc}"

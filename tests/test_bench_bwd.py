@@ -117,4 +117,15 @@ def test_table_from_json(bench, tmp_path, capsys):
     row["gqa_split"] = 4
     path.write_text(json.dumps({"env": {"gpu": "test"}, "rows": [row]}))
     assert bench.main(["--from-json", str(path)]) == 0
-    assert "G=4" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "G=4" in out and "det" not in out
+    row["flashcore_det"] = {"fwd_us": 1.0, "fwd_bwd_us": 5.5, "bwd_us": 4.5, "tflops": 166.7}
+    row["flashcore_det"]["cost"] = 1.5
+    path.write_text(json.dumps({"env": {"gpu": "test"}, "rows": [row]}))
+    assert bench.main(["--from-json", str(path)]) == 0
+    assert "det 166.7 TFLOP/s, 1.50x time" in capsys.readouterr().out
+
+
+def test_deterministic_flag(bench):
+    assert bench.parse_args(["--deterministic"]).deterministic
+    assert not bench.parse_args([]).deterministic
