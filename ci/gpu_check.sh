@@ -20,9 +20,12 @@ export PYTHONUNBUFFERED=1
 python3 -m pip install -q --no-deps --no-compile --target "$site" "$wheel" || exit 2
 # Optional: transformers for tests/test_integrations.py, from wheels fetched
 # beforehand (ci/test_wheels.sh) for a machine without network access.
+# Every wheel there goes in with --no-deps: ci/test_wheels.sh leaves out the large
+# ones the device image already has (numpy), which pip --target would otherwise
+# insist on reinstalling.
 if [ -n "${FLASHCORE_TEST_WHEELS:-}" ]; then
-  python3 -m pip install -q --no-index --no-compile --find-links "$FLASHCORE_TEST_WHEELS" \
-    --target "$site" transformers || exit 2
+  python3 -m pip install -q --no-index --no-deps --no-compile --target "$site" \
+    "$FLASHCORE_TEST_WHEELS"/*.whl || exit 2
   export FLASHCORE_EXPECT_TRANSFORMERS=1
   # tests/test_integrations.py appends the model table's rows here.
   export FLASHCORE_MODEL_TABLE="$logs/model_logits.jsonl"

@@ -9,4 +9,8 @@ py=${2:-3.12}
 python3 -m pip download -q --only-binary=:all: --implementation cp --python-version "$py" \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
   --platform manylinux2014_x86_64 -d "$out" transformers
+# numpy (16 MB) and hf_xet (4 MB, downloads only) are on the device image already;
+# dropping them keeps a release wheel plus these under the device's 64 MiB carry.
+# gpu_check.sh installs the rest with --no-deps.
+rm -f "$out"/numpy-*.whl "$out"/hf_xet-*.whl
 du -sh "$out"
