@@ -25,6 +25,7 @@ random tensors in each test, seeded from the test id so a failure reproduces.
 
 import math
 import warnings
+from fractions import Fraction
 
 import pytest
 import torch
@@ -424,16 +425,18 @@ def test_gqa_split_unaligned_inputs():
 )
 def test_gqa_split_heuristic_on_this_gpu(b, hq, hkv, s):
     # The GPT training step that motivated the split (8 x 8/2 heads, 512 keys),
-    # the GQA row and an MQA row: the smallest divisor of the group
-    # that gives two thread blocks per SM, else the whole group.
+    # the GQA row and an MQA row: the divisor G of the group with the
+    # fewest waves of one block per SM per unit of work (waves / G), the
+    # smallest on ties (heuristics.h).
     q = torch.empty(b, hq, s, 128, device="cuda", dtype=torch.bfloat16)
     k = torch.empty(b, hkv, s, 128, device="cuda", dtype=torch.bfloat16)
     block_n = next(c for c in BWD_CONFIGS if c["name"] == _debug.chosen_bwd_config(q, k))
     blocks = b * hkv * -(-s // block_n["block_n"])
-    target = 2 * _debug.device_desc()["sm_count"]
+    sms = _debug.device_desc()["sm_count"]
     group = hq // hkv
     divisors = [g for g in range(1, group + 1) if group % g == 0]
-    expected = next((g for g in divisors if blocks * g >= target), group)
+    cost = {g: Fraction(-(-blocks * g // sms), g) for g in divisors}
+    expected = min(g for g in divisors if cost[g] == min(cost.values()))
     assert _debug.chosen_bwd_gqa_split(q, k) == expected
 
 

@@ -221,9 +221,10 @@ def bwd_gqa_split_heuristic(
 ) -> int:
     """How many parts the backward splits each GQA group's query heads into
     (host/heuristics.h choose_bwd_gqa_split) for this shape, backward config
-    `name` and a device with these numbers: the smallest divisor G of
-    heads_q / heads_kv with batch * heads_kv * key blocks * G >= 2 * sm_count,
-    else heads_q / heads_kv; 1 without GQA. A pure function: no GPU needed."""
+    `name` and a device with these numbers: the divisor G of heads_q / heads_kv
+    with the least ceil(batch * heads_kv * key blocks * G / sm_count) / G (waves
+    of one block per SM, each part 1/G of the work), the smallest on ties; 1
+    without GQA. A pure function: no GPU needed."""
     return int(
         _loader.c_api().flashcore_choose_bwd_gqa_split(
             batch, heads_q, heads_kv, seqlen_q, seqlen_k, head_dim, sm_count, cc_major,

@@ -115,20 +115,34 @@ int choose_bwd_config(const FwdShape& s, const DeviceDesc& dev) {
 }
 
 // Splitting trades fp32 partials (written by the main kernel, read back by
-// the reduce) for thread blocks: a grid of at least two blocks per SM is the
-// design's target (section 5), so the split stops at the first divisor that
-// reaches it.
+// the reduce) for thread blocks. The main kernels fit one block per SM (255
+// registers, kMinBlocksPerSm 1), so the grid runs in waves of sm_count blocks
+// and a part's block does 1/G of the group's work: the time is about
+// waves(G) / G. Measured at the GPT training step (8 x 8/2 heads, 512 keys, D128
+// bf16, 64 blocks on 132 SMs; benchmarks/NOTES.md v12): G = 1 / 2 / 4 took
+// 182 / 113 / 125 us, the model's 1 / 0.5 / 0.5. Ties go to the smaller G:
+// fewer partials to write and reduce. (The first version aimed at two blocks
+// per SM and picked G = 4 there.)
 int choose_bwd_gqa_split(const FwdShape& s, int64_t heads_kv, const DeviceDesc& dev, int config) {
-  if (config < 0 || config >= kNumBwdConfigs || heads_kv <= 0 || s.heads_q % heads_kv != 0) {
+  if (config < 0 || config >= kNumBwdConfigs || heads_kv <= 0 || s.heads_q % heads_kv != 0 ||
+      dev.sm_count <= 0) {
     return 1;
   }
   const int64_t q_per_kv = s.heads_q / heads_kv;
   const int64_t blocks = s.batch * heads_kv * ceil_div(s.seqlen_k, kBwdConfigs[config].block_n);
   if (blocks <= 0) return 1;
-  for (int64_t g = 1; g < q_per_kv; ++g) {
-    if (q_per_kv % g == 0 && blocks * g >= 2 * int64_t{dev.sm_count}) return static_cast<int>(g);
+  // waves(g) / g compared as waves(g) * best_g < best_waves * g, in integers.
+  int64_t best_g = 1;
+  int64_t best_waves = ceil_div(blocks, int64_t{dev.sm_count});
+  for (int64_t g = 2; g <= q_per_kv; ++g) {
+    if (q_per_kv % g != 0) continue;
+    const int64_t waves = ceil_div(blocks * g, int64_t{dev.sm_count});
+    if (waves * best_g < best_waves * g) {
+      best_g = g;
+      best_waves = waves;
+    }
   }
-  return static_cast<int>(q_per_kv > 1 ? q_per_kv : 1);
+  return static_cast<int>(best_g);
 }
 
 }  // namespace flashcore

@@ -48,10 +48,10 @@ int bwd_tile_head_dim(int head_dim);
 
 // How many parts the backward splits each GQA group's query heads into
 // (BwdParams::gqa_split; docs/design/backward.md section 5) for backward
-// config `config`: the smallest divisor G of q_per_kv = heads_q / heads_kv
-// whose grid, batch * heads_kv * key blocks * G thread blocks of one per SM,
-// is at least two per SM; q_per_kv when none is. 1 without GQA (q_per_kv 1)
-// and for an invalid config or shape.
+// config `config`: the divisor G of q_per_kv = heads_q / heads_kv that
+// minimizes waves / G, where waves = ceil(batch * heads_kv * key blocks * G /
+// sm_count) (one block per SM), the smallest such G on ties. 1 without GQA
+// (q_per_kv 1) and for an invalid config, shape or device.
 int choose_bwd_gqa_split(const FwdShape& shape, int64_t heads_kv, const DeviceDesc& device,
                          int config);
 
