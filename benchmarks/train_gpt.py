@@ -2,9 +2,10 @@
 stream with a fixed seed, once per attention backend, in bf16 autocast; the loss
 curves must agree at every logged step, and tokens/s are reported for each.
 
-    python benchmarks/train_gpt.py [--attn sdpa,flashcore] [--steps 300]
-        (--attn also takes sdpa-flash, sdpa-cudnn, sdpa-efficient, sdpa-math: SDPA
-        with that backend forced, whose spread calibrates the tolerance)
+    python benchmarks/train_gpt.py [--attn sdpa,flashcore,sdpa-flash,sdpa-cudnn,sdpa-math]
+        [--tolerance spread | 0.05] [--steps 300]
+        (--attn takes sdpa, flashcore, sdpa-flash, sdpa-cudnn, sdpa-efficient,
+        sdpa-math: the last four are SDPA with that backend forced)
         [--layers 6] [--d-model 512] [--heads 8] [--kv-heads 8] [--head-dim 64]
         [--json out.json] [--plot out.png]
 
@@ -16,6 +17,15 @@ backend starts from the same initial weights and sees the same batches.
 
 --attn flashcore trains through fused_attention's backward (its training
 forward fwd_train and the bwd op, issue 10).
+
+The tolerance. Every backend's curve is compared with the first's (sdpa: PyTorch's
+default pick) at every logged step. --tolerance spread (the default) is the
+largest such difference among the other SDPA runs: SDPA's own backends, all
+correct, differ from each other by that much on this model, because bf16
+rounding differences grow through training (most at the plateau the model
+leaves early on, whose exit step is chaotic). A backend within the spread is as
+close to SDPA as SDPA's backends are to each other. A number gives a fixed
+tolerance instead.
 """
 
 from __future__ import annotations
@@ -35,9 +45,22 @@ from torch import nn
 DATA_TOKENS = 200_000  # length of the generated stream batches are drawn from
 
 
+def _tolerance(text: str) -> float | str:
+    if text == "spread":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a number or 'spread', got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
+    return value
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--attn", default="sdpa,flashcore", help="backends, comma-separated")
+    p.add_argument("--attn", default="sdpa,flashcore,sdpa-flash,sdpa-cudnn,sdpa-math",
+                   help="backends, comma-separated; the first is the baseline")  # fmt: skip
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--layers", type=int, default=6)
     p.add_argument("--d-model", type=int, default=512)
@@ -53,8 +76,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--device", default="cuda")
     p.add_argument("--dtype", choices=("bf16", "fp16", "fp32"), default="bf16",
                    help="autocast dtype (fp32: no autocast)")  # fmt: skip
-    p.add_argument("--tolerance", type=float, default=0.05,
-                   help="max |loss difference| between backends at a logged step")  # fmt: skip
+    p.add_argument("--tolerance", type=_tolerance, default="spread",
+                   help="max |loss difference| to the first backend at a logged step: a "
+                        "number, or 'spread' (the other SDPA runs' largest; the default)")  # fmt: skip
     p.add_argument("--json", type=Path)
     p.add_argument("--plot", type=Path, help="loss vs step, one curve per backend (matplotlib)")
     return p.parse_args(argv)
@@ -233,11 +257,23 @@ def main(argv: list[str]) -> int:
         base = results[backends[0]]["losses"]
         for name in backends[1:]:
             diff = max(abs(a[1] - b[1]) for a, b in zip(base, results[name]["losses"]))
-            verdict = "ok" if diff <= args.tolerance else "DIFFER"
-            print(f"max |loss {name} - loss {backends[0]}| = {diff:.4f} "
-                  f"(tolerance {args.tolerance}): {verdict}")  # fmt: skip
             results[name]["max_loss_diff"] = diff
-            status |= diff > args.tolerance
+        tolerance = args.tolerance
+        if tolerance == "spread":
+            others = [n for n in backends[1:] if n.startswith("sdpa")]
+            if not others:
+                print("--tolerance spread needs a second SDPA run in --attn (e.g. sdpa-flash)")
+                return 2
+            tolerance = max(results[n]["max_loss_diff"] for n in others)
+            print(f"tolerance: {tolerance:.4f}, the largest difference of {others} "
+                  f"to {backends[0]}")  # fmt: skip
+        for name in backends[1:]:
+            diff = results[name]["max_loss_diff"]
+            verdict = "ok" if diff <= tolerance else "DIFFER"
+            print(f"max |loss {name} - loss {backends[0]}| = {diff:.4f} "
+                  f"(tolerance {tolerance:.4f}): {verdict}")  # fmt: skip
+            status |= diff > tolerance
+        results[backends[0]]["tolerance"] = tolerance
         sdpa_runs = [name for name in backends if name.startswith("sdpa")]
         if len(sdpa_runs) > 1:
             # Informational: the spread between SDPA's own backends at any logged step.

@@ -45,3 +45,24 @@ def test_forced_sdpa_backends_and_their_spread(train_gpt, capsys):
     assert train_gpt.main(argv) == 0
     out = capsys.readouterr().out
     assert "max |loss difference| between SDPA backends ['sdpa', 'sdpa-math']" in out
+    assert "tolerance: " in out  # the spread of the SDPA runs is the default tolerance
+
+
+def test_tolerance_argument(train_gpt):
+    assert train_gpt.parse_args([]).tolerance == "spread"
+    assert train_gpt.parse_args(["--tolerance", "0.1"]).tolerance == 0.1
+    for bad in ("nope", "-1"):
+        with pytest.raises(SystemExit):
+            train_gpt.parse_args(["--tolerance", bad])
+
+
+def test_spread_needs_a_second_sdpa_run(train_gpt, monkeypatch, capsys):
+    # A stand-in for flashcore on the CPU (SDPA under another name): compared
+    # against the baseline alone, there is no spread to take the tolerance from.
+    sdpa = train_gpt.attention_fn("sdpa")
+    real = train_gpt.attention_fn
+    monkeypatch.setattr(train_gpt, "attention_fn", lambda n: sdpa if n == "flashcore" else real(n))
+    argv = [*TINY, "--steps", "10", "--attn", "sdpa,flashcore"]
+    assert train_gpt.main(argv) == 2
+    assert "--tolerance spread needs a second SDPA run" in capsys.readouterr().out
+    assert train_gpt.main([*argv, "--tolerance", "0.5"]) == 0
