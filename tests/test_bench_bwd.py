@@ -129,3 +129,14 @@ def test_table_from_json(bench, tmp_path, capsys):
 def test_deterministic_flag(bench):
     assert bench.parse_args(["--deterministic"]).deterministic
     assert not bench.parse_args([]).deterministic
+
+
+def test_eager_ab_arguments():
+    from conftest import load_benchmark
+
+    eager = load_benchmark("eager_ab")
+    args = eager.parse_args(["--build", "old=/a", "--build", "new=/b"])
+    assert args.build == ["old=/a", "new=/b"] and args.rounds == 6 and args.core == 3
+    for bad in ([], ["--build", "old"], ["--build", "a=/a", "--rounds", "0"]):
+        with pytest.raises(SystemExit):
+            eager.parse_args(bad)
