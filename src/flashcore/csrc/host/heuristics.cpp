@@ -102,13 +102,16 @@ int bwd_tile_head_dim(int head_dim) {
   return -1;
 }
 
-// The narrowest compiled tile width at least head_dim, and of its configs the
-// first that fits the device's shared memory (host/bwd_configs.h: the large
-// tiles, then the 99 KB ones); -1 past the widest or below compute capability 8.0.
+// The narrowest compiled tile width at least head_dim, and of its mma.sync
+// configs the first that fits the device's shared memory (host/bwd_configs.h:
+// the large tiles, then the 99 KB ones); -1 past the widest or below compute
+// capability 8.0. The Hopper-family configs are never chosen here: they are
+// untested on a GPU and run only when forced.
 int choose_bwd_config(const FwdShape& s, const DeviceDesc& dev) {
   if (dev.cc_major < 8) return -1;
   const int tile = bwd_tile_head_dim(s.head_dim);
   for (int i = 0; i < kNumBwdConfigs; ++i) {
+    if (kBwdConfigs[i].sm90) continue;
     if (kBwdConfigs[i].head_dim == tile && kBwdConfigs[i].smem_bytes <= dev.smem_optin) return i;
   }
   return -1;
@@ -118,8 +121,11 @@ int choose_bwd_config(const FwdShape& s, const DeviceDesc& dev) {
 // the reduce) for thread blocks: a grid of at least two blocks per SM is the
 // design's target (section 5), so the split stops at the first divisor that
 // reaches it.
+// The Hopper-family configs have no split: their blocks always walk the whole
+// group (1).
 int choose_bwd_gqa_split(const FwdShape& s, int64_t heads_kv, const DeviceDesc& dev, int config) {
-  if (config < 0 || config >= kNumBwdConfigs || heads_kv <= 0 || s.heads_q % heads_kv != 0) {
+  if (config < 0 || config >= kNumBwdConfigs || heads_kv <= 0 || s.heads_q % heads_kv != 0 ||
+      kBwdConfigs[config].sm90) {
     return 1;
   }
   const int64_t q_per_kv = s.heads_q / heads_kv;
