@@ -164,9 +164,11 @@ __device__ __forceinline__ void mask_scores(float (&s)[kNTilesS][4], const FwdPa
 // iff j - key_offset - window_right <= i <= j - key_offset + window_left (the
 // row rule of mask_scores solved for i). Queries past seqlen_q are left as
 // they are: their lse_log2 is +inf, so P = 0 there whatever the score.
+// Host-callable too: tests/cuda/mask_ranges.cu checks it element by element
+// against brute force, through the fragment layout of every consumer thread.
 template <int kNTilesS, bool kHasMask>
-__device__ __forceinline__ void mask_scores_t(float (&s)[kNTilesS][4], const FwdParams& p,
-                                              int key, int q0, int quad_col) {
+FLASHCORE_HD void mask_scores_t(float (&s)[kNTilesS][4], const FwdParams& p, int key, int q0,
+                                int quad_col) {
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     const int row = key + r * 8;
@@ -176,7 +178,7 @@ __device__ __forceinline__ void mask_scores_t(float (&s)[kNTilesS][4], const Fwd
     int hi = row < p.seqlen_k ? kNTilesS * 8 : -1;
     if constexpr (kHasMask) {
       lo = row - p.key_offset - p.window_right - q0;
-      hi = min(hi, row - p.key_offset + p.window_left - q0);
+      hi = imin(hi, row - p.key_offset + p.window_left - q0);
     }
 #pragma unroll
     for (int j = 0; j < kNTilesS; ++j) {
