@@ -53,6 +53,10 @@ cudaError_t launch_bwd_sm90(const BwdParams& params, DType dtype, cudaStream_t s
   if (params.dq_accum == nullptr || reinterpret_cast<uintptr_t>(params.dq_accum) % 16 != 0) {
     return cudaErrorInvalidValue;  // float4 zeroing and atomics
   }
+  if (reinterpret_cast<uintptr_t>(params.lse_log2) % 16 != 0 ||
+      reinterpret_cast<uintptr_t>(params.dpsum) % 16 != 0) {
+    return cudaErrorInvalidValue;  // 1-D bulk copies of whole query blocks (bwd_workspace.h)
+  }
   if (params.deterministic || params.gqa_split != 1) {
     return cudaErrorInvalidValue;  // the mma.sync family's modes only
   }

@@ -389,7 +389,10 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
                                      swizzled_chunk(row, j % 8) + (lane % 4) * 4) = ds_a[kk][i];
       }
     // The generic-proxy dS writes must be visible to the async proxy (the
-    // other warpgroup's wgmma reads them) before the barrier releases it.
+    // other warpgroup's wgmma reads them) before the barrier releases it. The
+    // same fence orders this thread's reads of the stage's statistics (all
+    // consumed above) before the producer's next TMA writes there, which
+    // follow this step's qdo_empty arrival below.
     fence_proxy_async_smem();
 
     // dV_w += P^T dO: dO [query][d] is the MN-major B operand (the forward's V
@@ -454,11 +457,9 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
     wgmma_wait_group<0>();
     wgmma_fence_operands(reinterpret_cast<float(&)[kHeadDim / 2]>(acc_dk));
     wgmma_fence_operands(reinterpret_cast<float(&)[kHeadDim / 2]>(acc_dv));
-    // Every wgmma reading this stage's Q and dO is complete, and this thread's
-    // reads of its statistics (generic proxy) are ordered before the
-    // producer's next TMA writes there (async proxy), as the forward orders
-    // its O staging before the next Q load.
-    fence_proxy_async_smem();
+    // Every wgmma reading this stage's Q and dO is complete (and the
+    // statistics' reads were fenced before the dS barrier): the producer may
+    // refill it once all 8 consumer warps arrived.
     if (lane == 0) mbarrier_arrive(&qdo_empty[st]);
   }
 
@@ -486,10 +487,11 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
                       h_kv * params.dk_head_stride;
   uint16_t* dv_base = static_cast<uint16_t*>(params.dv) + b * params.dv_batch_stride +
                       h_kv * params.dv_head_stride;
+  constexpr int kChunks = kHeadDim / 8;  // 16-byte chunks per row
   const int dchunks = params.head_dim / 8;
-  for (int i = tid_wg; i < 64 * kNTilesD; i += 128) {
-    const int row = i / kNTilesD;
-    const int c = i % kNTilesD;
+  for (int i = tid_wg; i < 64 * kChunks; i += 128) {
+    const int row = i / kChunks;
+    const int c = i % kChunks;
     const int key_g = n0 + 64 * wg + row;
     if (key_g < params.seqlen_k && c < dchunks) {
       const int off = (c / 8) * Traits::kKVBlockBytes + swizzled_chunk(64 * wg + row, c % 8);
