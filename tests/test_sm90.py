@@ -31,7 +31,9 @@ HOPPER_OPCODES = [
     r"HGMMA\.64x64x16\.F32\.BF16",
     r"HGMMA\.64x128x16\.F32\b",
     r"HGMMA\.64x128x16\.F32\.BF16",
+    r"HGMMA\.64x64x16\.F32\S*\s+R\d+, gdesc\[UR\d+\]\.tnspA\.tnspB",  # both operands MN-major
     r"UTMALDG\.4D",  # TMA load
+    r"UBLKCP\.S\.G",  # 1-D bulk copy global -> shared
     r"UTMASTG\.4D",  # TMA store
     r"SYNCS\.EXCH\.64",  # mbarrier.init
     r"SYNCS\.ARRIVE\.TRANS64",  # mbarrier.arrive(.expect_tx)
