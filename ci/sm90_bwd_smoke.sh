@@ -8,6 +8,10 @@
 #              exists; FLASHCORE_SMOKE_REBUILD=1 forces it
 #   sass       the CPU checks of the catalog and of the sm_90a SASS (HGMMA,
 #              UTMALDG, no local memory) and the contract tests
+#   stage1     tests/test_sm90.py: the wgmma/TMA primitives on one tile against
+#              torch, including T = V^T K with both operands MN-major (the dQ
+#              GEMM's operand form, which no shipped kernel used before): if the
+#              backward's dq is wrong and this fails, the descriptor is why
 #   pytest     every GPU test that forces an sm90 backward config (tests/test_bwd.py
 #              -k sm90: the covering grid, the edges, poisoned outputs and
 #              workspace, ramps, strided views, errors, and the forced-config
@@ -33,7 +37,7 @@ PY=${PYTHON:-python3}
 export PYTHONUNBUFFERED=1
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
 SAN=${COMPUTE_SANITIZER:-$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)}
-steps=",${FLASHCORE_SMOKE_STEPS:-build,sass,pytest,regress,memcheck,racecheck,synccheck,bench},"
+steps=",${FLASHCORE_SMOKE_STEPS:-build,sass,stage1,pytest,regress,memcheck,racecheck,synccheck,bench},"
 shapes=${FLASHCORE_SMOKE_SHAPES:-4,16,2048;8,16,4096}
 status=0
 : >"$logs/steps.txt"
@@ -77,6 +81,7 @@ export -f build bench
 step build 900 build.txt bash -c build
 step sass 300 sass.txt "$PY" -m pytest -q -rs tests/test_bwd_configs.py tests/test_autograd_api.py \
   -k "sm90 or hopper or catalog or built"
+step stage1 300 stage1.txt "$PY" -m pytest -q -rs tests/test_sm90.py
 step pytest 900 pytest.txt "$PY" -m pytest -q -rs tests/test_bwd.py -k sm90
 step regress 900 regress.txt "$PY" -m pytest -q -rs tests/test_bwd.py \
   -k "(every_bwd_config or deterministic_dq_does_not_depend) and not sm90"
