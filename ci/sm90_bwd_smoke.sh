@@ -29,7 +29,7 @@
 # LOGDIR/steps.txt collects them. Exit status 1 if any step failed.
 # All of it takes ~10-15 minutes; to stay under a 10-minute device call, split
 # it, e.g. FLASHCORE_SMOKE_STEPS=build,sass,stage1,pytest then
-# FLASHCORE_SMOKE_STEPS=memcheck,racecheck,synccheck,bench.
+# FLASHCORE_SMOKE_STEPS=regress,memcheck,racecheck,synccheck,bench.
 set -u
 logs=${1:-sm90_bwd_logs}
 mkdir -p "$logs"
