@@ -4,8 +4,9 @@
 # repository root of a checkout of this branch:
 #   ci/sm90_bwd_smoke.sh [LOGDIR]            (default LOGDIR: sm90_bwd_logs)
 # Steps (FLASHCORE_SMOKE_STEPS, comma-separated; default all, in this order):
-#   build      a dev build in place (sm_90a only) unless src/flashcore/_C*.so
-#              exists; FLASHCORE_SMOKE_REBUILD=1 forces it
+#   build      a dev build in place (sm_90a only) unless src/flashcore/_C*.so and
+#              src/flashcore/_build_config.py exist; FLASHCORE_SMOKE_REBUILD=1
+#              forces it
 #   sass       the CPU checks of the catalog and of the sm_90a SASS (HGMMA,
 #              UTMALDG, no local memory) and the contract tests
 #   stage1     tests/test_sm90.py: the wgmma/TMA primitives on one tile against
@@ -54,7 +55,9 @@ step() {  # step KEY SECONDS LOGFILE CMD...
 }
 
 build() {
-  if [ "${FLASHCORE_SMOKE_REBUILD:-0}" != 1 ] && ls src/flashcore/_C*.so >/dev/null 2>&1; then
+  # A carried-over build needs its record too (flashcore.build_info reads it).
+  if [ "${FLASHCORE_SMOKE_REBUILD:-0}" != 1 ] && ls src/flashcore/_C*.so >/dev/null 2>&1 &&
+    [ -f src/flashcore/_build_config.py ]; then
     echo "using the existing build: $(ls src/flashcore/_C*.so)"
     return 0
   fi
