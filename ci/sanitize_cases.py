@@ -118,15 +118,18 @@ HEURISTIC_CASES = [
 
 
 def bwd_config_cases():
-    """The backward (issue 10): per compiled backward config, six cases. Four,
-    one per main-kernel build it launches: masked (causal bottom-right + window
-    + GQA, a gradient on the lse too), unmasked with softcap at a narrower head
-    dim, rows that are not 16-byte aligned, and a GQA group split in 4 parts
-    (the fp32 partials and their reduce kernel; the last element: the forced
-    split, None for the heuristic's). Two in deterministic mode. Each key block
-    sees at least two query blocks and there are at least two key blocks, so
-    the query-block loop, the dQ reductions from several blocks and the tails
-    all run."""
+    """The backward (issue 10): per compiled mma.sync backward config, six
+    cases. Four, one per main-kernel build it launches: masked (causal
+    bottom-right + window + GQA, a gradient on the lse too), unmasked with
+    softcap at a narrower head dim, rows that are not 16-byte aligned, and a
+    GQA group split in 4 parts (the fp32 partials and their reduce kernel; the
+    last element: the forced split, None for the heuristic's). Two in
+    deterministic mode. Per Hopper-family config (sm90: TMA-readable inputs,
+    the default mode without a split only) five: its four builds (masked and
+    unmasked, softcap on and off) and MQA, whose blocks walk 8 query heads.
+    Each key block sees at least two query blocks and there are at least two
+    key blocks, so the query-block loop (and the sm90 ring and dS buffers
+    wrapping), the dQ reductions from several blocks and the tails all run."""
     configs = _debug.bwd_configs()
     widths = sorted({c["head_dim"] for c in configs})
     cases = []
@@ -144,6 +147,20 @@ def bwd_config_cases():
             (cfg, "unmasked softcap", (1, 2, 2, sq, sk, d_narrow), second, {"softcap": 5.0},
              False, False, None)
         )  # fmt: skip
+        if cfg["sm90"]:
+            cases.append(
+                (cfg, "unmasked plain", (1, 2, 2, sq, sk, d_narrow), first, {}, False, False,
+                 None)
+            )  # fmt: skip
+            cases.append(
+                (cfg, "masked softcap", (1, 2, 2, sq, sk, cfg["head_dim"]), second,
+                 masked | {"softcap": 5.0}, False, False, None)
+            )  # fmt: skip
+            cases.append(
+                (cfg, "mqa causal", (1, 8, 1, sq, sk, cfg["head_dim"]), first,
+                 {"causal": True, "enable_gqa": True}, False, False, None)
+            )  # fmt: skip
+            continue
         cases.append(
             (cfg, "unaligned", (1, 2, 2, sq, sk, d_narrow), first, {}, True, False, None)
         )  # fmt: skip
@@ -250,6 +267,9 @@ def main(argv: list[str]) -> int:
         if only is not None and only not in cfg["name"]:
             continue
         label = f"{cfg['name']} {variant}"
+        if cfg["sm90"] and torch.cuda.get_device_capability() != (9, 0):
+            print(f"{label}: skipped, the Hopper family needs compute capability 9.0")
+            continue
         if cfg["smem_bytes"] > _debug.device_desc()["smem_optin"]:
             print(f"{label}: skipped, needs {cfg['smem_bytes']} B of shared memory per block")
             continue

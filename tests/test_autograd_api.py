@@ -304,6 +304,37 @@ def test_bwd_forced_config_too_narrow_for_head_dim(fake):
         bwd(torch.empty_like(out), q, k, v, out, lse, config=index)
 
 
+def test_bwd_forced_sm90_config_serves_the_default_mode_without_a_split(fake):
+    # The Hopper backward configs add dQ with atomics and walk each GQA group in
+    # one block: a forced one refuses the deterministic mode and a group split.
+    configs = _debug.bwd_configs()
+    sm90 = [i for i, c in enumerate(configs) if c["sm90"]]
+    assert sm90
+    q, k, v, out, lse = train_inputs()  # head dim 64: every tile width serves it
+    dout = torch.empty_like(out)
+    scalars = SCALARS[:-2]
+    for index in sm90:
+        name = configs[index]["name"]
+        with pytest.raises(
+            ValueError,
+            match=rf"forced backward config {name} has no deterministic mode; force an "
+            r"mma\.sync backward config or use deterministic=False",
+        ):
+            bwd(dout, q, k, v, out, lse, det=True, config=index)
+        with pytest.raises(
+            ValueError,
+            match=rf"forced backward config {name} walks each GQA group in one thread block; a "
+            r"forced gqa_split must be 1 with it, got 2",
+        ):
+            torch.ops.flashcore.bwd(dout, q, k, v, out, lse, None, *scalars, False, index, 2)
+        # the default mode, with or without the split forced to 1, passes the contract
+        for split in (-1, 1):
+            dq, dk, dv = torch.ops.flashcore.bwd(
+                dout, q, k, v, out, lse, None, *scalars, False, index, split
+            )
+            assert dq.shape == q.shape and dk.shape == k.shape and dv.shape == v.shape
+
+
 def test_fwd_train_contract_is_the_forwards(fake):
     q, k, v, _, _ = train_inputs()
     with pytest.raises(ValueError, match=r"pass enable_gqa=True"):

@@ -896,10 +896,14 @@ def test_deterministic_dq_does_not_depend_on_the_main_config():
     # sum of atomics over key blocks of each config's width.
     for d in sorted({c["head_dim"] for c in BWD_CONFIGS}):
         names = [c["name"] for c in BWD_CONFIGS if c["head_dim"] == d]
+        # the Hopper configs have no deterministic mode (they refuse it:
+        # test_sm90_bwd_refuses_the_deterministic_mode_and_a_split)
         names = [
             c["name"]
             for c in BWD_CONFIGS
-            if c["name"] in names and c["smem_bytes"] <= _debug.device_desc()["smem_optin"]
+            if c["name"] in names
+            and not c["sm90"]
+            and c["smem_bytes"] <= _debug.device_desc()["smem_optin"]
         ]
         if len(names) < 2:
             continue
@@ -930,10 +934,27 @@ def test_side_stream():
 # ---------------------------------------------------------------- every backward config
 
 
-def _bwd_config_params():
+def _bwd_config_params(pred=lambda cfg: True):
     if CONFIGS_ERROR is not None:  # one case that fails (on a GPU) with the error
         return [pytest.param("unavailable", id="configs-unavailable")]
-    return [pytest.param(cfg, id=cfg["name"]) for cfg in BWD_CONFIGS]
+    return [pytest.param(cfg, id=cfg["name"]) for cfg in BWD_CONFIGS if pred(cfg)]
+
+
+def skip_unless_runs_here(cfg):
+    """Skips when backward config cfg cannot run on this GPU and build: its
+    shared memory, and for the Hopper family compute capability 9.0 and an
+    sm_90a build."""
+    if CONFIGS_ERROR is not None:
+        raise RuntimeError(f"flashcore._debug.bwd_configs() failed: {CONFIGS_ERROR!r}")
+    if cfg["sm90"]:
+        if torch.cuda.get_device_capability() != (9, 0):
+            pytest.skip(f"{cfg['name']} is the Hopper family: compute capability 9.0 only")
+        import flashcore
+
+        if "sm_90a" not in flashcore.build_info()["sass_archs"]:
+            pytest.skip(f"{cfg['name']} needs a build with sm_90a")
+    if cfg["smem_bytes"] > _debug.device_desc()["smem_optin"]:
+        pytest.skip(f"{cfg['name']} needs {cfg['smem_bytes']} B of shared memory per block")
 
 
 CONFIG_CASES = {
@@ -950,10 +971,7 @@ CONFIG_CASES = {
 @pytest.mark.parametrize("case", [*CONFIG_CASES, "deterministic"])
 @pytest.mark.parametrize("cfg", _bwd_config_params())
 def test_every_bwd_config_forced(cfg, case):
-    if CONFIGS_ERROR is not None:
-        raise RuntimeError(f"flashcore._debug.bwd_configs() failed: {CONFIGS_ERROR!r}")
-    if cfg["smem_bytes"] > _debug.device_desc()["smem_optin"]:
-        pytest.skip(f"{cfg['name']} needs {cfg['smem_bytes']} B of shared memory per block")
+    skip_unless_runs_here(cfg)
     # "deterministic": the deterministic mode (this config's main kernel
     # without dQ, and the dQ kernel of its tile width) on a masked GQA softcap case
     det = case == "deterministic"
@@ -965,6 +983,13 @@ def test_every_bwd_config_forced(cfg, case):
     narrower = [c["head_dim"] for c in BWD_CONFIGS if c["head_dim"] < cfg["head_dim"]]
     for d in sorted({cfg["head_dim"], max(narrower, default=0) + 8}):
         q, k, v, dout = make(b, hq, hkv, sq, sk, d, dtype, q_scale_for(kw))
+        if det and cfg["sm90"]:
+            # the Hopper family has no deterministic mode: a clear error, never a run
+            with _debug.forced_bwd_config(cfg["name"]):
+                out = fused_attention(q.requires_grad_(True), k, v, deterministic=True, **kw)
+            with pytest.raises(ValueError, match=rf"{cfg['name']} has no deterministic mode"):
+                out.backward(dout)
+            continue
         with _debug.forced_bwd_config(cfg["name"]):
             res = train(q, k, v, dout, deterministic=det, **kw)
             if det:
@@ -975,15 +1000,20 @@ def test_every_bwd_config_forced(cfg, case):
 
 @pytest.mark.parametrize("cfg", _bwd_config_params())
 def test_every_bwd_config_with_a_gqa_split(cfg):
-    # Every config's split epilogue (fp32 partials from its warp tiles) and the reduce.
-    if CONFIGS_ERROR is not None:
-        raise RuntimeError(f"flashcore._debug.bwd_configs() failed: {CONFIGS_ERROR!r}")
-    if cfg["smem_bytes"] > _debug.device_desc()["smem_optin"]:
-        pytest.skip(f"{cfg['name']} needs {cfg['smem_bytes']} B of shared memory per block")
+    # Every config's split epilogue (fp32 partials from its warp tiles) and the
+    # reduce; the Hopper family has no split (its blocks walk the whole group)
+    # and refuses a forced one.
+    skip_unless_runs_here(cfg)
     kw = {"causal": True, "alignment": "bottom_right", "enable_gqa": True, "softcap": 5.0}
     narrower = [c["head_dim"] for c in BWD_CONFIGS if c["head_dim"] < cfg["head_dim"]]
     for d in sorted({cfg["head_dim"], max(narrower, default=0) + 8}):
         q, k, v, dout = make(2, 8, 2, 300, 190, d, torch.bfloat16, q_scale_for(kw))
+        if cfg["sm90"]:
+            with _debug.forced_bwd_config(cfg["name"]), _debug.forced_bwd_gqa_split(2):
+                out = fused_attention(q.requires_grad_(True), k, v, **kw)
+            with pytest.raises(ValueError, match=r"a forced gqa_split must be 1 with it, got 2"):
+                out.backward(dout)
+            continue
         with _debug.forced_bwd_config(cfg["name"]), _debug.forced_bwd_gqa_split(2):
             *_, dq, dk, dv = train(q, k, v, dout, **kw)
         assert_grads(dq, dk, dv, q, k, v, dout, **kw)
@@ -1004,6 +1034,242 @@ def test_forced_bwd_config_narrower_than_head_dim_raises():
         out = fused_attention(q.requires_grad_(True), k, v)
     with pytest.raises(ValueError, match=rf"{cfg['name']} serves head_dim <= {cfg['head_dim']}"):
         out.backward(dout)
+
+
+# ---------------------------------------------------------------- the Hopper backward
+
+# The sm90 (wgmma + TMA) backward configs, forced (the heuristic never picks
+# them yet; docs/design/backward.md section 7). A covering design: every
+# (config, dtype, mask kind) once, with the head dim (the tile width and
+# narrower ones it serves through zero-filled columns), MHA / GQA 8/2 and a
+# seqlen pair (tails of every tile, Sq != Sk both ways, one query, one key)
+# rotating; then the edges of the kernel's own machinery.
+SM90_MASKS = {
+    "none": {},
+    "causal_tl": {"causal": True},
+    "causal_br": {"causal": True, "alignment": "bottom_right"},
+    "window": {"window": (100, 20)},
+    "window_br": {"window": (37, 11), "alignment": "bottom_right"},
+    "softcap": {"softcap": 30.0},
+    "causal_br_softcap": {"causal": True, "alignment": "bottom_right", "softcap": 5.0},
+}
+SM90_SEQS = [
+    (17, 113),
+    (2049, 1000),
+    (1000, 2049),
+    (113, 17),
+    (1, 2049),
+    (1000, 1000),
+    (2049, 1),
+    (1, 1),
+    (113, 2049),
+]
+SM90_HEAD_DIMS = {64: [64, 40, 8], 128: [128, 96, 72]}
+SM90_HEADS = [((2, 3, 3), {}), ((1, 8, 2), {"enable_gqa": True})]
+
+
+def _sm90_cfgs():
+    return [c for c in BWD_CONFIGS if c["sm90"]]
+
+
+def _sm90_grid():
+    if CONFIGS_ERROR is not None:  # one case that fails (on a GPU) with the error
+        return [pytest.param("unavailable", id="configs-unavailable")]
+    cases, n = [], 0
+    for cfg in _sm90_cfgs():
+        for dtype in DTYPES:
+            for mask, kw in SM90_MASKS.items():
+                sq, sk = SM90_SEQS[n % len(SM90_SEQS)]
+                heads, gqa = SM90_HEADS[n % len(SM90_HEADS)]
+                dims = SM90_HEAD_DIMS[cfg["head_dim"]]
+                d = dims[n % len(dims)]
+                case = (cfg, dtype, d, heads, sq, sk, dict(kw, **gqa))
+                name = (
+                    f"{cfg['name']}-{dtype_id(dtype)}-d{d}-{mask}-h{heads[1]}_{heads[2]}-{sq}x{sk}"
+                )
+                cases.append(pytest.param(case, id=name))
+                n += 1
+    return cases
+
+
+@pytest.mark.parametrize("case", _sm90_grid())
+def test_sm90_bwd_grid(case):
+    if CONFIGS_ERROR is not None:
+        raise RuntimeError(f"flashcore._debug.bwd_configs() failed: {CONFIGS_ERROR!r}")
+    cfg, dtype, d, (b, hq, hkv), sq, sk, kw = case
+    skip_unless_runs_here(cfg)
+    q, k, v, dout = make(b, hq, hkv, sq, sk, d, dtype, q_scale_for(kw))
+    with _debug.forced_bwd_config(cfg["name"]):
+        check(q, k, v, dout, **kw)
+
+
+# name: (dtype, (batch, heads_q, heads_kv, seqlen_q, seqlen_k), kwargs)
+SM90_EDGE_CASES = {
+    # Many m-steps per block: the Q / dO ring and the dS buffers wrap many
+    # times, crossing query-head boundaries of the group (4 heads x 17 or 33
+    # query blocks per key block).
+    "ring_wrap_gqa": (torch.bfloat16, (1, 8, 2, 2049, 300), {"enable_gqa": True}),
+    # MQA: every block walks all 8 query heads; bottom-right causal with Sk > Sq.
+    "mqa_causal_br": (
+        torch.float16,
+        (2, 8, 1, 700, 900),
+        {"causal": True, "alignment": "bottom_right", "enable_gqa": True},
+    ),
+    # Key blocks no query sees (top-left causal, Sk > Sq): zero dk / dv rows
+    # from blocks that issue no copy at all.
+    "causal_tl_unseen_keys": (torch.bfloat16, (2, 4, 4, 150, 1000), {"causal": True}),
+    # Queries that see no key (bottom-right, Sq > Sk): exact zero dq rows.
+    "causal_br_empty_rows": (
+        torch.float16,
+        (1, 4, 2, 600, 129),
+        {"causal": True, "alignment": "bottom_right", "enable_gqa": True},
+    ),
+    # A band narrower than a key block: most tiles masked on both sides.
+    "narrow_band": (torch.bfloat16, (1, 3, 3, 513, 700), {"window": (5, 3)}),
+    "window_0_0_br": (
+        torch.float16,
+        (1, 2, 2, 300, 333),
+        {"window": (0, 0), "alignment": "bottom_right"},
+    ),
+    "window_softcap_gqa": (
+        torch.bfloat16,
+        (2, 8, 2, 257, 513),
+        {"window": (40, 7), "softcap": 5.0, "enable_gqa": True},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(SM90_EDGE_CASES))
+@pytest.mark.parametrize("cfg", _bwd_config_params(lambda cfg: cfg["sm90"]))
+def test_sm90_bwd_edges(cfg, case):
+    skip_unless_runs_here(cfg)
+    dtype, (b, hq, hkv, sq, sk), kw = SM90_EDGE_CASES[case]
+    q, k, v, dout = make(b, hq, hkv, sq, sk, cfg["head_dim"], dtype, q_scale_for(kw))
+    with _debug.forced_bwd_config(cfg["name"]):
+        check(q, k, v, dout, **kw)
+
+
+@pytest.mark.parametrize("with_dlse", [False, True], ids=["no_dlse", "dlse"])
+@pytest.mark.parametrize("cfg", _bwd_config_params(lambda cfg: cfg["sm90"]))
+def test_sm90_bwd_poisoned_outputs_and_workspace(cfg, with_dlse):
+    # dq, dk, dv and the workspace (dq_accum, dpsum, lse_log2) on NaN-filled
+    # blocks: every element is written (dq through the sm90 postprocess's
+    # order, dk / dv with zero rows for keys nobody sees), and the preprocess
+    # zeroes dq_accum; with the lse gradient folded into dpsum.
+    skip_unless_runs_here(cfg)
+    index = [c["name"] for c in BWD_CONFIGS].index(cfg["name"])
+    d = cfg["head_dim"]
+    b, hq, hkv, sq, sk = 1, 4, 2, 300, 500
+    kw = {"causal": True, "alignment": "bottom_right", "enable_gqa": True, "softcap": 5.0}
+    q, k, v, dout = make(b, hq, hkv, sq, sk, d, torch.bfloat16, q_scale_for(kw))
+    out, lse = torch.ops.flashcore.fwd_train(q, k, v, *op_args(q, kw))
+    dlse = torch.randn(b, hq, sq, device="cuda") if with_dlse else None
+    ws = _debug.bwd_workspace_elems(b, hq, hkv, sq, sk, d, cfg["name"], 1)
+    specs = [(q.shape, q.dtype), (k.shape, k.dtype), (v.shape, v.dtype), ((ws,), torch.float32)]
+    dq, dk, dv = poisoned_call(
+        lambda: torch.ops.flashcore.bwd(
+            dout, q, k, v, out, lse, dlse, *op_args(q, kw, config=index)
+        ),
+        specs,
+    )
+    assert_grads(dq, dk, dv, q, k, v, dout, dlse, **kw)
+
+
+@pytest.mark.parametrize("cfg", _bwd_config_params(lambda cfg: cfg["sm90"]))
+def test_sm90_bwd_ramps_in_v_and_dout(cfg):
+    # v[j, c] = j / S + c / D and dout likewise: a transposed or mis-strided
+    # operand (the MN-major dO / Q of the dV / dK GEMMs, dS stored [key][query]
+    # for the dQ GEMM, K as its MN-major B) shows up as a wrong ramp.
+    skip_unless_runs_here(cfg)
+    d, sq, sk = cfg["head_dim"], 200, 321
+
+    def ramp(s):
+        return torch.arange(s, device="cuda").view(s, 1) / s + torch.arange(d, device="cuda") / d
+
+    for dtype in DTYPES:
+        v = ramp(sk).to(dtype).expand(2, 3, sk, d).contiguous()
+        dout = ramp(sq).to(dtype).expand(2, 3, sq, d).contiguous()
+        q, k = randn(2, 3, sq, d, dtype=dtype), randn(2, 3, sk, d, dtype=dtype)
+        with _debug.forced_bwd_config(cfg["name"]):
+            check(q, k, v, dout, causal=True)
+
+
+@pytest.mark.parametrize("cfg", _bwd_config_params(lambda cfg: cfg["sm90"]))
+def test_sm90_bwd_large_magnitude_q(cfg):
+    # Near one-hot softmax rows: dP - D cancels, the precision edge of dS.
+    skip_unless_runs_here(cfg)
+    for kw in ({}, {"causal": True, "softcap": 30.0}):
+        q, k, v, dout = make(2, 4, 4, 257, 300, cfg["head_dim"], torch.bfloat16, q_scale=30.0)
+        with _debug.forced_bwd_config(cfg["name"]):
+            check(q, k, v, dout, **kw)
+
+
+@pytest.mark.parametrize("cfg", _bwd_config_params(lambda cfg: cfg["sm90"]))
+def test_sm90_bwd_strided_views(cfg):
+    # TMA-readable layouts that are not contiguous BHSD: a BSHD projection seen
+    # as BHSD (row stride H*D, head stride D), rows wider than the head dim.
+    skip_unless_runs_here(cfg)
+    d = cfg["head_dim"]
+    q = randn(2, 200, 3, d, dtype=torch.float16).transpose(1, 2)
+    k = randn(2, 3, 333, 2 * d, dtype=torch.float16)[..., d:]
+    v = randn(2, 333, 3, d, dtype=torch.float16).transpose(1, 2)
+    dout = randn(2, 200, 3, d, dtype=torch.float16).transpose(1, 2)
+    assert _debug.tma_ok(q, k, v, dout)
+    with _debug.forced_bwd_config(cfg["name"]):
+        _, _, dq, dk, dv = train(q, k, v, dout, causal=True)
+    assert_grads(dq, dk, dv, q, k, v, dout, causal=True)
+    assert dq.stride() == q.stride(), (dq.stride(), q.stride())
+
+
+@pytest.mark.parametrize("cfg", _bwd_config_params(lambda cfg: cfg["sm90"]))
+def test_sm90_bwd_dk_dv_are_bitwise_repeatable(cfg):
+    # dK and dV are sums in one block's registers in a fixed order (the group's
+    # heads, then ascending query blocks): bitwise equal run to run, on memory
+    # that held other values. dq adds atomics from several blocks: only close.
+    skip_unless_runs_here(cfg)
+    kw = {"causal": True, "window": (300, -1), "enable_gqa": True, "softcap": 5.0}
+    q, k, v, dout = make(2, 8, 2, 700, 650, cfg["head_dim"], torch.bfloat16, q_scale_for(kw))
+    with _debug.forced_bwd_config(cfg["name"]):
+        first = train(q, k, v, dout, **kw)
+        junk = [torch.randn_like(t.float()) for t in first]
+        del junk
+        again = [train(q, k, v, dout, **kw) for _ in range(3)]
+    assert_grads(*first[2:], q, k, v, dout, **kw)
+    for res in again:
+        assert torch.equal(res[3], first[3]) and torch.equal(res[4], first[4]), "dk / dv differ"
+
+
+@pytest.mark.parametrize("cfg", _bwd_config_params(lambda cfg: cfg["sm90"]))
+def test_sm90_bwd_refuses_inputs_tma_cannot_read(cfg):
+    # Rows that are not 16-byte aligned: a forced Hopper config says why
+    # instead of launching (the heuristic never sends them there).
+    skip_unless_runs_here(cfg)
+    d = cfg["head_dim"]
+    q = unaligned(2, 3, 150, d, torch.float16)
+    k = randn(2, 3, 97, d + 8, dtype=torch.float16)[..., 3 : 3 + d]
+    v = randn(2, 3, 97, d, dtype=torch.float16)
+    dout = randn(2, 3, 150, d, dtype=torch.float16)
+    with _debug.forced_bwd_config(cfg["name"]):
+        out = fused_attention(q.requires_grad_(True), k, v, causal=True)
+    with pytest.raises(ValueError, match=rf"{cfg['name']} needs q, k, v, out, dout .*\(TMA\)"):
+        out.backward(dout)
+
+
+@pytest.mark.parametrize("cfg", _bwd_config_params(lambda cfg: cfg["sm90"]))
+def test_sm90_bwd_refuses_the_deterministic_mode_and_a_split(cfg):
+    skip_unless_runs_here(cfg)
+    q, k, v, dout = make(1, 4, 2, 100, 120, cfg["head_dim"], torch.float16)
+    with _debug.forced_bwd_config(cfg["name"]):
+        out = fused_attention(q.requires_grad_(True), k, v, enable_gqa=True, deterministic=True)
+    with pytest.raises(ValueError, match=rf"{cfg['name']} has no deterministic mode"):
+        out.backward(dout)
+    with _debug.forced_bwd_config(cfg["name"]), _debug.forced_bwd_gqa_split(2):
+        out = fused_attention(q, k, v, enable_gqa=True)
+    with pytest.raises(ValueError, match=r"a forced gqa_split must be 1 with it, got 2"):
+        out.backward(dout)
+    with _debug.forced_bwd_config(cfg["name"]), _debug.forced_bwd_gqa_split(1):
+        _, _, dq, dk, dv = train(q, k, v, dout, enable_gqa=True)
+    assert_grads(dq, dk, dv, q, k, v, dout, enable_gqa=True)
 
 
 # ---------------------------------------------------------------- compile, graphs, opcheck

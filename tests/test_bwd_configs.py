@@ -46,11 +46,17 @@ def _configs():
     out = []
     for i in range(lib.flashcore_num_bwd_configs()):
         name = ctypes.create_string_buffer(64)
-        vals = (ctypes.c_int64 * 5)()
+        vals = (ctypes.c_int64 * 6)()
         assert lib.flashcore_bwd_config_desc(i, name, len(name), vals) == 0
-        keys = ("head_dim", "block_m", "block_n", "warps", "smem_bytes")
+        keys = ("head_dim", "block_m", "block_n", "warps", "smem_bytes", "sm90")
         out.append({"name": name.value.decode(), **dict(zip(keys, (int(x) for x in vals)))})
+        out[-1]["sm90"] = bool(out[-1]["sm90"])
     return out
+
+
+def _sm80_configs():
+    """The mma.sync backward configs (the ones the heuristic chooses from)."""
+    return [c for c in _configs() if not c["sm90"]]
 
 
 def _choose(shape, d, device):
@@ -61,14 +67,24 @@ def _choose(shape, d, device):
 def test_bwd_catalog():
     cfgs = _configs()
     names = ["bwd_d64", "bwd_d64_s", "bwd_d128", "bwd_d128_s", "bwd_d256"]
-    assert [c["name"] for c in cfgs] == names, cfgs
+    sm90_names = ["sm90_bwd_d64", "sm90_bwd_d128"]
+    assert [c["name"] for c in cfgs] == names + sm90_names, cfgs
     for c in cfgs:
+        assert 128 % c["block_m"] == 0 and c["block_n"] % 64 == 0, c
+        assert c["sm90"] == (c["name"] in sm90_names), c
+        if c["sm90"]:
+            # the Hopper family: 128 keys over two consumer warpgroups plus a
+            # producer warpgroup, within sm_90's 227 KB; query blocks of 128
+            # rows at head dim 64, 64 at 128 (design section 7)
+            assert c["block_n"] == 128 and c["warps"] == 12, c
+            assert c["block_m"] * c["head_dim"] == 8192, c
+            assert c["smem_bytes"] <= 227 * KiB, c
+            continue
         # sm_80's opt-in limit; the _s configs sm_86 / sm_89's
         assert c["smem_bytes"] <= (99 if c["name"].endswith("_s") else 163) * KiB, c
-        assert 128 % c["block_m"] == 0 and c["block_n"] % 64 == 0, c
         assert c["warps"] == 8, c
     lib = _lib()
-    buf = (ctypes.c_int64 * 5)()
+    buf = (ctypes.c_int64 * 6)()
     assert lib.flashcore_bwd_config_desc(len(cfgs), None, 0, buf) == 1
     assert lib.flashcore_bwd_config_desc(-1, None, 0, buf) == 1
 
@@ -88,6 +104,17 @@ def test_choose_bwd_config_99kb_devices(device, shape):
     for d in range(8, 257, 8):
         expected = "bwd_d64_s" if d <= 64 else "bwd_d128_s" if d <= 128 else None
         assert _choose(shape, d, device) == expected, (device, shape, d)
+
+
+@pytest.mark.parametrize("device", list(DEVICES))
+def test_choose_bwd_config_never_picks_the_hopper_family(device):
+    # The sm90 backward configs are untested on a GPU: forced only (the
+    # narrowest-tile tests above pin the exact choice on each device).
+    sm90 = {c["name"] for c in _configs() if c["sm90"]}
+    assert sm90
+    for shape in SHAPES + [(1, 32, 8192, 8192), (16, 32, 4096, 4096)]:
+        for d in range(8, 257, 8):
+            assert _choose(shape, d, device) not in sm90, (device, shape, d)
 
 
 def test_choose_bwd_config_none_where_nothing_fits():
@@ -130,10 +157,12 @@ def test_extension_bwd_kernels_are_built_where_they_fit(cuobjdump):
 
     info = flashcore.build_info()
     bodies = _sass_bodies(cuobjdump, info["library"])
-    by_shape = {(c["head_dim"], c["block_m"], c["block_n"]): c for c in _configs()}
+    by_shape = {(c["head_dim"], c["block_m"], c["block_n"]): c for c in _sm80_configs()}
     seen = set()
     for (arch, fn), lines in bodies.items():
-        if "10bwd_kernel" not in fn or arch not in ARCH_SMEM:
+        # the mma.sync main kernels (the Hopper ones, flashcore::sm90::bwd_kernel,
+        # are the next test's)
+        if not fn.startswith("_ZN9flashcore10bwd_kernel") or arch not in ARCH_SMEM:
             continue
         dims = tuple(int(x) for x in re.findall(r"Li(\d+)E", fn)[:3])
         cfg = by_shape[dims]
@@ -157,7 +186,7 @@ def test_extension_bwd_kernels_are_built_where_they_fit(cuobjdump):
     want = {
         (a, c["name"], dq, split)
         for a in built
-        for c in _configs()
+        for c in _sm80_configs()
         for dq in (False, True)
         for split in (False, True)
     }
@@ -168,7 +197,9 @@ def test_extension_bwd_kernels_are_built_where_they_fit(cuobjdump):
         split = {
             tuple(int(x) for x in re.findall(r"Li(\d+)E", fn)[:3])
             for (a, fn) in bodies
-            if a == arch and "10bwd_kernel" in fn and fn.endswith("ELb1EEEvNS_9BwdParamsEb")
+            if a == arch
+            and fn.startswith("_ZN9flashcore10bwd_kernel")
+            and fn.endswith("ELb1EEEvNS_9BwdParamsEb")
         }
         assert split == set(by_shape), (arch, sorted(split))
         reduce_types = {
@@ -188,7 +219,7 @@ def test_extension_bwd_dq_kernels_have_no_atomics(cuobjdump):
     info = flashcore.build_info()
     bodies = _sass_bodies(cuobjdump, info["library"])
     smallest = {}
-    for c in _configs():
+    for c in _sm80_configs():
         smallest[c["head_dim"]] = min(smallest.get(c["head_dim"], 1 << 30), c["smem_bytes"])
     seen = set()
     for (arch, fn), lines in bodies.items():
@@ -202,6 +233,57 @@ def test_extension_bwd_dq_kernels_have_no_atomics(cuobjdump):
             assert re.search(r"\bHMMA\.16816\.F32", body), f"{fn} on {arch} has no mma"
     built = {a for a in info["sass_archs"] if a in ARCH_SMEM}
     assert seen == {(a, d) for a in built for d in smallest}, sorted(seen)
+
+
+# HGMMA shapes of the Hopper backward: S^T and dP^T are 64 keys x block M
+# queries, dV and dK 64 keys x head dim, the dQ part 64 x 64; block M x head
+# dim is 128 x 64 or 64 x 128, so both tile widths use both shapes.
+SM90_BWD_HGMMA = {"64x64x16", "64x128x16"}
+
+
+def test_extension_sm90_bwd_kernels_are_hopper_code(cuobjdump):
+    # Guards the build, not the math (tests/test_bwd.py runs them on an H100/H200):
+    # in the sm_90a cubin every Hopper backward main kernel (2 dtypes x 2 tile
+    # head dims x {unmasked, masked} x {softcap}) holds wgmma (HGMMA, the dQ
+    # GEMM's with both operands transposed: dS stored [key][query], K [key][d]),
+    # TMA tile loads (UTMALDG) and the statistics' bulk copies (UBLKCP), the
+    # float4 dQ reductions, setmaxnreg and mbarrier waits, and no local memory
+    # (no spills: ptxas' register report is the launch cap, not the consumers'
+    # 240, so the SASS is the check). On every other target the body is empty.
+    import flashcore
+
+    info = flashcore.build_info()
+    bodies = _sass_bodies(cuobjdump, info["library"])
+    dims = {(c["head_dim"], c["block_m"]) for c in _configs() if c["sm90"]}
+    seen = set()
+    for (arch, fn), lines in bodies.items():
+        if not fn.startswith("_ZN9flashcore4sm9010bwd_kernel"):
+            continue
+        d, bm = (int(x) for x in re.findall(r"Li(\d+)E", fn)[:2])
+        mask, softcap = (f == "1" for f in re.findall(r"Lb([01])E", fn)[-2:])
+        dtype = "bf16" if "bfloat16" in fn else "fp16"
+        seen.add((arch, d, bm, mask, softcap, dtype))
+        body = "\n".join(lines)
+        if arch != "sm_90a":
+            assert not re.search(r"HGMMA|UTMALDG|\bRED", body), f"{fn} on {arch} is not empty"
+            continue
+        shapes = set(re.findall(r"HGMMA\.(\d+x\d+x16)\.F32", body))
+        assert shapes == SM90_BWD_HGMMA, (fn, shapes)
+        assert re.search(r"HGMMA\.64x64x16\.F32\S*\s.*tnspA\.tnspB", body), f"{fn}: no dQ GEMM"
+        for op in (r"UTMALDG\.4D", r"UBLKCP", r"REDG?\.E\.ADD\.F32x4", r"USETMAXREG",
+                   r"SYNCS\.PHASECHK\.TRANS64\.TRYWAIT", r"FENCE\.VIEW\.ASYNC\.S"):  # fmt: skip
+            assert re.search(op, body), f"{fn} on {arch} has no {op}"
+        assert not re.search(r"\b(LDL|STL)\b", body), f"{fn} on {arch} uses local memory (spills)"
+    built = set(info["sass_archs"])
+    want = {
+        (a, d, bm, mask, softcap, dtype)
+        for a in built
+        for d, bm in dims
+        for mask in (False, True)
+        for softcap in (False, True)
+        for dtype in ("fp16", "bf16")
+    }
+    assert seen == want, sorted(seen ^ want)
 
 
 # ---- the GQA group split (choose_bwd_gqa_split; docs/design/backward.md §5) ----
@@ -269,6 +351,13 @@ def test_choose_bwd_gqa_split_minimizes_waves_per_part(device):
                     cost = {x: Fraction(-(-blocks * x // sms), x) for x in divisors}
                     best = min(cost.values())
                     assert g == min(x for x in divisors if cost[x] == best), (shape, g, cost)
+
+
+@pytest.mark.parametrize("name", ["sm90_bwd_d64", "sm90_bwd_d128"])
+def test_choose_bwd_gqa_split_is_one_for_the_hopper_family(name):
+    # Its blocks walk the whole group (no partials): even MQA on a small grid.
+    for shape in ((8, 8, 2, 512, 512, 64), (1, 32, 1, 2048, 2048, 64), (1, 4, 4, 128, 128, 64)):
+        assert _split(*shape, "H100/H200", name) == 1, shape
 
 
 def test_choose_bwd_gqa_split_is_one_for_an_invalid_config():

@@ -8,9 +8,10 @@ are guarded by FLASHCORE_SM90A); ptxas checks each instruction form. The
 stage-1 program (tests/cuda/sm90_stage1.cu: TMA loads, S = Q K^T and O = P V
 by wgmma on one 64 x 64 tile) must build.
 
-On an sm_90 GPU: the stage-1 program's S and O against torch, for fp16 and
-bf16, which checks the swizzled layouts, the descriptors, the accumulator and
-A-fragment layouts and the mbarrier/TMA handshake.
+On an sm_90 GPU: the stage-1 program's S, O and T = V^T K (the backward's dQ
+form, both operands MN-major) against torch, for fp16 and bf16, which checks
+the swizzled layouts, the descriptors, the accumulator and A-fragment layouts
+and the mbarrier/TMA handshake.
 """
 
 import ctypes
@@ -31,7 +32,9 @@ HOPPER_OPCODES = [
     r"HGMMA\.64x64x16\.F32\.BF16",
     r"HGMMA\.64x128x16\.F32\b",
     r"HGMMA\.64x128x16\.F32\.BF16",
+    r"HGMMA\.64x64x16\.F32\S*\s+R\d+, gdesc\[UR\d+\]\.tnspA\.tnspB",  # both operands MN-major
     r"UTMALDG\.4D",  # TMA load
+    r"UBLKCP\.S\.G",  # 1-D bulk copy global -> shared
     r"UTMASTG\.4D",  # TMA store
     r"SYNCS\.EXCH\.64",  # mbarrier.init
     r"SYNCS\.ARRIVE\.TRANS64",  # mbarrier.arrive(.expect_tx)
@@ -99,7 +102,7 @@ def stage1(nvcc, tmp_path_factory):
     lib = ctypes.CDLL(str(_build_stage1(nvcc, tmp_path_factory.mktemp("sm90") / "libstage1.so")))
     fn = lib.flashcore_sm90_stage1
     fn.restype = ctypes.c_int
-    fn.argtypes = [ctypes.c_int] + [ctypes.c_void_p] * 5
+    fn.argtypes = [ctypes.c_int] + [ctypes.c_void_p] * 6
     return fn
 
 
@@ -110,6 +113,7 @@ def test_stage1_tma_wgmma_tile(stage1, dtype):
     q, k, v = (torch.randn(64, 64, device="cuda").to(dtype) for _ in range(3))
     s_out = torch.full((64, 64), float("nan"), device="cuda")
     o_out = torch.full((64, 64), float("nan"), device="cuda")
+    t_out = torch.full((64, 64), float("nan"), device="cuda")
     torch.cuda.synchronize()
     rc = stage1(
         int(dtype == torch.bfloat16),
@@ -118,6 +122,7 @@ def test_stage1_tma_wgmma_tile(stage1, dtype):
         v.data_ptr(),
         s_out.data_ptr(),
         o_out.data_ptr(),
+        t_out.data_ptr(),
     )
     assert rc == 0, f"stage 1 returned {rc} (cudaError_t, or 1000 + CUresult of the tensor map)"
     # S: products of 16-bit values are exact in fp32; only the summation order differs.
@@ -125,6 +130,9 @@ def test_stage1_tma_wgmma_tile(stage1, dtype):
     # O from the kernel's own S, rounded to the input dtype as the kernel does.
     p = s_out.to(dtype).float()
     torch.testing.assert_close(o_out, p @ v.float(), rtol=1e-4, atol=1e-2)
+    # T = V^T K with both operands read MN-major (the sm90 backward's dQ = dS K,
+    # dS stored [key][query]): a wrong M-major A descriptor shows up here alone.
+    torch.testing.assert_close(t_out, v.float().T @ k.float(), rtol=1e-4, atol=1e-3)
 
 
 # ---- the built extension's Hopper family --------------------------------------

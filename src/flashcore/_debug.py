@@ -156,16 +156,19 @@ def chosen_config(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, **kw: Any) 
 def bwd_configs() -> list[dict[str, Any]]:
     """Every compiled backward config, in catalog order (host/bwd_configs.h):
     name, head_dim (tile width: serves any head_dim up to it), block_m, block_n,
-    warps, smem_bytes."""
+    warps, smem_bytes, sm90 (the Hopper wgmma/TMA family: compute capability 9.0,
+    TMA-ready inputs, the default mode without a GQA split; never chosen by the
+    heuristic, run only when forced)."""
     lib = _loader.c_api()
     out = []
     for i in range(lib.flashcore_num_bwd_configs()):
         name = ctypes.create_string_buffer(64)
-        vals = (ctypes.c_int64 * 5)()
+        vals = (ctypes.c_int64 * 6)()
         lib.flashcore_bwd_config_desc(i, name, len(name), vals)
-        keys = ("head_dim", "block_m", "block_n", "warps", "smem_bytes")
+        keys = ("head_dim", "block_m", "block_n", "warps", "smem_bytes", "sm90")
         entry: dict[str, Any] = {"name": name.value.decode()}
         entry.update(zip(keys, (int(x) for x in vals)))
+        entry["sm90"] = bool(entry["sm90"])
         out.append(entry)
     return out
 
@@ -270,7 +273,11 @@ def forced_bwd_config(name: str) -> Iterator[None]:
     """The backward of every training call whose forward runs inside uses
     backward config `name` (the forward reads the override, so the backward may
     run after the block; the op raises ValueError when the head_dim is wider than
-    the config's tile or the GPU lacks its shared memory)."""
+    the config's tile or the GPU lacks its shared memory). A Hopper-family config
+    (``sm90`` in bwd_configs()) also raises ValueError off compute capability 9.0,
+    in a build without sm_90a, on inputs TMA cannot read (see tma_ok()), in
+    deterministic mode and with a forced GQA split other than 1; this override is
+    the only way to run one (the heuristic never picks them yet)."""
     index = _bwd_index(name)
     previous = ops._FORCED_BWD_CONFIG
     ops._FORCED_BWD_CONFIG = index

@@ -3,7 +3,11 @@
 //   - KeyRange(m) is exactly the key tiles holding a visible pair for query tile m,
 //   - QueryRange(n) is exactly the query tiles holding one for key tile n,
 //   - both tiles' needs_mask are true exactly when the tile holds a pair
-//     (real row, key < kBlockN past n0) that is not visible.
+//     (real row, key < kBlockN past n0) that is not visible,
+//   - mask_scores_t (the Hopper backward's S^T = K Q^T tiles: rows keys,
+//     columns queries), applied as every consumer thread of the sm90 backward
+//     applies it to its fragment (warpgroup w of 64 keys, warp, lane), masks
+//     exactly the pairs that are not visible, in every tile it is called on.
 // The parameters are filled as api/ops.cpp fills them. Prints the number of
 // tiles checked, or the first mismatch, and exits 1 on any.
 #include <cstdio>
@@ -80,6 +84,52 @@ bool check_both(const FwdParams& p, bool has_mask) {
   return has_mask ? check<BM, BN, true>(p) : check<BM, BN, false>(p);
 }
 
+long elements = 0;
+
+// The sm90 backward's element mask (sm90/bwd_kernel.cuh): key blocks of 128
+// over two warpgroups of 64 keys, query blocks of BM; thread (w, warp, lane)
+// holds keys n0 + 64w + 16 warp + lane / 4 (+ 8) and, per n8 tile j, queries
+// m0 + 8j + 2 (lane % 4) (+ 1): fragment e is key + 8 (e / 2), query + e % 2.
+template <int BM, bool kHasMask>
+bool check_t(const FwdParams& p) {
+  constexpr int BN = 128;
+  const int n_tiles = (p.seqlen_k + BN - 1) / BN;
+  for (int n = 0; n < n_tiles; ++n) {
+    const flashcore::QueryRange<BM, BN, kHasMask> qr(p, n * BN);
+    for (int m = qr.m_begin; m < qr.m_end; ++m) {
+      if (!qr.needs_mask(p, m)) continue;  // exact (check above): every pair visible
+      for (int tid = 0; tid < 256; ++tid) {
+        const int w = tid / 128, warp = (tid % 128) / 32, lane = tid % 32;
+        const int key = n * BN + 64 * w + 16 * warp + lane / 4;
+        float s[BM / 8][4] = {};
+        flashcore::mask_scores_t<BM / 8, kHasMask>(s, p, key, m * BM, 2 * (lane % 4));
+        for (int j = 0; j < BM / 8; ++j) {
+          for (int e = 0; e < 4; ++e) {
+            const int i = m * BM + 8 * j + 2 * (lane % 4) + e % 2;
+            const int jk = key + 8 * (e / 2);
+            const bool masked = s[j][e] == -INFINITY;
+            if (masked == visible(p, kHasMask, i, jk)) {
+              std::printf(
+                  "MISMATCH mask_scores_t BM=%d mask=%d sq=%d sk=%d off=%d wl=%d wr=%d: query "
+                  "%d key %d masked %d\n",
+                  BM, kHasMask, p.seqlen_q, p.seqlen_k, p.key_offset, p.window_left,
+                  p.window_right, i, jk, masked);
+              return false;
+            }
+            ++elements;
+          }
+        }
+      }
+    }
+  }
+  return true;
+}
+
+template <int BM>
+bool check_t_both(const FwdParams& p, bool has_mask) {
+  return has_mask ? check_t<BM, true>(p) : check_t<BM, false>(p);
+}
+
 }  // namespace
 
 int main() {
@@ -99,7 +149,10 @@ int main() {
         !check_both<128, 32>(p, true)) {
       return 1;
     }
+    if (trial < 600 && (!check_t_both<64>(p, has_mask) || !check_t_both<128>(p, has_mask))) {
+      return 1;
+    }
   }
-  std::printf("ok: %ld tiles\n", checked);
+  std::printf("ok: %ld tiles, %ld transposed-mask elements\n", checked, elements);
   return 0;
 }

@@ -28,8 +28,9 @@ __global__ void __launch_bounds__(384, 1) sm90_primitives(const __grid_constant_
     setmaxnreg_dec<40>();
     if (threadIdx.x < 32 && elect_one()) {
       prefetch_tensor_map(&map);
-      mbarrier_arrive_expect_tx(bar, 16384);
+      mbarrier_arrive_expect_tx(bar, 16384 + 256);
       tma_load_4d(smem, &map, bar, 0, 0, 0, 0);
+      bulk_load_1d(smem + 49152, out, 256, bar);
     }
     return;
   }
@@ -50,6 +51,8 @@ __global__ void __launch_bounds__(384, 1) sm90_primitives(const __grid_constant_
   for (int i = 0; i < 4; ++i) a[i] = __float_as_uint(s[i]);
   wgmma_fence();
   Wgmma<64, Elem>::template rs<true>(o, a, desc_v, true);
+  // Both operands M- / N-major (the backward's dQ = dS K).
+  Wgmma<64, Elem>::template ss</*kTransB=*/true, /*kTransA=*/true>(o, desc_v, desc_v, true);
   wgmma_commit_group();
   wgmma_wait_group<0>();
   wgmma_fence_operands(o);

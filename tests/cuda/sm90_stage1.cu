@@ -9,7 +9,10 @@
 //   - O = P V with P = S rounded to the input dtype in registers: four k16
 //     steps of the register-A wgmma with B (V, MN-major, transposed) from
 //     shared memory;
-//   - S and O (fp32) are written row-major from the accumulator layout.
+//   - T = V^T K, the backward's dQ = dS K form (dS stored [key][query]): A is
+//     V read M-major (imm-trans-a: its 64 columns are M, its rows K), B is K
+//     read MN-major, four k16 steps of 16 rows;
+//   - S, O and T (fp32) are written row-major from the accumulator layout.
 // Built by the test with nvcc into a shared library and called through ctypes
 // with device pointers; it never links torch.
 #include <cuda.h>
@@ -52,7 +55,8 @@ __device__ __forceinline__ void store_acc(float* out, const float (&d)[32], int 
 template <typename Elem>
 __global__ void __launch_bounds__(128, 1)
     stage1_kernel(const __grid_constant__ CUtensorMap q_map, const __grid_constant__ CUtensorMap k_map,
-                  const __grid_constant__ CUtensorMap v_map, float* s_out, float* o_out) {
+                  const __grid_constant__ CUtensorMap v_map, float* s_out, float* o_out,
+                  float* t_out) {
 #if defined(FLASHCORE_SM90A)
   using namespace flashcore::sm90;
   extern __shared__ char smem_raw[];
@@ -119,8 +123,24 @@ __global__ void __launch_bounds__(128, 1)
   wgmma_wait_group<0>();
   wgmma_fence_operands(o);
   store_acc(o_out, o, tid);
+
+  // T = V^T K: both operands MN-major, k16 step kk = rows 16kk.. of both tiles
+  // (2 KB further); stride byte offset 1024 (8 rows), leading offset the
+  // distance between 64-wide column blocks (one here).
+  float t[32];
+  wgmma_fence();
+#pragma unroll
+  for (int kk = 0; kk < kRows / 16; ++kk) {
+    Wgmma<64, Elem>::template ss</*kTransB=*/true, /*kTransA=*/true>(
+        t, make_smem_desc(v_s + kk * 16 * 128, kRows * 128, 1024, Swizzle::k128B),
+        make_smem_desc(k_s + kk * 16 * 128, kRows * 128, 1024, Swizzle::k128B), kk > 0);
+  }
+  wgmma_commit_group();
+  wgmma_wait_group<0>();
+  wgmma_fence_operands(t);
+  store_acc(t_out, t, tid);
 #else
-  if (threadIdx.x == 0) s_out[0] = o_out[0] = -1.f;  // not an sm_90a build
+  if (threadIdx.x == 0) s_out[0] = o_out[0] = t_out[0] = -1.f;  // not an sm_90a build
 #endif
 }
 
@@ -146,7 +166,7 @@ int encode(EncodeTiled fn, CUtensorMap* map, const void* ptr, bool bf16) {
 
 // Returns 0, a cudaError_t, or 1000 + a CUresult of the tensor-map encoding.
 extern "C" int flashcore_sm90_stage1(int bf16, const void* q, const void* k, const void* v,
-                                     float* s_out, float* o_out) {
+                                     float* s_out, float* o_out, float* t_out) {
   void* fn = nullptr;
   cudaDriverEntryPointQueryResult found;
   cudaError_t err = cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000,
@@ -160,9 +180,10 @@ extern "C" int flashcore_sm90_stage1(int bf16, const void* q, const void* k, con
     if (r != 0) return r;
   }
   if (bf16) {
-    stage1_kernel<__nv_bfloat16><<<1, 128, kSmemBytes>>>(maps[0], maps[1], maps[2], s_out, o_out);
+    stage1_kernel<__nv_bfloat16><<<1, 128, kSmemBytes>>>(maps[0], maps[1], maps[2], s_out, o_out,
+                                                          t_out);
   } else {
-    stage1_kernel<__half><<<1, 128, kSmemBytes>>>(maps[0], maps[1], maps[2], s_out, o_out);
+    stage1_kernel<__half><<<1, 128, kSmemBytes>>>(maps[0], maps[1], maps[2], s_out, o_out, t_out);
   }
   err = cudaGetLastError();
   if (err != cudaSuccess) return err;

@@ -272,8 +272,18 @@ void throw_if_failed(flashcore::ArgError err, const std::string& message) {
 int bwd_config_or_throw(const Tensor& q, const Tensor& k, bool tma_ok, int64_t config) {
   const int32_t device = q.get_device_index();
   const flashcore::DeviceDesc dev = flashcore::device_desc(device);
-  if (config >= 0) {  // range and head dim checked by check_bwd_args
+  if (config >= 0) {  // range, head dim and (sm90) mode checked by check_bwd_args
     const flashcore::BwdConfigDesc& cfg = flashcore::kBwdConfigs[config];
+    if (cfg.sm90) {
+      // A forced Hopper-family config: only where it has code and its TMA reads work.
+      STD_TORCH_CHECK(flashcore::built_with_sm90a(), "[flashcore:ValueError] forced backward "
+                      "config ", cfg.name, " needs a build with sm_90a; this build has "
+                      FLASHCORE_ARCH_LIST);
+      STD_TORCH_CHECK(dev.cc_major == 9 && dev.cc_minor == 0, "[flashcore:ValueError] forced "
+                      "backward config ", cfg.name, " needs compute capability 9.0 (H100/H200); "
+                      "got ", dev.cc_major, ".", dev.cc_minor);
+      // Its TMA rule is checked by the caller (bwd), which sees every tensor.
+    }
     STD_TORCH_CHECK(cfg.smem_bytes <= dev.smem_optin, "[flashcore:ValueError] forced backward "
                     "config ", cfg.name, " needs ", cfg.smem_bytes, " bytes of shared memory per "
                     "block, this GPU allows ", dev.smem_optin);
@@ -425,6 +435,18 @@ std::tuple<Tensor, Tensor, Tensor> bwd(Tensor dout, Tensor q, Tensor k, Tensor v
   const bool tma_ok = p.aligned16 && strides_nonzero(q) && strides_nonzero(k) &&
                       strides_nonzero(v) && strides_nonzero(out) && strides_nonzero(dout);
   const int chosen = bwd_config_or_throw(q, k, tma_ok, config);
+  if (flashcore::kBwdConfigs[chosen].sm90 && !tma_ok) {
+    auto strides = [](const Tensor& t) {
+      return "(" + std::to_string(t.stride(0)) + ", " + std::to_string(t.stride(1)) + ", " +
+             std::to_string(t.stride(2)) + ")";
+    };
+    STD_TORCH_CHECK(false, "[flashcore:ValueError] forced backward config ",
+                    flashcore::kBwdConfigs[chosen].name,
+                    " needs q, k, v, out, dout and the gradients with 16-byte aligned data and "
+                    "strides that are nonzero multiples of 8 elements (TMA); got q strides ",
+                    strides(q), ", k strides ", strides(k), ", v strides ", strides(v),
+                    ", out strides ", strides(out), ", dout strides ", strides(dout));
+  }
   // The group split sizes the workspace, so it is decided here, before the
   // allocation (forced: checked to divide q_per_kv by check_bwd_args).
   p.gqa_split = gqa_split >= 1 ? static_cast<int>(gqa_split)

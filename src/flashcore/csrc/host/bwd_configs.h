@@ -25,10 +25,11 @@
 // shapes for 99 KB GPUs (8.6, 8.9, 12.0): 96 KB each, bwd_d128_s with one dO
 // buffer. bwd_d256 is its 64 x 64 shape with single Q and dO buffers
 // (144 KB: compute capability 8.0 and 9.0; nothing at 256 fits 99 KB GPUs
-// yet). The heuristic takes the first config of a width that fits.
+// yet). The heuristic takes the first mma.sync config of a width that fits.
 #pragma once
 
 #include "flashcore/sm80/bwd_traits.h"
+#include "flashcore/sm90/bwd_traits.h"
 
 // X(name, head_dim, block_m, block_n, warps, warps_sdp_m, warps_dkv_n, warps_dq_m,
 //   q_stages, do_stages)
@@ -39,16 +40,33 @@
   X(bwd_d128_s, 128, 64, 64, 8, 2, 2, 2, 2, 1)  \
   X(bwd_d256, 256, 64, 64, 8, 2, 4, 2, 1, 1)
 
+// The Hopper family (sm90/bwd_kernel.cuh; compiled for sm_90a, launched on
+// compute capability 9.0 only, with TMA-readable q, k, v and dout): 128 keys
+// per thread block over two consumer warpgroups, query blocks of block M rows
+// (design section 7's tiles: 128 at head dim 64, 64 at 128), the default
+// (non-deterministic) mode with the GQA group walked inside the block (no
+// split). Not measured on a GPU yet, so choose_bwd_config never picks them:
+// they run only when forced (flashcore._debug.forced_bwd_config).
+// X(name, head_dim, block_m)
+#define FLASHCORE_BWD_SM90_CONFIGS(X) \
+  X(sm90_bwd_d64, 64, 128)            \
+  X(sm90_bwd_d128, 128, 64)
+
 namespace flashcore {
 
 enum class BwdConfig : int {
 #define FLASHCORE_X(name, ...) name,
   FLASHCORE_BWD_CONFIGS(FLASHCORE_X)
+  FLASHCORE_BWD_SM90_CONFIGS(FLASHCORE_X)
 #undef FLASHCORE_X
       kCount
 };
 
 constexpr int kNumBwdConfigs = static_cast<int>(BwdConfig::kCount);
+
+// Catalog index of the first Hopper-family backward config (they follow the
+// mma.sync ones).
+constexpr int kFirstSm90BwdConfig = static_cast<int>(BwdConfig::sm90_bwd_d64);
 
 // The tile head dims compiled, ascending; a call is served by the narrowest
 // one at least its head_dim.
@@ -78,12 +96,20 @@ struct BwdConfigDesc {
   int block_n;
   int warps;
   int smem_bytes;
+  // The Hopper wgmma/TMA family: compute capability 9.0, TMA-ready inputs, the
+  // default mode without a GQA split only.
+  bool sm90;
 };
 
 constexpr BwdConfigDesc kBwdConfigs[] = {
 #define FLASHCORE_X(name, D, BM, BN, W, SM, KN, QM, QS, DOS) \
-  {#name, D, BM, BN, W, BwdTraitsOf<D, BM, BN, W, SM, KN, QM, QS, DOS>::kSmemBytes},
+  {#name, D, BM, BN, W, BwdTraitsOf<D, BM, BN, W, SM, KN, QM, QS, DOS>::kSmemBytes, false},
     FLASHCORE_BWD_CONFIGS(FLASHCORE_X)
+#undef FLASHCORE_X
+#define FLASHCORE_X(name, D, BM)                                                          \
+  {#name, D, BM, sm90::BwdTraits<D, BM>::kBlockN, sm90::BwdTraits<D, BM>::kNThreads / 32, \
+   sm90::BwdTraits<D, BM>::kSmemBytes, true},
+    FLASHCORE_BWD_SM90_CONFIGS(FLASHCORE_X)
 #undef FLASHCORE_X
 };
 static_assert(sizeof(kBwdConfigs) / sizeof(kBwdConfigs[0]) == kNumBwdConfigs,

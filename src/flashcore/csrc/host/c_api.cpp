@@ -137,7 +137,7 @@ FLASHCORE_C_API int flashcore_fwd_config_desc(int i, char* name, int name_len, i
 
 // Backward (issue 10): the config choose_bwd_config picks (-1: none), the
 // catalog size, and config i's name plus head_dim, block_m, block_n, warps,
-// smem_bytes into out[0..4] (returns 0, or 1 for a bad index).
+// smem_bytes, sm90 into out[0..5] (returns 0, or 1 for a bad index).
 FLASHCORE_C_API int flashcore_choose_bwd_config(int64_t batch, int64_t heads_q, int64_t seqlen_q,
                                                 int64_t seqlen_k, int head_dim, int sm_count,
                                                 int cc_major, int cc_minor, int smem_optin) {
@@ -162,8 +162,8 @@ FLASHCORE_C_API int flashcore_bwd_config_desc(int i, char* name, int name_len, i
   if (i < 0 || i >= flashcore::kNumBwdConfigs) return 1;
   const flashcore::BwdConfigDesc& d = flashcore::kBwdConfigs[i];
   copy_out(d.name, name, name_len);
-  const int64_t values[5] = {d.head_dim, d.block_m, d.block_n, d.warps, d.smem_bytes};
-  for (int j = 0; j < 5; ++j) out[j] = values[j];
+  const int64_t values[6] = {d.head_dim, d.block_m, d.block_n, d.warps, d.smem_bytes, d.sm90};
+  for (int j = 0; j < 6; ++j) out[j] = values[j];
   return 0;
 }
 

@@ -52,4 +52,19 @@ cudaError_t run_bwd_hdim(const BwdParams& params, int config, cudaStream_t strea
 FLASHCORE_FOR_EACH_BWD_HDIM(FLASHCORE_DECLARE_BWD_HDIM)
 #undef FLASHCORE_DECLARE_BWD_HDIM
 
+// The Hopper backward (host/bwd_sm90_launch.cuh; inst/bwd_sm90_*.cu).
+template <DType kDType, int kHeadDim>
+cudaError_t run_bwd_sm90_hdim(const BwdParams& params, int config, cudaStream_t stream,
+                              int device);
+
+#define FLASHCORE_FOR_EACH_BWD_SM90_HDIM(X) X(64) X(128)
+
+#define FLASHCORE_DECLARE_BWD_SM90_HDIM(D)                                                  \
+  extern template cudaError_t run_bwd_sm90_hdim<DType::kFloat16, D>(const BwdParams&, int,  \
+                                                                    cudaStream_t, int);     \
+  extern template cudaError_t run_bwd_sm90_hdim<DType::kBFloat16, D>(const BwdParams&, int, \
+                                                                     cudaStream_t, int);
+FLASHCORE_FOR_EACH_BWD_SM90_HDIM(FLASHCORE_DECLARE_BWD_SM90_HDIM)
+#undef FLASHCORE_DECLARE_BWD_SM90_HDIM
+
 }  // namespace flashcore

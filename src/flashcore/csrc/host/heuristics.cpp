@@ -102,13 +102,18 @@ int bwd_tile_head_dim(int head_dim) {
   return -1;
 }
 
-// The narrowest compiled tile width at least head_dim, and of its configs the
-// first that fits the device's shared memory (host/bwd_configs.h: the large
-// tiles, then the 99 KB ones); -1 past the widest or below compute capability 8.0.
+// The narrowest compiled tile width at least head_dim, and of its mma.sync
+// configs the first that fits the device's shared memory (host/bwd_configs.h:
+// the large tiles, then the 99 KB ones); -1 past the widest or below compute
+// capability 8.0. The Hopper-family configs are never chosen here: they run
+// only when forced until the whole GPU suite and the sanitizers have run with
+// them picked (benchmarks/NOTES.md v13: 68 forced-config GPU tests pass, 1.6-1.9x
+// FA2's backward; racecheck's reports on their statistics ring are open).
 int choose_bwd_config(const FwdShape& s, const DeviceDesc& dev) {
   if (dev.cc_major < 8) return -1;
   const int tile = bwd_tile_head_dim(s.head_dim);
   for (int i = 0; i < kNumBwdConfigs; ++i) {
+    if (kBwdConfigs[i].sm90) continue;
     if (kBwdConfigs[i].head_dim == tile && kBwdConfigs[i].smem_bytes <= dev.smem_optin) return i;
   }
   return -1;
@@ -123,9 +128,11 @@ int choose_bwd_config(const FwdShape& s, const DeviceDesc& dev) {
 // 182 / 113 / 125 us, the model's 1 / 0.5 / 0.5. Ties go to the smaller G:
 // fewer partials to write and reduce. (The first version aimed at two blocks
 // per SM and picked G = 4 there.)
+// The Hopper-family configs have no split: their blocks always walk the whole
+// group (1).
 int choose_bwd_gqa_split(const FwdShape& s, int64_t heads_kv, const DeviceDesc& dev, int config) {
   if (config < 0 || config >= kNumBwdConfigs || heads_kv <= 0 || s.heads_q % heads_kv != 0 ||
-      dev.sm_count <= 0) {
+      dev.sm_count <= 0 || kBwdConfigs[config].sm90) {
     return 1;
   }
   const int64_t q_per_kv = s.heads_q / heads_kv;

@@ -40,7 +40,8 @@ int fwd_tile_head_dim(int head_dim);
 
 // Backward (issue 10): index into the backward catalog for this shape and
 // device, or -1 when no compiled backward config serves it (the caller raises
-// naming the head dim and device).
+// naming the head dim and device). Only mma.sync configs: the Hopper-family
+// backward configs run only when forced (host/bwd_configs.h).
 int choose_bwd_config(const FwdShape& shape, const DeviceDesc& device);
 
 // The narrowest compiled backward tile head dim >= head_dim, or -1 past the widest.
@@ -51,7 +52,8 @@ int bwd_tile_head_dim(int head_dim);
 // config `config`: the divisor G of q_per_kv = heads_q / heads_kv that
 // minimizes waves / G, where waves = ceil(batch * heads_kv * key blocks * G /
 // sm_count) (one block per SM), the smallest such G on ties. 1 without GQA
-// (q_per_kv 1) and for an invalid config, shape or device.
+// (q_per_kv 1), for a Hopper-family config (no split there) and for an
+// invalid config, shape or device.
 int choose_bwd_gqa_split(const FwdShape& shape, int64_t heads_kv, const DeviceDesc& device,
                          int config);
 

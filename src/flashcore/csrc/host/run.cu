@@ -114,11 +114,30 @@ cudaError_t run_bwd(const BwdParams& params, DType dtype, int config, cudaStream
     return dtype == DType::kFloat16                                                    \
                ? run_bwd_hdim<DType::kFloat16, D>(params, config, stream, device)      \
                : run_bwd_hdim<DType::kBFloat16, D>(params, config, stream, device);
+#define FLASHCORE_SM90_CASE(D)                                                          \
+  case D:                                                                              \
+    return dtype == DType::kFloat16                                                    \
+               ? run_bwd_sm90_hdim<DType::kFloat16, D>(params, config, stream, device) \
+               : run_bwd_sm90_hdim<DType::kBFloat16, D>(params, config, stream, device);
+  if (kBwdConfigs[config].sm90) {
+    // Only an sm_90a build on compute capability 9.0 has these kernels' code;
+    // anywhere else they would run empty bodies (api/ops.cpp raises first).
+    const DeviceDesc dev = device_desc(device);
+    if (!built_with_sm90a() || dev.cc_major != 9 || dev.cc_minor != 0) {
+      return cudaErrorInvalidDeviceFunction;
+    }
+    switch (kBwdConfigs[config].head_dim) {
+      FLASHCORE_FOR_EACH_BWD_SM90_HDIM(FLASHCORE_SM90_CASE)
+      default: break;
+    }
+    return cudaErrorInvalidValue;
+  }
   switch (kBwdConfigs[config].head_dim) {
     FLASHCORE_FOR_EACH_BWD_HDIM(FLASHCORE_CASE)
     default: break;
   }
 #undef FLASHCORE_CASE
+#undef FLASHCORE_SM90_CASE
   return cudaErrorInvalidValue;
 }
 

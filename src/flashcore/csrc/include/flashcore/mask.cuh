@@ -157,4 +157,36 @@ __device__ __forceinline__ void mask_scores(float (&s)[kNTilesS][4], const FwdPa
   }
 }
 
+// mask_scores for a transposed score tile (the Hopper backward's S^T = K Q^T:
+// rows are keys, columns queries), same fragment layout: the two key rows
+// (key, key + 8) and, per n8 tile, query columns q0 + 8j + quad_col, +1.
+// A key past seqlen_k is masked for every query; otherwise query i sees key j
+// iff j - key_offset - window_right <= i <= j - key_offset + window_left (the
+// row rule of mask_scores solved for i). Queries past seqlen_q are left as
+// they are: their lse_log2 is +inf, so P = 0 there whatever the score.
+// Host-callable too: tests/cuda/mask_ranges.cu checks it element by element
+// against brute force, through the fragment layout of every consumer thread.
+template <int kNTilesS, bool kHasMask>
+FLASHCORE_HD void mask_scores_t(float (&s)[kNTilesS][4], const FwdParams& p, int key, int q0,
+                                int quad_col) {
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int row = key + r * 8;
+    // Visible columns of this tile for the key: [lo, hi] relative to q0; an
+    // empty range (hi < lo) for a key past the tail.
+    int lo = 0;
+    int hi = row < p.seqlen_k ? kNTilesS * 8 : -1;
+    if constexpr (kHasMask) {
+      lo = row - p.key_offset - p.window_right - q0;
+      hi = imin(hi, row - p.key_offset + p.window_left - q0);
+    }
+#pragma unroll
+    for (int j = 0; j < kNTilesS; ++j) {
+      const int col = j * 8 + quad_col;
+      if (col > hi || (kHasMask && col < lo)) s[j][2 * r] = -INFINITY;
+      if (col + 1 > hi || (kHasMask && col + 1 < lo)) s[j][2 * r + 1] = -INFINITY;
+    }
+  }
+}
+
 }  // namespace flashcore

@@ -85,6 +85,19 @@ __device__ __forceinline__ void tma_load_4d(void* dst, const void* tensor_map, u
       : "memory");
 }
 
+// Copies `bytes` contiguous bytes from global memory at src to shared memory
+// at dst, completing `bar`'s transaction bytes: the non-tensor bulk copy
+// (9.7.9.25.4.1). Both addresses 16-byte aligned, bytes a multiple of 16. The
+// backward loads its per-row statistics (lse_log2, dpsum) with it.
+__device__ __forceinline__ void bulk_load_1d(void* dst, const void* src, uint32_t bytes,
+                                             uint64_t* bar) {
+  asm volatile(
+      "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes"
+      " [%0], [%1], %2, [%3];" ::"r"(smem_u32(dst)),
+      "l"(src), "r"(bytes), "r"(smem_u32(bar))
+      : "memory");
+}
+
 // Stores the shared box at src to coordinates (c0 .. c3); completion through
 // bulk_commit_group / bulk_wait_group_read.
 __device__ __forceinline__ void tma_store_4d(const void* tensor_map, const void* src, int c0,

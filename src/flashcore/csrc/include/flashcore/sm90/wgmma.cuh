@@ -67,7 +67,9 @@ __device__ __forceinline__ void wgmma_fence_operands(float (&d)[kN]) {
 
 // kTransB: B is MN-major (its N dimension contiguous, e.g. V stored [key][d]
 // as the B operand of O += P V); false: K-major (K stored [key][d] as the B of
-// S = Q K^T). Transposes are allowed for 16-bit operands in shared memory only.
+// S = Q K^T). kTransA (ss only), the same for A: M-major (the backward's dS
+// stored [key][query] as the A of dQ = dS K). Transposes are allowed for
+// 16-bit operands in shared memory only.
 template <int kN, typename Elem>
 struct Wgmma;
 
@@ -77,8 +79,9 @@ struct Wgmma;
 template <>                                                                                    \
 struct Wgmma<64, ELEM> {                                                                       \
   static constexpr int kAccRegs = 32;                                                          \
-  /* D (+)= A B, A and B in shared memory (descriptors). */                                    \
-  template <bool kTransB>                                                                      \
+  /* D (+)= A B, A and B in shared memory (descriptors); kTransA: A is */                    \
+  /* M-major (its M dimension contiguous), false: K-major. */                                  \
+  template <bool kTransB, bool kTransA = false>                                                \
   static __device__ __forceinline__ void ss(float (&d)[32], uint64_t desc_a, uint64_t desc_b,  \
                                             bool accumulate) {                                 \
     asm volatile(                                                                              \
@@ -89,7 +92,7 @@ struct Wgmma<64, ELEM> {                                                        
         "      {%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11,"                             \
         "       %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23,"                   \
         "       %24, %25, %26, %27, %28, %29, %30, %31},\n"                                    \
-        "      %32, %33, p, 1, 1, 0, %35;\n"                                                   \
+        "      %32, %33, p, 1, 1, %35, %36;\n"                                                 \
         "}\n"                                                                                  \
         : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]),              \
           "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]),            \
@@ -98,7 +101,7 @@ struct Wgmma<64, ELEM> {                                                        
           "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]),        \
           "+f"(d[30]), "+f"(d[31])                                                             \
         : "l"(desc_a), "l"(desc_b), "r"(static_cast<int>(accumulate)),                         \
-          "n"(static_cast<int>(kTransB)));                                                     \
+          "n"(static_cast<int>(kTransA)), "n"(static_cast<int>(kTransB)));                     \
   }                                                                                            \
   /* D (+)= A B, A in registers (the m64k16 A fragment, 4 registers of 2 */                    \
   /* elements per thread), B in shared memory. */                                              \
@@ -132,8 +135,9 @@ struct Wgmma<64, ELEM> {                                                        
 template <>                                                                                    \
 struct Wgmma<128, ELEM> {                                                                      \
   static constexpr int kAccRegs = 64;                                                          \
-  /* D (+)= A B, A and B in shared memory (descriptors). */                                    \
-  template <bool kTransB>                                                                      \
+  /* D (+)= A B, A and B in shared memory (descriptors); kTransA: A is */                    \
+  /* M-major (its M dimension contiguous), false: K-major. */                                  \
+  template <bool kTransB, bool kTransA = false>                                                \
   static __device__ __forceinline__ void ss(float (&d)[64], uint64_t desc_a, uint64_t desc_b,  \
                                             bool accumulate) {                                 \
     asm volatile(                                                                              \
@@ -147,7 +151,7 @@ struct Wgmma<128, ELEM> {                                                       
         "       %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47,"                   \
         "       %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59,"                   \
         "       %60, %61, %62, %63},\n"                                                        \
-        "      %64, %65, p, 1, 1, 0, %67;\n"                                                   \
+        "      %64, %65, p, 1, 1, %67, %68;\n"                                                 \
         "}\n"                                                                                  \
         : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]),              \
           "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]),            \
@@ -161,7 +165,7 @@ struct Wgmma<128, ELEM> {                                                       
           "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]),        \
           "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])                                   \
         : "l"(desc_a), "l"(desc_b), "r"(static_cast<int>(accumulate)),                         \
-          "n"(static_cast<int>(kTransB)));                                                     \
+          "n"(static_cast<int>(kTransA)), "n"(static_cast<int>(kTransB)));                     \
   }                                                                                            \
   /* D (+)= A B, A in registers (the m64k16 A fragment, 4 registers of 2 */                    \
   /* elements per thread), B in shared memory. */                                              \
