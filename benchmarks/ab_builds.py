@@ -37,6 +37,27 @@ def parse_shapes(text: str) -> list[tuple[int, int, int]]:
     return shapes
 
 
+def eager_p50(fn, reps: int = 300) -> float:
+    """Median of CUDA events around one eager call of fn, in microseconds, the
+    GPU idle before each (the timer does not come from the build under test;
+    benchmarks/eager_ab.py uses it too)."""
+    import torch
+
+    for _ in range(10):
+        fn()
+    times = []
+    for _ in range(reps):
+        torch.cuda.synchronize()
+        start = torch.cuda.Event(enable_timing=True)
+        end = torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end) * 1000)
+    return statistics.median(times)
+
+
 def worker(args: argparse.Namespace) -> None:
     """Runs inside one build's process: prints one JSON line per case."""
     import torch
@@ -69,23 +90,6 @@ def worker(args: argparse.Namespace) -> None:
             end.record()
             end.synchronize()
             times.append(start.elapsed_time(end) * 1000 / calls)
-        return statistics.median(times)
-
-    def eager_p50(fn, reps=300):
-        """Median of CUDA events around one eager call, the GPU idle before each
-        (the timer does not come from the build under test)."""
-        for _ in range(10):
-            fn()
-        times = []
-        for _ in range(reps):
-            torch.cuda.synchronize()
-            start = torch.cuda.Event(enable_timing=True)
-            end = torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn()
-            end.record()
-            end.synchronize()
-            times.append(start.elapsed_time(end) * 1000)
         return statistics.median(times)
 
     for b, h, s in parse_shapes(args.shapes):

@@ -32,6 +32,10 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ab_builds import eager_p50  # the scripts are not a package
 
 SHAPE = (1, 8, 256, 64)
 
@@ -57,21 +61,6 @@ def worker() -> None:
         torch.cuda.synchronize()
         return (time.perf_counter() - t) / n * 1e6
 
-    def events(fn, reps=300):
-        for _ in range(10):
-            fn()
-        times = []
-        for _ in range(reps):
-            torch.cuda.synchronize()
-            start = torch.cuda.Event(enable_timing=True)
-            end = torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn()
-            end.record()
-            end.synchronize()
-            times.append(start.elapsed_time(end) * 1000)
-        return statistics.median(times)
-
     def call_op():
         return op(q, k, v, scale, False, -1, -1, False, 0.0, False, -1)
 
@@ -80,9 +69,9 @@ def worker() -> None:
         r["loop_no_grad"] = loop(lambda: fa(q, k, v))
         r["loop_op"] = loop(call_op)
         r["loop_empty_like"] = loop(lambda: torch.empty_like(q))
-    r["events_grad_on"] = events(lambda: fa(q, k, v))
+    r["events_grad_on"] = eager_p50(lambda: fa(q, k, v))
     with torch.no_grad():
-        r["events_op"] = events(call_op)
+        r["events_op"] = eager_p50(call_op)
     print(json.dumps(r), flush=True)
 
 
