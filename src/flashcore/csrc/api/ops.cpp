@@ -111,6 +111,14 @@ Tensor empty_cuda(const std::array<int64_t, 4>& sizes, int ndim, int32_t dtype, 
   return Tensor(handle);
 }
 
+// A (batch, heads, rows, head_dim) tensor's strides of its first three dims,
+// into the three params fields of that tensor.
+void set_strides(const Tensor& t, int64_t& batch, int64_t& head, int64_t& row) {
+  batch = t.stride(0);
+  head = t.stride(1);
+  row = t.stride(2);
+}
+
 // The FwdParams fields both directions share: q, k, v and their strides, sizes,
 // the scale folding and the clamped mask (the backward must see exactly the
 // forward's scores).
@@ -120,15 +128,9 @@ void fill_problem(flashcore::FwdParams& p, const Tensor& q, const Tensor& k, con
   p.q = q.data_ptr();
   p.k = k.data_ptr();
   p.v = v.data_ptr();
-  p.q_batch_stride = q.stride(0);
-  p.q_head_stride = q.stride(1);
-  p.q_row_stride = q.stride(2);
-  p.k_batch_stride = k.stride(0);
-  p.k_head_stride = k.stride(1);
-  p.k_row_stride = k.stride(2);
-  p.v_batch_stride = v.stride(0);
-  p.v_head_stride = v.stride(1);
-  p.v_row_stride = v.stride(2);
+  set_strides(q, p.q_batch_stride, p.q_head_stride, p.q_row_stride);
+  set_strides(k, p.k_batch_stride, p.k_head_stride, p.k_row_stride);
+  set_strides(v, p.v_batch_stride, p.v_head_stride, p.v_row_stride);
   const int64_t seqlen_q = q.size(2), seqlen_k = k.size(2);
   p.batch = static_cast<int>(q.size(0));
   p.heads_q = static_cast<int>(q.size(1));
@@ -404,26 +406,16 @@ std::tuple<Tensor, Tensor, Tensor> bwd(Tensor dout, Tensor q, Tensor k, Tensor v
   flashcore::BwdParams p{};
   p.o = out.data_ptr();
   p.lse = static_cast<float*>(lse.data_ptr());
-  p.o_batch_stride = out.stride(0);
-  p.o_head_stride = out.stride(1);
-  p.o_row_stride = out.stride(2);
+  set_strides(out, p.o_batch_stride, p.o_head_stride, p.o_row_stride);
   fill_problem(p, q, k, v, scale, is_causal, window_left, window_right, bottom_right, softcap);
   p.dout = dout.data_ptr();
-  p.do_batch_stride = dout.stride(0);
-  p.do_head_stride = dout.stride(1);
-  p.do_row_stride = dout.stride(2);
+  set_strides(dout, p.do_batch_stride, p.do_head_stride, p.do_row_stride);
   p.dq = dq.data_ptr();
   p.dk = dk.data_ptr();
   p.dv = dv.data_ptr();
-  p.dq_batch_stride = dq.stride(0);
-  p.dq_head_stride = dq.stride(1);
-  p.dq_row_stride = dq.stride(2);
-  p.dk_batch_stride = dk.stride(0);
-  p.dk_head_stride = dk.stride(1);
-  p.dk_row_stride = dk.stride(2);
-  p.dv_batch_stride = dv.stride(0);
-  p.dv_head_stride = dv.stride(1);
-  p.dv_row_stride = dv.stride(2);
+  set_strides(dq, p.dq_batch_stride, p.dq_head_stride, p.dq_row_stride);
+  set_strides(dk, p.dk_batch_stride, p.dk_head_stride, p.dk_row_stride);
+  set_strides(dv, p.dv_batch_stride, p.dv_head_stride, p.dv_row_stride);
   p.dlse = dlse.has_value() ? static_cast<const float*>(dlse->data_ptr()) : nullptr;
   p.scale = static_cast<float>(scale);
   p.deterministic = deterministic;
