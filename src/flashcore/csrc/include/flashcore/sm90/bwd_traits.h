@@ -28,7 +28,7 @@ struct BwdTraits {
   static constexpr int kBlockN = 128;         // keys per thread block
   static constexpr int kConsumerWGs = 2;      // 64 keys each
   static constexpr int kNThreads = 128 * (kConsumerWGs + 1);
-  static constexpr int kStages = 2;    // Q / dO / statistics ring
+  static constexpr int kStages = 2;    // Q / dO ring
   static constexpr int kDsStages = 2;  // dS buffers
 
   static constexpr int kColBlocks = kHeadDim / 64;  // 128-byte column blocks per row
@@ -38,7 +38,6 @@ struct BwdTraits {
   static constexpr int kKVTileBytes = kColBlocks * kKVBlockBytes;  // K or V
   static constexpr int kDsBlockBytes = kBlockN * 128;              // 64 queries of every key
   static constexpr int kDsTileBytes = (kBlockM / 64) * kDsBlockBytes;
-  static constexpr int kStatBytes = kBlockM * 4;  // lse_log2 or dpsum of one stage
 
   // Offsets from the 1024-aligned base.
   static constexpr int kKOffset = 0;
@@ -46,9 +45,9 @@ struct BwdTraits {
   static constexpr int kQOffset = kVOffset + kKVTileBytes;              // [kStages]
   static constexpr int kDoOffset = kQOffset + kStages * kQTileBytes;    // [kStages]
   static constexpr int kDsOffset = kDoOffset + kStages * kQTileBytes;   // [kDsStages]
-  static constexpr int kLseOffset = kDsOffset + kDsStages * kDsTileBytes;  // [kStages]
-  static constexpr int kDpsumOffset = kLseOffset + kStages * kStatBytes;   // [kStages]
-  static constexpr int kBarOffset = kDpsumOffset + kStages * kStatBytes;
+  // The rows' statistics (lse_log2, dpsum) are not staged: consumers read them
+  // from global memory at use (bwd_kernel.cuh).
+  static constexpr int kBarOffset = kDsOffset + kDsStages * kDsTileBytes;
   // kv_full, then q_full[kStages], do_full[kStages], qdo_empty[kStages].
   static constexpr int kNumBarriers = 1 + 3 * kStages;
   // Plus up to 1008 bytes to align the dynamic base (only 16 is guaranteed).
@@ -77,8 +76,7 @@ struct BwdTraits {
                     kDsBlockBytes % 1024 == 0 && kQOffset % 1024 == 0 &&
                     kDoOffset % 1024 == 0 && kDsOffset % 1024 == 0,
                 "128B-swizzled tiles start on 1024-byte boundaries");
-  static_assert(kStatBytes % 16 == 0 && kLseOffset % 16 == 0 && kBarOffset % 8 == 0,
-                "bulk copies need 16-byte aligned shared destinations and sizes");
+  static_assert(kBarOffset % 8 == 0, "mbarriers are 8-byte aligned");
   static_assert(kSmemBytes <= 227 * 1024, "shared memory per block on sm_90");
   static_assert(128 * kProducerRegs + 128 * kConsumerWGs * kConsumerRegs <= 65536,
                 "register split over the block's register file");

@@ -159,6 +159,17 @@ __device__ __forceinline__ void setmaxnreg_dec() {
   asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kRegs));
 }
 
+// Two floats from global memory through the read-only (non-coherent) path, for
+// data no thread writes while the kernel runs. volatile keeps the load where it
+// is written: a plain __ldg may be hoisted, and hoisting a loop's worth of them
+// ahead of a wgmma wait holds their results in registers the consumers do not
+// have (the backward's statistics, sm90/bwd_kernel.cuh).
+__device__ __forceinline__ float2 ld_global_nc_f2(const float* ptr) {
+  float2 v;
+  asm volatile("ld.global.nc.v2.f32 {%0, %1}, [%2];" : "=f"(v.x), "=f"(v.y) : "l"(ptr));
+  return v;
+}
+
 #endif  // FLASHCORE_SM90A
 
 }  // namespace sm90
