@@ -67,6 +67,33 @@ cudaError_t launch_bwd_main(const BwdParams& params, cudaStream_t stream, int de
                       Traits::kSmemBytes, stream, args);
 }
 
+// The preprocess (bwd_kernel.cuh) of tile head dim kHeadDim for `params`:
+// D' and lse_log2 for every row < seqlen_q_rounded, and the zeroed dq_accum
+// when zero_dq_accum (every mode but the deterministic one, which has none).
+// Shared by the mma.sync and the Hopper backward launchers.
+template <typename Elem, int kHeadDim>
+cudaError_t launch_bwd_preprocess(BwdParams& params, cudaStream_t stream, bool zero_dq_accum) {
+  const bool o_do_aligned =
+      rows_aligned16(params.o, params.o_batch_stride, params.o_head_stride,
+                     params.o_row_stride) &&
+      rows_aligned16(params.dout, params.do_batch_stride, params.do_head_stride,
+                     params.do_row_stride);
+  const void* pre;
+  if (zero_dq_accum) {
+    pre = o_do_aligned
+              ? reinterpret_cast<const void*>(bwd_preprocess_kernel<Elem, kHeadDim, true, true>)
+              : reinterpret_cast<const void*>(bwd_preprocess_kernel<Elem, kHeadDim, false, true>);
+  } else {
+    pre = o_do_aligned
+              ? reinterpret_cast<const void*>(bwd_preprocess_kernel<Elem, kHeadDim, true, false>)
+              : reinterpret_cast<const void*>(bwd_preprocess_kernel<Elem, kHeadDim, false, false>);
+  }
+  void* args[] = {&params};
+  const int64_t bh = int64_t{params.batch} * params.heads_q;
+  return launch_plain(pre, bh * (params.seqlen_q_rounded / kBwdPreRows), kBwdPreThreads, 0,
+                      stream, args);
+}
+
 // The deterministic mode's dQ kernel (bwd_dq_kernel.cuh): one block per query
 // block of one (b, h).
 template <typename Elem, typename DqTraits, bool kHasMask, bool kSoftcap, bool kAligned16>
@@ -168,31 +195,8 @@ cudaError_t launch_bwd(const BwdParams& params, cudaStream_t stream, int device)
   const bool det = params.deterministic;
 
   // 1. Preprocess.
-  const bool o_do_aligned =
-      rows_aligned16(params.o, params.o_batch_stride, params.o_head_stride,
-                     params.o_row_stride) &&
-      rows_aligned16(params.dout, params.do_batch_stride, params.do_head_stride,
-                     params.do_row_stride);
   {
-    void* args[] = {&p};
-    const void* pre;
-    if (det) {
-      pre = o_do_aligned ? reinterpret_cast<const void*>(
-                               bwd_preprocess_kernel<Elem, Traits::kHeadDim, /*kVec16=*/true,
-                                                     /*kZeroDqAccum=*/false>)
-                         : reinterpret_cast<const void*>(
-                               bwd_preprocess_kernel<Elem, Traits::kHeadDim, /*kVec16=*/false,
-                                                     /*kZeroDqAccum=*/false>);
-    } else {
-      pre = o_do_aligned ? reinterpret_cast<const void*>(
-                               bwd_preprocess_kernel<Elem, Traits::kHeadDim, /*kVec16=*/true,
-                                                     /*kZeroDqAccum=*/true>)
-                         : reinterpret_cast<const void*>(
-                               bwd_preprocess_kernel<Elem, Traits::kHeadDim, /*kVec16=*/false,
-                                                     /*kZeroDqAccum=*/true>);
-    }
-    const cudaError_t err = launch_plain(pre, bh * (params.seqlen_q_rounded / kBwdPreRows),
-                                         kBwdPreThreads, 0, stream, args);
+    const cudaError_t err = launch_bwd_preprocess<Elem, Traits::kHeadDim>(p, stream, !det);
     if (err != cudaSuccess) return err;
   }
 

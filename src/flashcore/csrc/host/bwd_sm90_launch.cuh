@@ -77,21 +77,7 @@ cudaError_t launch_bwd_sm90(const BwdParams& params, DType dtype, cudaStream_t s
   // 1. Preprocess: D', lse_log2 and a zeroed dq_accum, as for the mma.sync
   // configs of the same tile head dim (dq_accum rows of Traits::kHeadDim).
   {
-    const bool o_do_aligned =
-        rows_aligned16(params.o, params.o_batch_stride, params.o_head_stride,
-                       params.o_row_stride) &&
-        rows_aligned16(params.dout, params.do_batch_stride, params.do_head_stride,
-                       params.do_row_stride);
-    void* args[] = {&p};
-    const void* pre =
-        o_do_aligned ? reinterpret_cast<const void*>(
-                           bwd_preprocess_kernel<Elem, Traits::kHeadDim, /*kVec16=*/true,
-                                                 /*kZeroDqAccum=*/true>)
-                     : reinterpret_cast<const void*>(
-                           bwd_preprocess_kernel<Elem, Traits::kHeadDim, /*kVec16=*/false,
-                                                 /*kZeroDqAccum=*/true>);
-    const cudaError_t err = launch_plain(pre, bh * (params.seqlen_q_rounded / kBwdPreRows),
-                                         kBwdPreThreads, 0, stream, args);
+    const cudaError_t err = launch_bwd_preprocess<Elem, Traits::kHeadDim>(p, stream, true);
     if (err != cudaSuccess) return err;
   }
 
