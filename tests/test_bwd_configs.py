@@ -247,7 +247,8 @@ def test_extension_sm90_bwd_kernels_are_hopper_code(cuobjdump):
     # head dims x {unmasked, masked} x {softcap}) holds wgmma (HGMMA, the dQ
     # GEMM's with both operands transposed: dS stored [key][query], K [key][d]),
     # TMA tile loads (UTMALDG), the statistics read from global memory through
-    # the read-only path (LDG...CONSTANT), no bulk copies (UBLKCP: the
+    # the read-only path (LDG...CONSTANT; at block M 128 exchanged within quad
+    # columns by SHFL.IDX, kStatsShuffled), no bulk copies (UBLKCP: the
     # statistics are not staged in shared memory, so racecheck has no
     # mbarrier-ordered refill to misread), the float4 dQ reductions, setmaxnreg
     # and mbarrier waits, and no local memory
@@ -278,6 +279,8 @@ def test_extension_sm90_bwd_kernels_are_hopper_code(cuobjdump):
                    r"FENCE\.VIEW\.ASYNC\.S"):  # fmt: skip
             assert re.search(op, body), f"{fn} on {arch} has no {op}"
         assert not re.search(r"UBLKCP", body), f"{fn} on {arch} stages the statistics"
+        if bm == 128:
+            assert re.search(r"SHFL\.IDX", body), f"{fn} on {arch}: statistics not shuffled"
         assert not re.search(r"\b(LDL|STL)\b", body), f"{fn} on {arch} uses local memory (spills)"
     built = set(info["sass_archs"])
     want = {

@@ -2,9 +2,9 @@
 // docs/design/backward.md section 7): one thread block per key block of
 // kBlockN = 128 keys, a producer warpgroup that only issues TMA copies, and two
 // consumer warpgroups of 64 keys each (wgmma's M is 64 per warpgroup). Query
-// blocks of kBlockM rows stream through a ring of kStages stages (Q, dO and
-// the rows' lse_log2 / dpsum). Plain C++: the host catalog reads the same
-// numbers.
+// blocks of kBlockM rows stream through a ring of kStages stages (Q and dO;
+// the rows' lse_log2 / dpsum are read from global memory, kStatsShuffled).
+// Plain C++: the host catalog reads the same numbers.
 //
 // Every 16-bit shared tile is stored as column blocks of 64 elements (128
 // bytes per row, 128B-swizzled), each block on a 1024-byte boundary: the
@@ -15,7 +15,6 @@
 //          consumers from their dS^T accumulators), kBlockM / 64 column blocks,
 //          two buffers (a step's dS store need not wait for the previous
 //          step's dQ GEMM in the other warpgroup)
-//   lse_log2, dpsum: kBlockM floats per stage each
 #pragma once
 
 namespace flashcore {
@@ -65,6 +64,23 @@ struct BwdTraits {
   // producer keeps 24, each consumer thread takes 240.
   static constexpr int kProducerRegs = 24;
   static constexpr int kConsumerRegs = 240;
+
+  // How a consumer thread reads the rows' statistics (lse_log2, dpsum) of an
+  // m-step from global memory (StatTiles in bwd_kernel.cuh); either way it
+  // gets, per n8 query tile j, the float2 of queries m0 + 8j + quad_col, +1.
+  //   false: one 8-byte load per tile at its use, kBlockM / 8 per array.
+  //   true:  kBlockM / 64 coalesced 8-byte loads per lane and array, early
+  //          in the step, then two shuffles per tile from the lane of the
+  //          same quad column that loaded its pair.
+  // The per-tile loads do not fit the consumers' 240 registers at kBlockM
+  // 128: ptxas issues a pass's 16 loads of an array together (up to 32
+  // result registers in flight beside the 192 of the S^T, dP^T, dK and dV
+  // accumulators) and spills, 2-6 local-memory instructions per kernel. The
+  // shuffled form holds 4 registers per array and compiles without spills,
+  // with as much room as the shared-memory ring had (benchmarks/NOTES.md
+  // v14). At kBlockM 64 the per-tile loads fit (max R237) and cost no
+  // shuffles, so they stay.
+  static constexpr bool kStatsShuffled = kBlockM == 128;
 
   static_assert(kHeadDim == 64 || kHeadDim == 128, "tile head dim 64 or 128");
   static_assert(kBlockM == 64 || kBlockM == 128, "query blocks of 64 or 128 rows (wgmma N)");
