@@ -308,10 +308,12 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
     // The rows' statistics: kBlockM floats from row m0 of (b, h), inside
     // seqlen_q_rounded (padded rows hold lse_log2 = +inf, dpsum = 0), read
     // from global memory (StatTiles). In the shuffled form fetch() is the
-    // load: here, at the top of the step, so that it completes under the S^T
-    // and dP^T GEMMs; softcap's lse_log2 only after the mask (softcap's first
-    // pass keeps S^T and dP^T live together, and lse_log2's 4 registers held
-    // through it make those kernels spill). The per-tile form loads at tile().
+    // load: here, at the top of the step, where ptxas issues it among the dP^T
+    // wgmmas so that it completes under the GEMMs (in the softcap kernels it
+    // issues dpsum's after the GEMMs' wait all the same). Softcap fetches
+    // lse_log2 only after the mask: its first pass keeps S^T and dP^T live
+    // together, and lse_log2's 4 registers held through it make those kernels
+    // spill. The per-tile form loads at tile().
     const int64_t stat_row =
         (static_cast<int64_t>(b) * params.heads_q + h) * params.seqlen_q_rounded + m0;
     StatTiles<kBlockM, Traits::kStatsShuffled> lam, dps;
