@@ -55,7 +55,7 @@ cudaError_t launch_bwd_sm90(const BwdParams& params, DType dtype, cudaStream_t s
   }
   if (reinterpret_cast<uintptr_t>(params.lse_log2) % 16 != 0 ||
       reinterpret_cast<uintptr_t>(params.dpsum) % 16 != 0) {
-    return cudaErrorInvalidValue;  // 1-D bulk copies of whole query blocks (bwd_workspace.h)
+    return cudaErrorInvalidValue;  // float2 reads of the rows (bwd_workspace.h aligns to 256)
   }
   if (params.deterministic || params.gqa_split != 1) {
     return cudaErrorInvalidValue;  // the mma.sync family's modes only

@@ -108,7 +108,8 @@ int bwd_tile_head_dim(int head_dim) {
 // capability 8.0. The Hopper-family configs are never chosen here: they run
 // only when forced until the whole GPU suite and the sanitizers have run with
 // them picked (benchmarks/NOTES.md v13: 68 forced-config GPU tests pass, 1.6-1.9x
-// FA2's backward; racecheck's reports on their statistics ring are open).
+// FA2's backward; racecheck reported WAR hazards on their statistics ring, which
+// v14 replaced by reads from global memory, not yet run on a GPU).
 int choose_bwd_config(const FwdShape& s, const DeviceDesc& dev) {
   if (dev.cc_major < 8) return -1;
   const int tile = bwd_tile_head_dim(s.head_dim);

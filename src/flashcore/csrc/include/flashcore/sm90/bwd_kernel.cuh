@@ -14,9 +14,10 @@
 //    - Warpgroup 0 is the producer. It hands most of its registers to the
 //      consumers (setmaxnreg) and one thread issues every copy: K and V once,
 //      then per m-step (query head of the kv head's group, query block m of
-//      QueryRange, head-major, ascending m) Q with its rows' lse_log2 on one
-//      mbarrier and dO with their dpsum on another, into a ring of kStages
-//      stages. A stage is refilled once all 8 consumer warps released it.
+//      QueryRange, head-major, ascending m) Q on one mbarrier and dO on
+//      another, into a ring of kStages stages. A stage is refilled once all 8
+//      consumer warps released it. The rows' lse_log2 and dpsum are not
+//      staged: the consumers read them from global memory (StatTiles).
 //    - Consumer warpgroup w owns keys 64w .. 64w + 63 of the block. Per
 //      m-step, all by wgmma:
 //        S^T  = K_w Q^T    (64 keys x kBlockM queries; both from shared memory)
@@ -79,6 +80,60 @@ struct BwdArgs {
   BwdParams p;
 };
 
+#if defined(FLASHCORE_SM90A)
+// One m-step's statistics (lse_log2 or dpsum) as a consumer thread reads them:
+// per n8 query tile j, tile(j) is the float2 of queries m0 + 8j + quad_col and
+// +1 (the columns of the thread's accumulator fragments) of `rows`, the
+// kBlockM floats at row m0 of (b, h). They come from global memory, through
+// the read-only path (ld.global.nc), and are not staged in shared memory: the
+// preprocess kernel wrote them before this kernel started and nothing writes
+// them while it runs, so no refill has to be ordered against these reads. A
+// shared-memory ring of them, filled by 1-D bulk copies, needed that order,
+// and had it through the stage's mbarrier, which compute-sanitizer's racecheck
+// does not follow (about 100k WAR reports; benchmarks/NOTES.md v13). Every
+// consumer thread of the block reads the same 2 x kBlockM floats, so all but
+// the first reads hit L1. Traits::kStatsShuffled picks the form; bwd_traits.h
+// says why. Only in the sm_90a pass, as the kernel's body.
+template <int kBlockM, bool kShuffled>
+struct StatTiles;
+
+// One 8-byte load per tile, at its use: kBlockM / 8 loads per array, all
+// from one address register pair (immediate offsets 32j). fetch() loads
+// nothing.
+template <int kBlockM>
+struct StatTiles<kBlockM, false> {
+  const float* rows;
+  int quad_col;
+  __device__ __forceinline__ void fetch(const float* rows_, int lane) {
+    rows = rows_;
+    quad_col = 2 * (lane % 4);
+  }
+  __device__ __forceinline__ float2 tile(int j) const {
+    return ld_global_nc_f2(rows + 8 * j + quad_col);
+  }
+};
+
+// The rows as kBlockM / 2 column pairs, pair p = 4j + q for quad column q =
+// lane % 4 of tile j. Lane L loads pairs L + 32k (k < kBlockM / 64: coalesced,
+// 256 bytes per warp and k) in fetch(); tile(j) then takes pair 4j + q from
+// lane 4 (j % 8) + q, slot j / 8: two shuffles within the quad column. A
+// thread holds 2 * kBlockM / 64 registers per array instead of the per-tile
+// loads' results in flight.
+template <int kBlockM>
+struct StatTiles<kBlockM, true> {
+  static constexpr int kHeld = kBlockM / 64;
+  float2 held[kHeld];
+  __device__ __forceinline__ void fetch(const float* rows, int lane) {
+#pragma unroll
+    for (int k = 0; k < kHeld; ++k) held[k] = ld_global_nc_f2(rows + 2 * (lane + 32 * k));
+  }
+  __device__ __forceinline__ float2 tile(int j) const {
+    return make_float2(shfl_quad_col(held[j / 8].x, 4 * (j % 8)),
+                       shfl_quad_col(held[j / 8].y, 4 * (j % 8)));
+  }
+};
+#endif  // FLASHCORE_SM90A
+
 // Where the consumers' dQ parts go inside a query block's dq_accum slice (the
 // kBlockM * kHeadDim floats at ((b * heads_q + h) * seqlen_q_rounded + m0) *
 // kHeadDim, as in the mma.sync family; the preprocess zeroes whole slices).
@@ -138,18 +193,12 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
   char* smem_v = smem + Traits::kVOffset;
   uint64_t* bars = reinterpret_cast<uint64_t*>(smem + Traits::kBarOffset);
   uint64_t* kv_full = bars;
-  uint64_t* q_full = bars + 1;           // Q and lse_log2 of a stage landed
-  uint64_t* do_full = q_full + kStages;  // dO and dpsum of a stage landed
+  uint64_t* q_full = bars + 1;           // Q of a stage landed
+  uint64_t* do_full = q_full + kStages;  // dO of a stage landed
   uint64_t* qdo_empty = do_full + kStages;
   auto q_tile = [&](int st) { return smem + Traits::kQOffset + st * Traits::kQTileBytes; };
   auto do_tile = [&](int st) { return smem + Traits::kDoOffset + st * Traits::kQTileBytes; };
   auto ds_tile = [&](int st) { return smem + Traits::kDsOffset + st * Traits::kDsTileBytes; };
-  auto lse_rows = [&](int st) {
-    return reinterpret_cast<float*>(smem + Traits::kLseOffset + st * Traits::kStatBytes);
-  };
-  auto dpsum_rows = [&](int st) {
-    return reinterpret_cast<float*>(smem + Traits::kDpsumOffset + st * Traits::kStatBytes);
-  };
 
   const int tid = threadIdx.x;
   const int warpgroup = tid / 128;
@@ -202,29 +251,23 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
         const uint32_t phase = (step / kStages) & 1;
         const int h = step_head(step);
         const int m0 = step_m_block(step) * kBlockM;
-        // The rows' statistics: kBlockM floats from row m0 of (b, h), inside
-        // seqlen_q_rounded (padded rows hold lse_log2 = +inf, dpsum = 0).
-        const int64_t row = (static_cast<int64_t>(b) * params.heads_q + h) *
-                                params.seqlen_q_rounded + m0;
         // The stage is free once every consumer warp's last wgmma reading it
-        // (the dK and dV GEMMs) completed and its statistics were read. The
-        // first lap passes: parity 1 is the phase before the initial one.
+        // (the dK and dV GEMMs) completed. The first lap passes: parity 1 is
+        // the phase before the initial one.
         mbarrier_wait_parity(&qdo_empty[st], phase ^ 1);
         // Full boxes count even where they overhang seqlen_q (zero-filled).
-        mbarrier_arrive_expect_tx(&q_full[st], Traits::kQTileBytes + Traits::kStatBytes);
+        mbarrier_arrive_expect_tx(&q_full[st], Traits::kQTileBytes);
 #pragma unroll
         for (int cb = 0; cb < Traits::kColBlocks; ++cb) {
           tma_load_4d(q_tile(st) + cb * Traits::kQBlockBytes, &args.q, &q_full[st], 64 * cb, m0,
                       h, b);
         }
-        bulk_load_1d(lse_rows(st), params.lse_log2 + row, Traits::kStatBytes, &q_full[st]);
-        mbarrier_arrive_expect_tx(&do_full[st], Traits::kQTileBytes + Traits::kStatBytes);
+        mbarrier_arrive_expect_tx(&do_full[st], Traits::kQTileBytes);
 #pragma unroll
         for (int cb = 0; cb < Traits::kColBlocks; ++cb) {
           tma_load_4d(do_tile(st) + cb * Traits::kQBlockBytes, &args.dout, &do_full[st], 64 * cb,
                       m0, h, b);
         }
-        bulk_load_1d(dpsum_rows(st), params.dpsum + row, Traits::kStatBytes, &do_full[st]);
       }
     }
     return;
@@ -262,8 +305,20 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
     const char* q_t = q_tile(st);
     const char* do_t = do_tile(st);
     char* ds_t = ds_tile(step % Traits::kDsStages);
-    const float* lam = lse_rows(st);
-    const float* dps = dpsum_rows(st);
+    // The rows' statistics: kBlockM floats from row m0 of (b, h), inside
+    // seqlen_q_rounded (padded rows hold lse_log2 = +inf, dpsum = 0), read
+    // from global memory (StatTiles). In the shuffled form fetch() is the
+    // load: here, at the top of the step, where ptxas issues it among the dP^T
+    // wgmmas so that it completes under the GEMMs (in the softcap kernels it
+    // issues dpsum's after the GEMMs' wait all the same). Softcap fetches
+    // lse_log2 only after the mask: its first pass keeps S^T and dP^T live
+    // together, and lse_log2's 4 registers held through it make those kernels
+    // spill. The per-tile form loads at tile().
+    const int64_t stat_row =
+        (static_cast<int64_t>(b) * params.heads_q + h) * params.seqlen_q_rounded + m0;
+    StatTiles<kBlockM, Traits::kStatsShuffled> lam, dps;
+    if constexpr (!kSoftcap) lam.fetch(params.lse_log2 + stat_row, lane);
+    dps.fetch(params.dpsum + stat_row, lane);
 
     // S^T = K_w Q^T and dP^T = V_w dO^T, issued back to back as two groups:
     // head-dim steps of 16, step kk 32 bytes into column block kk / 4 of both
@@ -300,7 +355,7 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
     // P^T and dS^T in place of S^T and dP^T. Per n8 query tile j this thread
     // holds queries m0 + 8j + quad_col and +1 (fragments 0, 1 at key row
     // key_row, 2, 3 at key_row + 8): their statistics are one float2 each,
-    // read from the stage when used rather than held (kBlockM / 4 queries per
+    // taken per tile when used rather than held (kBlockM / 4 queries per
     // thread would cost kBlockM / 2 registers).
     const bool masked = range.needs_mask(params, m_block);  // uniform over the block
     const int key = n0 + 64 * wg + key_row;
@@ -311,7 +366,7 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
       if (masked) mask_scores_t<kNTilesS, kHasMask>(s, params, key, m0, quad_col);
 #pragma unroll
       for (int j = 0; j < kNTilesS; ++j) {
-        const float2 l = *reinterpret_cast<const float2*>(lam + 8 * j + quad_col);
+        const float2 l = lam.tile(j);
         s[j][0] = fast_exp2(fmaf(s[j][0], params.scale_log2, -l.x));
         s[j][1] = fast_exp2(fmaf(s[j][1], params.scale_log2, -l.y));
         s[j][2] = fast_exp2(fmaf(s[j][2], params.scale_log2, -l.x));
@@ -321,7 +376,7 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
       wgmma_fence_operands(reinterpret_cast<float(&)[kBlockM / 2]>(dp));
 #pragma unroll
       for (int j = 0; j < kNTilesS; ++j) {
-        const float2 d = *reinterpret_cast<const float2*>(dps + 8 * j + quad_col);
+        const float2 d = dps.tile(j);
         dp[j][0] = s[j][0] * (dp[j][0] - d.x);
         dp[j][1] = s[j][1] * (dp[j][1] - d.y);
         dp[j][2] = s[j][2] * (dp[j][2] - d.x);
@@ -338,7 +393,7 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
       wgmma_fence_operands(reinterpret_cast<float(&)[kBlockM / 2]>(dp));
 #pragma unroll
       for (int j = 0; j < kNTilesS; ++j) {
-        const float2 d = *reinterpret_cast<const float2*>(dps + 8 * j + quad_col);
+        const float2 d = dps.tile(j);
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           const float t = accurate_tanh(s[j][e] * params.softcap_scale);
@@ -347,9 +402,10 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
         }
       }
       if (masked) mask_scores_t<kNTilesS, kHasMask>(s, params, key, m0, quad_col);
+      lam.fetch(params.lse_log2 + stat_row, lane);
 #pragma unroll
       for (int j = 0; j < kNTilesS; ++j) {
-        const float2 l = *reinterpret_cast<const float2*>(lam + 8 * j + quad_col);
+        const float2 l = lam.tile(j);
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           s[j][e] = fast_exp2(fmaf(s[j][e], params.scale_log2, -(e % 2 ? l.y : l.x)));
@@ -389,10 +445,7 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
                                      swizzled_chunk(row, j % 8) + (lane % 4) * 4) = ds_a[kk][i];
       }
     // The generic-proxy dS writes must be visible to the async proxy (the
-    // other warpgroup's wgmma reads them) before the barrier releases it. The
-    // same fence orders this thread's reads of the stage's statistics (all
-    // consumed above) before the producer's next TMA writes there, which
-    // follow this step's qdo_empty arrival below.
+    // other warpgroup's wgmma reads them) before the barrier releases it.
     fence_proxy_async_smem();
 
     // dV_w += P^T dO: dO [query][d] is the MN-major B operand (the forward's V
@@ -457,8 +510,7 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
     wgmma_wait_group<0>();
     wgmma_fence_operands(reinterpret_cast<float(&)[kHeadDim / 2]>(acc_dk));
     wgmma_fence_operands(reinterpret_cast<float(&)[kHeadDim / 2]>(acc_dv));
-    // Every wgmma reading this stage's Q and dO is complete (and the
-    // statistics' reads were fenced before the dS barrier): the producer may
+    // Every wgmma reading this stage's Q and dO is complete: the producer may
     // refill it once all 8 consumer warps arrived.
     if (lane == 0) mbarrier_arrive(&qdo_empty[st]);
   }

@@ -2,9 +2,9 @@
 // docs/design/backward.md section 7): one thread block per key block of
 // kBlockN = 128 keys, a producer warpgroup that only issues TMA copies, and two
 // consumer warpgroups of 64 keys each (wgmma's M is 64 per warpgroup). Query
-// blocks of kBlockM rows stream through a ring of kStages stages (Q, dO and
-// the rows' lse_log2 / dpsum). Plain C++: the host catalog reads the same
-// numbers.
+// blocks of kBlockM rows stream through a ring of kStages stages (Q and dO;
+// the rows' lse_log2 / dpsum are read from global memory, kStatsShuffled).
+// Plain C++: the host catalog reads the same numbers.
 //
 // Every 16-bit shared tile is stored as column blocks of 64 elements (128
 // bytes per row, 128B-swizzled), each block on a 1024-byte boundary: the
@@ -15,7 +15,6 @@
 //          consumers from their dS^T accumulators), kBlockM / 64 column blocks,
 //          two buffers (a step's dS store need not wait for the previous
 //          step's dQ GEMM in the other warpgroup)
-//   lse_log2, dpsum: kBlockM floats per stage each
 #pragma once
 
 namespace flashcore {
@@ -28,7 +27,7 @@ struct BwdTraits {
   static constexpr int kBlockN = 128;         // keys per thread block
   static constexpr int kConsumerWGs = 2;      // 64 keys each
   static constexpr int kNThreads = 128 * (kConsumerWGs + 1);
-  static constexpr int kStages = 2;    // Q / dO / statistics ring
+  static constexpr int kStages = 2;    // Q / dO ring
   static constexpr int kDsStages = 2;  // dS buffers
 
   static constexpr int kColBlocks = kHeadDim / 64;  // 128-byte column blocks per row
@@ -38,7 +37,6 @@ struct BwdTraits {
   static constexpr int kKVTileBytes = kColBlocks * kKVBlockBytes;  // K or V
   static constexpr int kDsBlockBytes = kBlockN * 128;              // 64 queries of every key
   static constexpr int kDsTileBytes = (kBlockM / 64) * kDsBlockBytes;
-  static constexpr int kStatBytes = kBlockM * 4;  // lse_log2 or dpsum of one stage
 
   // Offsets from the 1024-aligned base.
   static constexpr int kKOffset = 0;
@@ -46,9 +44,9 @@ struct BwdTraits {
   static constexpr int kQOffset = kVOffset + kKVTileBytes;              // [kStages]
   static constexpr int kDoOffset = kQOffset + kStages * kQTileBytes;    // [kStages]
   static constexpr int kDsOffset = kDoOffset + kStages * kQTileBytes;   // [kDsStages]
-  static constexpr int kLseOffset = kDsOffset + kDsStages * kDsTileBytes;  // [kStages]
-  static constexpr int kDpsumOffset = kLseOffset + kStages * kStatBytes;   // [kStages]
-  static constexpr int kBarOffset = kDpsumOffset + kStages * kStatBytes;
+  // The rows' statistics (lse_log2, dpsum) are not staged: consumers read them
+  // from global memory at use (bwd_kernel.cuh).
+  static constexpr int kBarOffset = kDsOffset + kDsStages * kDsTileBytes;
   // kv_full, then q_full[kStages], do_full[kStages], qdo_empty[kStages].
   static constexpr int kNumBarriers = 1 + 3 * kStages;
   // Plus up to 1008 bytes to align the dynamic base (only 16 is guaranteed).
@@ -67,6 +65,23 @@ struct BwdTraits {
   static constexpr int kProducerRegs = 24;
   static constexpr int kConsumerRegs = 240;
 
+  // How a consumer thread reads the rows' statistics (lse_log2, dpsum) of an
+  // m-step from global memory (StatTiles in bwd_kernel.cuh); either way it
+  // gets, per n8 query tile j, the float2 of queries m0 + 8j + quad_col, +1.
+  //   false: one 8-byte load per tile at its use, kBlockM / 8 per array.
+  //   true:  kBlockM / 64 coalesced 8-byte loads per lane and array, early
+  //          in the step, then two shuffles per tile from the lane of the
+  //          same quad column that loaded its pair.
+  // The per-tile loads do not fit the consumers' 240 registers at kBlockM
+  // 128: ptxas issues a pass's 16 loads of an array together (up to 32
+  // result registers in flight beside the 192 of the S^T, dP^T, dK and dV
+  // accumulators) and spills, 2-6 local-memory instructions per kernel. The
+  // shuffled form holds 4 registers per array and compiles without spills,
+  // with as much room as the shared-memory ring had (benchmarks/NOTES.md
+  // v14). At kBlockM 64 the per-tile loads fit (max R237) and cost no
+  // shuffles, so they stay.
+  static constexpr bool kStatsShuffled = kBlockM == 128;
+
   static_assert(kHeadDim == 64 || kHeadDim == 128, "tile head dim 64 or 128");
   static_assert(kBlockM == 64 || kBlockM == 128, "query blocks of 64 or 128 rows (wgmma N)");
   static_assert(kBlockM * kHeadDim == kConsumerWGs * 64 * 64,
@@ -77,8 +92,7 @@ struct BwdTraits {
                     kDsBlockBytes % 1024 == 0 && kQOffset % 1024 == 0 &&
                     kDoOffset % 1024 == 0 && kDsOffset % 1024 == 0,
                 "128B-swizzled tiles start on 1024-byte boundaries");
-  static_assert(kStatBytes % 16 == 0 && kLseOffset % 16 == 0 && kBarOffset % 8 == 0,
-                "bulk copies need 16-byte aligned shared destinations and sizes");
+  static_assert(kBarOffset % 8 == 0, "mbarriers are 8-byte aligned");
   static_assert(kSmemBytes <= 227 * 1024, "shared memory per block on sm_90");
   static_assert(128 * kProducerRegs + 128 * kConsumerWGs * kConsumerRegs <= 65536,
                 "register split over the block's register file");

@@ -87,8 +87,9 @@ __device__ __forceinline__ void tma_load_4d(void* dst, const void* tensor_map, u
 
 // Copies `bytes` contiguous bytes from global memory at src to shared memory
 // at dst, completing `bar`'s transaction bytes: the non-tensor bulk copy
-// (9.7.9.25.4.1). Both addresses 16-byte aligned, bytes a multiple of 16. The
-// backward loads its per-row statistics (lse_log2, dpsum) with it.
+// (9.7.9.25.4.1). Both addresses 16-byte aligned, bytes a multiple of 16.
+// tests/cuda/sm90_primitives.cu checks it; no kernel uses it now (the
+// backward's statistics come from global memory, sm90/bwd_kernel.cuh).
 __device__ __forceinline__ void bulk_load_1d(void* dst, const void* src, uint32_t bytes,
                                              uint64_t* bar) {
   asm volatile(
@@ -157,6 +158,32 @@ template <uint32_t kRegs>
 __device__ __forceinline__ void setmaxnreg_dec() {
   static_assert(kRegs % 8 == 0 && kRegs >= 24 && kRegs <= 256, "setmaxnreg range");
   asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kRegs));
+}
+
+// Two floats from global memory through the read-only (non-coherent) path, for
+// data no thread writes while the kernel runs (the backward's statistics,
+// sm90/bwd_kernel.cuh). ptr 8-byte aligned. volatile keeps nvcc from moving
+// or merging the load (a plain __ldg was hoisted out of its loop); ptxas
+// still schedules it like any load, so where its result registers go is the
+// caller's layout to bound, not this wrapper's.
+__device__ __forceinline__ float2 ld_global_nc_f2(const float* ptr) {
+  float2 v;
+  asm volatile("ld.global.nc.v2.f32 {%0, %1}, [%2];" : "=f"(v.x), "=f"(v.y) : "l"(ptr));
+  return v;
+}
+
+// v of lane (lane % 4) + src_high, for every lane of the warp: a broadcast
+// within each quad column (the 8 lanes of one lane % 4). src_high is a
+// multiple of 4 below 32, a constant after unrolling (ptxas then encodes it
+// as an immediate). shfl.sync.idx with segment mask 3 in c[12:8]: the source
+// lane keeps the reading lane's low 2 bits and takes the others from
+// src_high; c[4:0] = 31 clamps nothing. All 32 lanes must execute it.
+__device__ __forceinline__ float shfl_quad_col(float v, int src_high) {
+  float r;
+  asm volatile("shfl.sync.idx.b32 %0, %1, %2, 0x31f, 0xffffffff;"
+               : "=f"(r)
+               : "f"(v), "r"(src_high));
+  return r;
 }
 
 #endif  // FLASHCORE_SM90A
