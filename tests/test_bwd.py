@@ -18,8 +18,10 @@ backward, run-to-run reproducibility, the deterministic mode (the reference rule
 over a grid, bitwise-equal repeated runs, poisoned dq, unaligned and strided
 layouts), every compiled backward config forced (one deterministic case each), the
 GQA group split forced to every divisor of the group (with its own poisoned
-workspace, exact zeros and bitwise reproducibility; in both modes), and the head
-dims the backward does not cover (a clear error). Inputs are fresh
+workspace, exact zeros and bitwise reproducibility; in both modes), the Hopper
+configs as the heuristic picks them on H100 / H200 (unforced runs, poisoned
+workspace, the mma.sync fallbacks), and the head dims the backward does not
+cover (a clear error). Inputs are fresh
 random tensors in each test, seeded from the test id so a failure reproduces.
 """
 
