@@ -256,6 +256,11 @@ def measure(
     forced = gqa_split is not None and hkv != hq
     try:
         row["gqa_split"] = gqa_split if forced else _debug.chosen_bwd_gqa_split(q, k)
+        # The backward config that runs (a Hopper one on H100 / H200 grids of a
+        # wave or more, unless a split is forced).
+        row["bwd_config"] = _debug.chosen_bwd_config(
+            q, k, v=v, dout=dout, gqa_split=gqa_split if forced else -1
+        )
         with _debug.forced_bwd_gqa_split(gqa_split) if forced else contextlib.nullcontext():
             row["flashcore"] = timed(lambda: fused_attention(q, k, v, **ours_kw))
     except (RuntimeError, TypeError, ValueError) as e:
@@ -267,6 +272,11 @@ def measure(
             with _debug.forced_bwd_gqa_split(gqa_split) if forced else contextlib.nullcontext():
                 det = timed(lambda: fused_attention(q, k, v, **det_kw))
             det["cost"] = det["bwd_us"] / row["flashcore"]["bwd_us"]
+            # Always an mma.sync config: its cost is over the default row's config.
+            det["bwd_config"] = _debug.chosen_bwd_config(q, k, True, v=v, dout=dout)
+            det["gqa_split"] = (
+                gqa_split if forced else _debug.chosen_bwd_gqa_split(q, k, True, v=v, dout=dout)
+            )
             row["flashcore_det"] = det
         except (RuntimeError, TypeError, ValueError) as e:
             msg = str(e).strip().splitlines()[0][:200]

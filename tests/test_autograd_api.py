@@ -650,12 +650,15 @@ def test_sdpa_serves_training_in_deterministic_mode(
 def test_sdpa_bwd_head_dim_rule_mirrors_the_heuristic(device):
     # sdpa.MAX_BWD_HEAD_DIM is the Python mirror of choose_bwd_config's coverage
     # on the GPUs with the backward configs' shared memory (used while
-    # torch.compile traces): they must agree on every head dim and shape.
+    # torch.compile traces): they must agree on every head dim and shape, in
+    # both modes and whether or not the inputs suit TMA (the Hopper configs
+    # change which config serves, not whether one does).
     dev = DEVICES[device]
     for d in range(8, 257, 8):
         for shape in [(1, 1, 1, 1), (1, 8, 1000, 17), (4, 16, 2048, 2048), (2, 32, 8192, 8192)]:
-            served = _debug.bwd_heuristic(*shape, d, **dev) is not None
-            assert served == (d <= sdpa.MAX_BWD_HEAD_DIM), (device, d, shape)
+            for kw in ({}, {"deterministic": True}, {"tma_ok": False}, {"heads_kv": 1}):
+                served = _debug.bwd_heuristic(*shape, d, **dev, **kw) is not None
+                assert served == (d <= sdpa.MAX_BWD_HEAD_DIM), (device, d, shape, kw)
 
 
 @pytest.mark.parametrize("device", sorted(DEVICES))
@@ -692,6 +695,68 @@ def test_bwd_workspace_grows_by_the_gqa_partials():
         partial = g * 3 * 2 * 333 * 40
         padded = (partial + 63) // 64 * 64
         assert _debug.bwd_workspace_elems(*shape, "bwd_d64", g) == plain + 2 * padded, g
+
+
+def _built_with_sm90a():
+    import flashcore
+
+    return "sm_90a" in flashcore.build_info()["sass_archs"]
+
+
+def test_bwd_heuristic_through_debug():
+    # The Hopper backward on H100 / H200 for TMA-readable default-mode calls
+    # whose grid (batch x kv heads x 128-key blocks) fills the 132 SMs, in a
+    # build with sm_90a; mma.sync otherwise (tests/test_bwd_configs.py has the
+    # table). The defaults (heads_kv = heads_q, tma_ok, not deterministic, no
+    # forced split) keep the old callers' meaning.
+    h100 = DEVICES["H100/H200"]
+    hopper = _built_with_sm90a()
+    big = (4, 16, 2048, 2048, 128)  # 1024 blocks
+    assert _debug.bwd_heuristic(*big, **h100) == ("sm90_bwd_d128" if hopper else "bwd_d128")
+    assert _debug.bwd_heuristic(*big[:4], 64, **h100) == ("sm90_bwd_d64" if hopper else "bwd_d64")
+    assert _debug.bwd_heuristic(*big[:4], 256, **h100) == "bwd_d256"
+    assert _debug.bwd_heuristic(*big, **h100, deterministic=True) == "bwd_d128"
+    assert _debug.bwd_heuristic(*big, **h100, tma_ok=False) == "bwd_d128"
+    assert _debug.bwd_heuristic(*big, **h100, heads_kv=4, gqa_split=2) == "bwd_d128"
+    for device in ("A100", "RTX3090", "L4"):
+        want = "bwd_d128" if device == "A100" else "bwd_d128_s"
+        assert _debug.bwd_heuristic(*big, **DEVICES[device]) == want, device
+    # The GPT training step: 8 x 2 kv heads x 4 key blocks = 64 blocks, under one
+    # wave: mma.sync with G = 2. With heads_kv left at heads_q (8) the grid is
+    # 256 blocks, a wave: so heads_kv must reach the heuristic.
+    gpt = (8, 8, 512, 512, 128)
+    assert _debug.bwd_heuristic(*gpt, **h100, heads_kv=2) == "bwd_d128"
+    assert _debug.bwd_heuristic(*gpt, **h100) == ("sm90_bwd_d128" if hopper else "bwd_d128")
+
+
+def test_chosen_bwd_config_reads_the_tensors_and_the_mode(monkeypatch):
+    # chosen_bwd_config mirrors the op: kv heads from k, TMA readiness from the
+    # tensors, the mode and a forced split from its arguments (CPU tensors with
+    # an H100's numbers: only metadata is read).
+    monkeypatch.setattr(_debug, "device_desc", lambda device=None: DEVICES["H100/H200"])
+    hopper = _built_with_sm90a()
+    q = torch.empty(4, 16, 2048, 128, dtype=torch.bfloat16)
+    k = torch.empty(4, 16, 2048, 128, dtype=torch.bfloat16)
+    sm90 = "sm90_bwd_d128" if hopper else "bwd_d128"
+    assert _debug.chosen_bwd_config(q, k) == sm90
+    assert _debug.chosen_bwd_config(q, k, v=k, dout=q) == sm90
+    assert _debug.chosen_bwd_config(q, k, True) == "bwd_d128"
+    assert _debug.chosen_bwd_config(q, k, deterministic=True) == "bwd_d128"
+    assert _debug.chosen_bwd_config(q, k, gqa_split=2) == "bwd_d128"
+    assert _debug.chosen_bwd_gqa_split(q, k) == 1
+    # Rows 130 elements apart are not 16-byte aligned: no TMA, mma.sync.
+    unaligned = torch.empty(4, 16, 2048, 130, dtype=torch.bfloat16)[..., :128]
+    assert _debug.chosen_bwd_config(q, unaligned) == "bwd_d128"
+    assert _debug.chosen_bwd_config(q, k, v=unaligned) == "bwd_d128"
+    assert _debug.chosen_bwd_config(q, k, dout=unaligned) == "bwd_d128"
+    # A broadcast (stride 0) head dim: no TMA either.
+    assert _debug.chosen_bwd_config(q, k[:, :1].expand(4, 16, 2048, 128)) == "bwd_d128"
+    # The GPT training step (8 x 8/2 heads, 512 tokens): mma.sync, G = 2.
+    q = torch.empty(8, 8, 512, 128, dtype=torch.bfloat16)
+    k = torch.empty(8, 2, 512, 128, dtype=torch.bfloat16)
+    assert _debug.chosen_bwd_config(q, k) == "bwd_d128"
+    assert _debug.chosen_bwd_gqa_split(q, k) == 2
+    assert _debug.chosen_bwd_gqa_split(q, k, deterministic=True) == 2
 
 
 def test_bwd_gqa_split_heuristic_through_debug():

@@ -18,8 +18,10 @@ backward, run-to-run reproducibility, the deterministic mode (the reference rule
 over a grid, bitwise-equal repeated runs, poisoned dq, unaligned and strided
 layouts), every compiled backward config forced (one deterministic case each), the
 GQA group split forced to every divisor of the group (with its own poisoned
-workspace, exact zeros and bitwise reproducibility; in both modes), and the head
-dims the backward does not cover (a clear error). Inputs are fresh
+workspace, exact zeros and bitwise reproducibility; in both modes), the Hopper
+configs as the heuristic picks them on H100 / H200 (unforced runs, poisoned
+workspace, the mma.sync fallbacks), and the head dims the backward does not
+cover (a clear error). Inputs are fresh
 random tensors in each test, seeded from the test id so a failure reproduces.
 """
 
@@ -257,13 +259,15 @@ def poisoned_call(fn, out_specs):
     return res
 
 
-def bwd_specs(q, k, v, gqa_split=None):
+def bwd_specs(q, k, v, gqa_split=None, deterministic=False, dout=None):
     """The op's allocations: dq, dk, dv, then the workspace of the chosen config
-    and GQA group split (the heuristic's unless forced)."""
-    name = _debug.chosen_bwd_config(q, k)
+    (for these tensors, the mode and a forced split) and GQA group split (the
+    heuristic's unless forced)."""
+    forced = -1 if gqa_split is None else gqa_split
+    name = _debug.chosen_bwd_config(q, k, deterministic, v=v, dout=dout, gqa_split=forced)
     assert name is not None
     if gqa_split is None:
-        gqa_split = _debug.chosen_bwd_gqa_split(q, k)
+        gqa_split = _debug.chosen_bwd_gqa_split(q, k, deterministic, v=v, dout=dout)
     b, hq, sq, d = q.shape
     ws = _debug.bwd_workspace_elems(b, hq, k.shape[1], sq, k.shape[2], d, name, gqa_split)
     return [(q.shape, q.dtype), (k.shape, k.dtype), (v.shape, v.dtype), ((ws,), torch.float32)]
@@ -306,7 +310,7 @@ def test_poisoned_outputs_and_workspace(case, with_dlse):
     dlse = torch.randn(b, hq, sq, device="cuda") if with_dlse else None
     dq, dk, dv = poisoned_call(
         lambda: torch.ops.flashcore.bwd(dout, q, k, v, out, lse, dlse, *op_args(q, kw)),
-        bwd_specs(q, k, v),
+        bwd_specs(q, k, v, dout=dout),
     )
     assert_grads(dq, dk, dv, q, k, v, dout, dlse, **kw)
 
@@ -385,7 +389,7 @@ def test_gqa_split_poisoned_outputs_and_workspace(g, kw):
     dlse = torch.randn_like(lse)
     dq, dk, dv = poisoned_call(
         lambda: torch.ops.flashcore.bwd(dout, q, k, v, out, lse, dlse, *op_args(q, kw), g),
-        bwd_specs(q, k, v, gqa_split=g),
+        bwd_specs(q, k, v, gqa_split=g, dout=dout),
     )
     assert_grads(dq, dk, dv, q, k, v, dout, dlse, **kw)
 
@@ -427,17 +431,27 @@ def test_gqa_split_heuristic_on_this_gpu(b, hq, hkv, s):
     # The GPT training step that motivated the split (8 x 8/2 heads, 512 keys),
     # the issue's GQA row and an MQA row: the divisor G of the group with the
     # fewest waves of one block per SM per unit of work (waves / G), the
-    # smallest on ties (heuristics.h).
+    # smallest on ties (heuristics.h); 1 where the heuristic picks a Hopper
+    # config (a grid of a wave or more on H100 / H200: the GQA row), which has
+    # no split. The deterministic mode keeps the mma.sync configs: the model.
     q = torch.empty(b, hq, s, 128, device="cuda", dtype=torch.bfloat16)
     k = torch.empty(b, hkv, s, 128, device="cuda", dtype=torch.bfloat16)
-    block_n = next(c for c in BWD_CONFIGS if c["name"] == _debug.chosen_bwd_config(q, k))
-    blocks = b * hkv * -(-s // block_n["block_n"])
+    for det in (False, True):
+        cfg = next(c for c in BWD_CONFIGS if c["name"] == _debug.chosen_bwd_config(q, k, det))
+        got = _debug.chosen_bwd_gqa_split(q, k, det)
+        if cfg["sm90"]:
+            assert not det and got == 1, (cfg["name"], det, got)
+        else:
+            assert got == _split_model(b, hkv, s, hq // hkv, cfg["block_n"]), (cfg["name"], det)
+
+
+def _split_model(b, hkv, s, group, block_n):
+    """heuristics.h choose_bwd_gqa_split's model, for an mma.sync config."""
+    blocks = b * hkv * -(-s // block_n)
     sms = _debug.device_desc()["sm_count"]
-    group = hq // hkv
     divisors = [g for g in range(1, group + 1) if group % g == 0]
     cost = {g: Fraction(-(-blocks * g // sms), g) for g in divisors}
-    expected = min(g for g in divisors if cost[g] == min(cost.values()))
-    assert _debug.chosen_bwd_gqa_split(q, k) == expected
+    return min(g for g in divisors if cost[g] == min(cost.values()))
 
 
 # ---------------------------------------------------------------- layouts
@@ -854,7 +868,7 @@ def test_deterministic_poisoned_outputs(case):
         lambda: torch.ops.flashcore.bwd(
             dout, q, k, v, out, lse, dlse, *op_args(q, kw, deterministic=True)
         ),
-        bwd_specs(q, k, v)[:3],
+        bwd_specs(q, k, v, deterministic=True, dout=dout)[:3],
     )
     assert_grads(dq, dk, dv, q, k, v, dout, dlse, **kw)
 
@@ -1038,8 +1052,9 @@ def test_forced_bwd_config_narrower_than_head_dim_raises():
 
 # ---------------------------------------------------------------- the Hopper backward
 
-# The sm90 (wgmma + TMA) backward configs, forced (the heuristic never picks
-# them yet; docs/design/backward.md section 7). A covering design: every
+# The sm90 (wgmma + TMA) backward configs, forced (the heuristic picks them for
+# TMA-readable default-mode calls whose grid fills the GPU: the dispatch tests
+# after these; docs/design/backward.md section 7). A covering design: every
 # (config, dtype, mask kind) once, with the head dim (the tile width and
 # narrower ones it serves through zero-filled columns), MHA / GQA 8/2 and a
 # seqlen pair (tails of every tile, Sq != Sk both ways, one query, one key)
@@ -1242,7 +1257,8 @@ def test_sm90_bwd_dk_dv_are_bitwise_repeatable(cfg):
 @pytest.mark.parametrize("cfg", _bwd_config_params(lambda cfg: cfg["sm90"]))
 def test_sm90_bwd_refuses_inputs_tma_cannot_read(cfg):
     # Rows that are not 16-byte aligned: a forced Hopper config says why
-    # instead of launching (the heuristic never sends them there).
+    # instead of launching (the heuristic sends them to mma.sync:
+    # test_heuristic_hopper_bwd_falls_back_to_mma_sync).
     skip_unless_runs_here(cfg)
     d = cfg["head_dim"]
     q = unaligned(2, 3, 150, d, torch.float16)
@@ -1270,6 +1286,93 @@ def test_sm90_bwd_refuses_the_deterministic_mode_and_a_split(cfg):
     with _debug.forced_bwd_config(cfg["name"]), _debug.forced_bwd_gqa_split(1):
         _, _, dq, dk, dv = train(q, k, v, dout, enable_gqa=True)
     assert_grads(dq, dk, dv, q, k, v, dout, enable_gqa=True)
+
+
+# ---------------------------------------------------------------- the Hopper backward, picked
+
+
+def hopper_grid_shape(d):
+    """(b, heads, sq, sk) of an MHA call whose grid of 128-key blocks (b x heads
+    x 8) fills this GPU once, where the heuristic picks the Hopper config of
+    head dim d; skips elsewhere (not an H100 / H200, or a build without sm_90a)."""
+    sms = _debug.device_desc()["sm_count"]
+    shape = (2, -(-sms // 16), 777, 1000)
+    q = torch.empty(shape[0], shape[1], shape[2], d, device="cuda", dtype=torch.float16)
+    k = torch.empty(shape[0], shape[1], shape[3], d, device="cuda", dtype=torch.float16)
+    name = _debug.chosen_bwd_config(q, k)
+    if not next(c for c in BWD_CONFIGS if c["name"] == name)["sm90"]:
+        pytest.skip(f"the heuristic picks {name} here, not a Hopper config")
+    return shape
+
+
+@pytest.mark.parametrize(
+    "d,kw",
+    [(64, {"causal": True}), (128, {"window": (300, 40), "softcap": 5.0}), (96, {})],
+    ids=["d64-causal", "d128-window-softcap", "d96-plain"],
+)
+def test_heuristic_hopper_bwd_runs_unforced(d, kw):
+    # The dispatch rule's GPU side (host/heuristics.cpp use_sm90_bwd): a call the
+    # heuristic gives a Hopper config runs it unforced, with correct gradients,
+    # and its dk / dv are bitwise the forced config's (evidence that it ran: the
+    # Hopper dK / dV sums are in a fixed order, test_sm90_bwd_dk_dv_are_bitwise_
+    # repeatable; the mma.sync kernels sum in another).
+    b, h, sq, sk = hopper_grid_shape(d)
+    q, k, v, dout = make(b, h, h, sq, sk, d, torch.bfloat16, q_scale_for(kw))
+    name = _debug.chosen_bwd_config(q, k, v=v, dout=dout)
+    assert _debug.chosen_bwd_gqa_split(q, k, v=v, dout=dout) == 1
+    picked = train(q, k, v, dout, **kw)
+    assert_grads(*picked[2:], q, k, v, dout, **kw)
+    with _debug.forced_bwd_config(name):
+        forced = train(q, k, v, dout, **kw)
+    assert torch.equal(picked[3], forced[3]) and torch.equal(picked[4], forced[4]), name
+
+
+def test_heuristic_hopper_bwd_poisoned_outputs_and_workspace():
+    # The workspace of a heuristic-picked Hopper config (sized by config, no
+    # partials): dq, dk, dv and the workspace land on NaN poison.
+    b, h, sq, sk = hopper_grid_shape(128)
+    kw = {"causal": True, "alignment": "bottom_right"}
+    q, k, v, dout = make(b, h, h, sq, sk, 128, torch.float16)
+    out, lse = torch.ops.flashcore.fwd_train(q, k, v, *op_args(q, kw))
+    dlse = torch.randn_like(lse)
+    specs = bwd_specs(q, k, v, dout=dout)
+    assert _debug.chosen_bwd_config(q, k, v=v, dout=dout) == "sm90_bwd_d128"
+    dq, dk, dv = poisoned_call(
+        lambda: torch.ops.flashcore.bwd(dout, q, k, v, out, lse, dlse, *op_args(q, kw)), specs
+    )
+    assert_grads(dq, dk, dv, q, k, v, dout, dlse, **kw)
+
+
+@pytest.mark.parametrize("d", [64, 128])
+def test_heuristic_hopper_bwd_falls_back_to_mma_sync(d):
+    # The same grid where the Hopper config cannot serve the call: rows TMA
+    # cannot read (k, v or dout), the deterministic mode, a forced GQA split.
+    # Each runs the mma.sync config of the width: no error, correct gradients.
+    b, h, sq, sk = hopper_grid_shape(d)
+    kw = {"causal": True}
+    q, k, v, dout = make(b, h, h, sq, sk, d, torch.float16)
+    mma = f"bwd_d{d}"
+    bad = unaligned(b, h, sk, d, torch.float16)
+    for name, args in (("k", (q, bad, v, dout)), ("v", (q, k, bad, dout))):
+        assert _debug.chosen_bwd_config(args[0], args[1], v=args[2], dout=args[3]) == mma, name
+        *_, dq, dk, dv = train(*args, **kw)
+        assert_grads(dq, dk, dv, *args, **kw)
+    bad_dout = unaligned(b, h, sq, d, torch.float16)
+    assert _debug.chosen_bwd_config(q, k, v=v, dout=bad_dout) == mma
+    *_, dq, dk, dv = train(q, k, v, bad_dout, **kw)
+    assert_grads(dq, dk, dv, q, k, v, bad_dout, **kw)
+    assert _debug.chosen_bwd_config(q, k, True, v=v, dout=dout) == mma
+    *_, dq, dk, dv = train(q, k, v, dout, deterministic=True, **kw)
+    assert_grads(dq, dk, dv, q, k, v, dout, **kw)
+    # GQA (2 query heads per kv head: the grid is k's): a forced split of 2.
+    qg = randn(b, 2 * h, sq, d, dtype=torch.float16)
+    doutg = randn(b, 2 * h, sq, d, dtype=torch.float16)
+    gkw = dict(kw, enable_gqa=True)
+    assert _debug.chosen_bwd_config(qg, k, v=v, dout=doutg).startswith("sm90_")
+    assert _debug.chosen_bwd_config(qg, k, v=v, dout=doutg, gqa_split=2) == mma
+    with _debug.forced_bwd_gqa_split(2):
+        *_, dq, dk, dv = train(qg, k, v, doutg, **gkw)
+    assert_grads(dq, dk, dv, qg, k, v, doutg, **gkw)
 
 
 # ---------------------------------------------------------------- compile, graphs, opcheck

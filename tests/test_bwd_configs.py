@@ -28,7 +28,9 @@ SHAPES = [(1, 1, 1, 1), (1, 8, 512, 512), (2, 4, 1000, 3000), (8, 16, 4096, 4096
 def _lib():
     lib = _loader.c_api()
     lib.flashcore_choose_bwd_config.restype = ctypes.c_int
-    lib.flashcore_choose_bwd_config.argtypes = [ctypes.c_int64] * 4 + [ctypes.c_int] * 5
+    lib.flashcore_choose_bwd_config.argtypes = (
+        [ctypes.c_int64] * 5 + [ctypes.c_int] * 7 + [ctypes.c_int64]
+    )
     lib.flashcore_num_bwd_configs.restype = ctypes.c_int
     lib.flashcore_num_bwd_configs.argtypes = []
     lib.flashcore_bwd_config_desc.restype = ctypes.c_int
@@ -59,9 +61,40 @@ def _sm80_configs():
     return [c for c in _configs() if not c["sm90"]]
 
 
-def _choose(shape, d, device):
-    i = _lib().flashcore_choose_bwd_config(*shape, d, *DEVICES[device])
+def _choose(shape, d, device, *, hkv=None, tma_ok=True, det=False, split=-1, dev=None):
+    """choose_bwd_config for shape (batch, heads_q, seqlen_q, seqlen_k), head dim d
+    and a device of DEVICES (or the numbers `dev`); hkv defaults to heads_q."""
+    b, hq, sq, sk = shape
+    numbers = dev if dev is not None else DEVICES[device]
+    hkv = hq if hkv is None else hkv
+    i = _lib().flashcore_choose_bwd_config(
+        b, hq, hkv, sq, sk, d, *numbers, int(tma_ok), int(det), split
+    )
     return _configs()[i]["name"] if i >= 0 else None
+
+
+def _built_with_sm90a():
+    import flashcore
+
+    return "sm_90a" in flashcore.build_info()["sass_archs"]
+
+
+def _sm90_expected(shape, d, dev, *, hkv=None, tma_ok=True, det=False, split=-1):
+    """The Hopper config the rule (host/heuristics.cpp use_sm90_bwd) gives, or None:
+    a build with sm_90a, compute capability 9.0 with the config's shared memory,
+    tma_ok, the default mode, no forced split over 1, and a grid of batch x kv
+    heads x 128-key blocks of at least one wave (sm_count)."""
+    b, hq, _, sk = shape
+    hkv = hq if hkv is None else hkv
+    sms, major, minor, smem = dev
+    name = "sm90_bwd_d64" if d <= 64 else "sm90_bwd_d128" if d <= 128 else None
+    if name is None or not _built_with_sm90a() or (major, minor) != (9, 0):
+        return None
+    cfg = next(c for c in _configs() if c["name"] == name)
+    blocks = b * hkv * -(-sk // cfg["block_n"])
+    if cfg["smem_bytes"] > smem or not tma_ok or det or split > 1 or blocks < sms:
+        return None
+    return name
 
 
 def test_bwd_catalog():
@@ -92,9 +125,16 @@ def test_bwd_catalog():
 @pytest.mark.parametrize("device", ["H100/H200", "A100"])
 @pytest.mark.parametrize("shape", SHAPES)
 def test_choose_bwd_config_narrowest_tile(device, shape):
+    # The mma.sync configs: A100 always; H100 / H200 where the Hopper rule does
+    # not hold (deterministic, inputs TMA cannot read, or its own rule: the
+    # Hopper tests below).
     for d in range(8, 257, 8):
         expected = "bwd_d64" if d <= 64 else "bwd_d128" if d <= 128 else "bwd_d256"
-        assert _choose(shape, d, device) == expected, (device, shape, d)
+        for kw in ({"det": True}, {"tma_ok": False}, {"split": 2}, {}):
+            want = _sm90_expected(shape, d, DEVICES[device], **kw) or expected
+            assert _choose(shape, d, device, **kw) == want, (device, shape, d, kw)
+        if device == "A100":
+            assert _choose(shape, d, device) == expected, (device, shape, d)
 
 
 @pytest.mark.parametrize("device", ["RTX3090", "L4"])
@@ -106,23 +146,116 @@ def test_choose_bwd_config_99kb_devices(device, shape):
         assert _choose(shape, d, device) == expected, (device, shape, d)
 
 
+SM90_BWD_SKIP = pytest.mark.skipif(
+    not _built_with_sm90a(), reason="this build has no sm_90a: the Hopper backward is never picked"
+)
+
+
+@SM90_BWD_SKIP
+@pytest.mark.parametrize(
+    "shape, hkv, d, expected",
+    [
+        # The measured rows (benchmarks/NOTES.md v13: 466-496 TFLOP/s against
+        # mma.sync's 258-285): grids of 1024, 4096 and 4096 blocks.
+        ((4, 16, 2048, 2048), 16, 64, "sm90_bwd_d64"),
+        ((4, 16, 2048, 2048), 16, 128, "sm90_bwd_d128"),
+        ((8, 16, 4096, 4096), 16, 64, "sm90_bwd_d64"),
+        ((8, 16, 4096, 4096), 16, 128, "sm90_bwd_d128"),
+        ((2, 16, 16384, 16384), 16, 64, "sm90_bwd_d64"),
+        ((2, 16, 16384, 16384), 16, 128, "sm90_bwd_d128"),
+        # Narrower head dims take the tile of their width.
+        ((8, 16, 4096, 4096), 16, 40, "sm90_bwd_d64"),
+        ((8, 16, 4096, 4096), 16, 96, "sm90_bwd_d128"),
+        # Head dims over 128 have no Hopper config.
+        ((8, 16, 4096, 4096), 16, 136, "bwd_d256"),
+        ((8, 16, 4096, 4096), 16, 256, "bwd_d256"),
+        # The issue's GQA row: 8 kv heads x 64 key blocks = 512 blocks.
+        ((1, 32, 8192, 8192), 8, 128, "sm90_bwd_d128"),
+        # The GPT training step: 8 x 2 kv heads x 4 key blocks = 64 blocks, under
+        # one wave: mma.sync with its GQA split (G = 2: test_choose_bwd_gqa_split).
+        ((8, 8, 512, 512), 2, 128, "bwd_d128"),
+        ((8, 8, 512, 512), 2, 64, "bwd_d64"),
+        # The grid counts kv heads, not query heads: 1 x 1 x 128 = 128 blocks for
+        # MQA, 4096 without GQA.
+        ((1, 32, 16384, 16384), 1, 128, "bwd_d128"),
+        ((1, 32, 16384, 16384), 32, 128, "sm90_bwd_d128"),
+        # One wave exactly (3 x 4 x 11 = 132 blocks, partial last key block
+        # included) and one block short of it (3 x 4 x 10 = 120).
+        ((3, 4, 1000, 1408), 4, 128, "sm90_bwd_d128"),
+        ((3, 4, 1000, 1281), 4, 64, "sm90_bwd_d64"),
+        ((3, 4, 1000, 1280), 4, 128, "bwd_d128"),
+        ((11, 12, 1, 128), 1, 64, "bwd_d64"),  # 11 x 1 x 1 = 11 blocks
+        ((1, 1, 1, 1), 1, 64, "bwd_d64"),
+    ],
+)
+def test_choose_bwd_config_hopper_on_h100_h200(shape, hkv, d, expected):
+    assert _choose(shape, d, "H100/H200", hkv=hkv) == expected
+    # seqlen_q does not enter the rule (the grid is over key blocks).
+    assert _choose((shape[0], shape[1], 7, shape[3]), d, "H100/H200", hkv=hkv) == expected
+
+
+@SM90_BWD_SKIP
+@pytest.mark.parametrize("d", [64, 128])
+def test_choose_bwd_config_hopper_needs_every_condition(d):
+    shape, sm90 = (8, 16, 4096, 4096), f"sm90_bwd_d{d}"
+    mma = f"bwd_d{d}"
+    assert _choose(shape, d, "H100/H200") == sm90
+    # The deterministic mode exists only for the mma.sync configs (the Hopper
+    # ones add dQ by atomics).
+    assert _choose(shape, d, "H100/H200", det=True) == mma
+    # Inputs TMA cannot read (unaligned rows, broadcast strides) fall back
+    # rather than raise.
+    assert _choose(shape, d, "H100/H200", tma_ok=False) == mma
+    assert _choose(shape, d, "H100/H200", tma_ok=False, det=True) == mma
+    # A forced GQA split over 1 (the debug override) needs the mma.sync split
+    # kernels; a forced 1 is the Hopper config's own.
+    assert _choose(shape, d, "H100/H200", hkv=4, split=2) == mma
+    assert _choose(shape, d, "H100/H200", hkv=4, split=1) == sm90
+    assert _choose(shape, d, "H100/H200", hkv=4) == sm90
+    # Compute capability 9.0 only, with the config's shared memory.
+    cfg = next(c for c in _configs() if c["name"] == sm90)
+    assert _choose(shape, d, None, dev=(132, 9, 0, cfg["smem_bytes"])) == sm90
+    small = (132, 9, 0, cfg["smem_bytes"] - 1)
+    assert _choose(shape, d, None, dev=small) == _choose(shape, d, None, dev=small, det=True)
+    assert _choose(shape, d, None, dev=small) not in (sm90, None)
+    for major, minor in ((10, 0), (12, 0), (8, 0), (8, 9)):
+        assert _choose(shape, d, None, dev=(132, major, minor, 227 * KiB)) == mma, (major, minor)
+    # One wave of the device's SMs: the same grid (4096 blocks) on a bigger GPU.
+    assert _choose(shape, d, None, dev=(4096, 9, 0, 227 * KiB)) == sm90
+    assert _choose(shape, d, None, dev=(4097, 9, 0, 227 * KiB)) == mma
+
+
 @pytest.mark.parametrize("device", list(DEVICES))
-def test_choose_bwd_config_never_picks_the_hopper_family(device):
-    # The sm90 backward configs are untested on a GPU: forced only (the
-    # narrowest-tile tests above pin the exact choice on each device).
+def test_choose_bwd_config_picks_the_hopper_family_only_by_its_rule(device):
+    # Exhaustive over head dims, shapes, GQA and the flags: a Hopper config
+    # exactly where the rule holds (never off compute capability 9.0, never in
+    # a build without sm_90a), else the mma.sync choice pinned above.
     sm90 = {c["name"] for c in _configs() if c["sm90"]}
     assert sm90
-    for shape in SHAPES + [(1, 32, 8192, 8192), (16, 32, 4096, 4096)]:
-        for d in range(8, 257, 8):
-            assert _choose(shape, d, device) not in sm90, (device, shape, d)
+    dev = DEVICES[device]
+    picked = 0
+    for shape in SHAPES + [(1, 32, 8192, 8192), (16, 32, 4096, 4096), (8, 8, 512, 512)]:
+        for hkv in {shape[1], 1, 2}:
+            for d in range(8, 257, 8):
+                for kw in ({}, {"det": True}, {"tma_ok": False}, {"split": 2}):
+                    got = _choose(shape, d, device, hkv=hkv, **kw)
+                    want = _sm90_expected(shape, d, dev, hkv=hkv, **kw)
+                    if want is not None:
+                        assert got == want, (device, shape, hkv, d, kw, got)
+                        picked += 1
+                    else:
+                        assert got not in sm90, (device, shape, hkv, d, kw, got)
+    on_hopper = device == "H100/H200" and _built_with_sm90a()
+    assert (picked > 0) == on_hopper, (device, picked)
 
 
 def test_choose_bwd_config_none_where_nothing_fits():
     # sm_70 has no mma.sync m16n8k16; 16 KB of shared memory fits no config.
     for d in (8, 64, 128, 256):
         assert _choose((2, 8, 1024, 1024), d, "V100") is None, d
-        i = _lib().flashcore_choose_bwd_config(2, 8, 1024, 1024, d, 10, 8, 0, 16 * KiB)
-        assert i == -1, d
+        assert _choose((2, 8, 1024, 1024), d, None, dev=(10, 8, 0, 16 * KiB)) is None, d
+        # nor on compute capability 9.0 with that little (the Hopper configs neither)
+        assert _choose((2, 8, 1024, 1024), d, None, dev=(10, 9, 0, 16 * KiB)) is None, d
 
 
 # Largest dynamic shared memory per block of each SASS target (arch_smem_limit).
@@ -298,7 +431,7 @@ def test_extension_sm90_bwd_kernels_are_hopper_code(cuobjdump):
 
 
 def _split(b, hq, hkv, sq, sk, d, device, config=None):
-    config = config or _choose((b, hq, sq, sk), d, device)
+    config = config or _choose((b, hq, sq, sk), d, device, hkv=hkv)
     names = [c["name"] for c in _configs()]
     lib = _loader.c_api()
     return lib.flashcore_choose_bwd_gqa_split(
@@ -316,9 +449,11 @@ def _split(b, hq, hkv, sq, sk, d, device, config=None):
         ("H100/H200", (8, 8, 2, 512, 512, 128), 2),
         ("H100/H200", (8, 8, 2, 512, 512, 64), 2),  # bwd_d64: 128 keys too
         ("H100/H200", (8, 8, 2, 1024, 1024, 128), 1),  # 128 blocks: one wave already
-        ("H100/H200", (8, 8, 2, 2048, 2048, 128), 1),  # 256 blocks: 2 waves = 4 / 2 = 8 / 4
-        ("H100/H200", (8, 8, 2, 4096, 4096, 128), 1),  # 512 blocks
-        # The issue's GQA row: 8 kv heads x 64 key blocks = 512 blocks, no split.
+        # 256 and 512 blocks, and the issue's GQA row (8 kv heads x 64 key blocks
+        # = 512): grids of a wave or more, the Hopper config (no split) in a build
+        # with sm_90a; mma.sync's model gives 1 too (2 waves = 4 / 2 = 8 / 4).
+        ("H100/H200", (8, 8, 2, 2048, 2048, 128), 1),
+        ("H100/H200", (8, 8, 2, 4096, 4096, 128), 1),
         ("H100/H200", (1, 32, 8, 8192, 8192, 128), 1),
         # MQA (1, 32/1, 2048): 16 blocks; 8 parts are 128 blocks, one wave (1/8);
         # 16 and 32 parts tie with it (2 / 16, 4 / 32).
@@ -339,6 +474,11 @@ def _split(b, hq, hkv, sq, sk, d, device, config=None):
 )
 def test_choose_bwd_gqa_split(device, shape, expected):
     assert _split(*shape, device) == expected
+    # The mma.sync config of the width (deterministic mode: never a Hopper one)
+    # splits the same way on these rows.
+    b, hq, hkv, sq, sk, d = shape
+    mma = _choose((b, hq, sq, sk), d, device, hkv=hkv, det=True)
+    assert _split(*shape, device, mma) == expected
 
 
 @pytest.mark.parametrize("device", ["H100/H200", "A100", "RTX3090", "L4"])
@@ -351,8 +491,12 @@ def test_choose_bwd_gqa_split_minimizes_waves_per_part(device):
             for sk in (1, 100, 512, 2049, 8192):
                 for d in (64, 128):
                     shape = (b, hkv * q_per_kv, hkv, 300, sk, d)
-                    config = _choose((b, hkv * q_per_kv, 300, sk), d, device)
+                    config = _choose((b, hkv * q_per_kv, 300, sk), d, device, hkv=hkv)
                     g = _split(*shape, device, config)
+                    if config.startswith("sm90_"):
+                        assert g == 1, (shape, config)  # the Hopper family never splits
+                        config = _choose((b, hkv * q_per_kv, 300, sk), d, device, det=True)
+                        g = _split(*shape, device, config)
                     block_n = next(c for c in _configs() if c["name"] == config)["block_n"]
                     blocks = b * hkv * -(-sk // block_n)
                     divisors = [x for x in range(1, q_per_kv + 1) if q_per_kv % x == 0]

@@ -157,8 +157,8 @@ def bwd_configs() -> list[dict[str, Any]]:
     """Every compiled backward config, in catalog order (host/bwd_configs.h):
     name, head_dim (tile width: serves any head_dim up to it), block_m, block_n,
     warps, smem_bytes, sm90 (the Hopper wgmma/TMA family: compute capability 9.0,
-    TMA-ready inputs, the default mode without a GQA split; never chosen by the
-    heuristic, run only when forced)."""
+    TMA-ready inputs, the default mode without a GQA split; the heuristic picks
+    them where its grid fills the GPU, see bwd_heuristic)."""
     lib = _loader.c_api()
     out = []
     for i in range(lib.flashcore_num_bwd_configs()):
@@ -192,20 +192,62 @@ def bwd_heuristic(
     cc_major: int,
     cc_minor: int = 0,
     smem_optin: int,
+    heads_kv: int | None = None,
+    tma_ok: bool = True,
+    deterministic: bool = False,
+    gqa_split: int = -1,
 ) -> str | None:
     """The backward config the backward heuristic (host/heuristics.h
-    choose_bwd_config) picks for this shape on a device with these numbers, or
-    None when no backward config serves it (a pure function: no GPU needed)."""
+    choose_bwd_config) picks for this call on a device with these numbers, or
+    None when no backward config serves it (a pure function: no GPU needed).
+
+    The Hopper config of the tile width (sm90_bwd_d64 for head_dim <= 64,
+    sm90_bwd_d128 up to 128) when the build has sm_90a, the device is compute
+    capability 9.0 with its shared memory, tma_ok, not deterministic, no
+    gqa_split over 1 is forced, and batch * heads_kv * ceil(seqlen_k / 128) >=
+    sm_count (one full wave); else the narrowest mma.sync config that fits.
+    This rule has not yet run through the whole GPU suite.
+
+    heads_kv: k's and v's heads (default heads_q: no GQA). tma_ok: whether every
+    tensor the backward reads (q, k, v, out, dout) suits TMA (see tma_ok()).
+    deterministic: the backward's mode. gqa_split: a split forced by
+    forced_bwd_gqa_split (-1: none)."""
     i = _loader.c_api().flashcore_choose_bwd_config(
-        batch, heads_q, seqlen_q, seqlen_k, head_dim, sm_count, cc_major, cc_minor, smem_optin
-    )
+        batch, heads_q, heads_q if heads_kv is None else heads_kv, seqlen_q, seqlen_k,
+        head_dim, sm_count, cc_major, cc_minor, smem_optin, int(tma_ok), int(deterministic),
+        gqa_split,
+    )  # fmt: skip
     return bwd_configs()[i]["name"] if i >= 0 else None
 
 
-def chosen_bwd_config(q: torch.Tensor, k: torch.Tensor) -> str | None:
-    """The backward config a training call on these tensors runs on their GPU."""
+def chosen_bwd_config(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    deterministic: bool = False,
+    *,
+    v: torch.Tensor | None = None,
+    dout: torch.Tensor | None = None,
+    gqa_split: int = -1,
+) -> str | None:
+    """The backward config a training call on these tensors runs on their GPU, in
+    this mode and with this forced GQA split (-1: none). TMA readiness is read
+    from q, k and, where given, v and dout (v defaults to k's layout; out is the
+    forward's own, contiguous; a dout with a strided last dim is made contiguous
+    by the autograd backward)."""
     b, hq, sq, d = q.shape
-    return bwd_heuristic(b, hq, sq, k.shape[2], d, **device_desc(q.device))
+    tensors = (q, k) + tuple(t for t in (v, dout) if t is not None)
+    return bwd_heuristic(
+        b,
+        hq,
+        sq,
+        k.shape[2],
+        d,
+        **device_desc(q.device),
+        heads_kv=k.shape[1],
+        tma_ok=tma_ok(*tensors),
+        deterministic=deterministic,
+        gqa_split=gqa_split,
+    )
 
 
 def bwd_gqa_split_heuristic(
@@ -236,11 +278,19 @@ def bwd_gqa_split_heuristic(
     )  # fmt: skip
 
 
-def chosen_bwd_gqa_split(q: torch.Tensor, k: torch.Tensor) -> int:
+def chosen_bwd_gqa_split(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    deterministic: bool = False,
+    *,
+    v: torch.Tensor | None = None,
+    dout: torch.Tensor | None = None,
+) -> int:
     """The GQA group split a training call on these tensors runs on their GPU
-    (without a forced_bwd_gqa_split override)."""
+    (without a forced_bwd_gqa_split override): 1 where chosen_bwd_config (same
+    arguments) is a Hopper config."""
     b, hq, sq, d = q.shape
-    name = chosen_bwd_config(q, k)
+    name = chosen_bwd_config(q, k, deterministic, v=v, dout=dout)
     if name is None:
         raise ValueError(f"no backward config serves head_dim {d} on {q.device}")
     return bwd_gqa_split_heuristic(
@@ -276,8 +326,9 @@ def forced_bwd_config(name: str) -> Iterator[None]:
     the config's tile or the GPU lacks its shared memory). A Hopper-family config
     (``sm90`` in bwd_configs()) also raises ValueError off compute capability 9.0,
     in a build without sm_90a, on inputs TMA cannot read (see tma_ok()), in
-    deterministic mode and with a forced GQA split other than 1; this override is
-    the only way to run one (the heuristic never picks them yet)."""
+    deterministic mode and with a forced GQA split other than 1. The heuristic
+    picks one only for calls that none of these refuse (bwd_heuristic); the
+    others run an mma.sync config instead of raising."""
     index = _bwd_index(name)
     previous = ops._FORCED_BWD_CONFIG
     ops._FORCED_BWD_CONFIG = index
@@ -294,7 +345,8 @@ def forced_bwd_gqa_split(parts: int) -> Iterator[None]:
     block and kv head walks the whole group; > 1: fp32 dK / dV partials and an
     ordered reduce). The forward reads the override, so the backward may run
     after the block; the op raises ValueError when `parts` does not divide
-    heads_q / heads_kv."""
+    heads_q / heads_kv. A split over 1 keeps the heuristic on the mma.sync
+    configs (the Hopper family has none)."""
     if type(parts) is not int or parts < 1:
         raise ValueError(f"forced_bwd_gqa_split: parts must be an int >= 1, got {parts!r}")
     previous = ops._FORCED_BWD_GQA_SPLIT

@@ -107,7 +107,9 @@ def c_api():
             ctypes.c_char_p, ctypes.c_int,
         ]  # fmt: skip
         lib.flashcore_choose_bwd_config.restype = ctypes.c_int
-        lib.flashcore_choose_bwd_config.argtypes = [ctypes.c_int64] * 4 + [ctypes.c_int] * 5
+        lib.flashcore_choose_bwd_config.argtypes = (
+            [ctypes.c_int64] * 5 + [ctypes.c_int] * 7 + [ctypes.c_int64]
+        )
         lib.flashcore_choose_bwd_gqa_split.restype = ctypes.c_int
         lib.flashcore_choose_bwd_gqa_split.argtypes = [ctypes.c_int64] * 5 + [ctypes.c_int] * 6
         lib.flashcore_num_bwd_configs.restype = ctypes.c_int

@@ -268,10 +268,12 @@ void throw_if_failed(flashcore::ArgError err, const std::string& message) {
                   message);
 }
 
-// The backward config for this call (forced, or the heuristic's), or a
-// ValueError naming the head dim and the device when no backward config serves
-// it. Called by fwd_train too, so training fails before its forward runs.
-int bwd_config_or_throw(const Tensor& q, const Tensor& k, bool tma_ok, int64_t config) {
+// The backward config for this call (forced, or the heuristic's for these
+// tensors' TMA readiness, the mode and a forced GQA split), or a ValueError
+// naming the head dim and the device when no backward config serves it. Called
+// by fwd_train too, so training fails before its forward runs.
+int bwd_config_or_throw(const Tensor& q, const Tensor& k, bool tma_ok, bool deterministic,
+                        int64_t gqa_split, int64_t config) {
   const int32_t device = q.get_device_index();
   const flashcore::DeviceDesc dev = flashcore::device_desc(device);
   if (config >= 0) {  // range, head dim and (sm90) mode checked by check_bwd_args
@@ -292,16 +294,15 @@ int bwd_config_or_throw(const Tensor& q, const Tensor& k, bool tma_ok, int64_t c
     return static_cast<int>(config);
   }
   const int head_dim = static_cast<int>(q.size(3));
-  const int chosen = flashcore::choose_bwd_config(
-      {q.size(0), q.size(1), q.size(2), k.size(2), head_dim, tma_ok}, dev);
+  flashcore::BwdShape shape{q.size(0), q.size(1), k.size(1), q.size(2), k.size(2),
+                            head_dim,  tma_ok,    deterministic, gqa_split};
+  const int chosen = flashcore::choose_bwd_config(shape, dev);
   if (chosen >= 0) return chosen;
   // The widest head dim the backward serves here: the error's suggestion.
   int widest = 0;
   for (int d = 8; d <= 256; d += 8) {
-    if (flashcore::choose_bwd_config({q.size(0), q.size(1), q.size(2), k.size(2), d, tma_ok},
-                                     dev) >= 0) {
-      widest = d;
-    }
+    shape.head_dim = d;
+    if (flashcore::choose_bwd_config(shape, dev) >= 0) widest = d;
   }
   STD_TORCH_CHECK(false, "[flashcore:ValueError] fused_attention: the backward pass has no kernel "
                   "for head_dim ", head_dim, " on cuda:", device, " (compute capability ",
@@ -338,7 +339,10 @@ std::tuple<Tensor, Tensor> fwd_train(Tensor q, Tensor k, Tensor v, double scale,
     const bool tma_ok = all_rows_aligned16({&q, &k, &v}) && strides_nonzero(q) &&
                         strides_nonzero(k) && strides_nonzero(v);
     torch::stable::accelerator::DeviceGuard guard(q.get_device_index());
-    bwd_config_or_throw(q, k, tma_ok, /*config=*/-1);
+    // out and dout do not exist yet, and the forced GQA split is the
+    // backward's: the choice may differ there (Hopper or mma.sync), but a
+    // head dim and GPU that one serves the other serves too.
+    bwd_config_or_throw(q, k, tma_ok, deterministic, /*gqa_split=*/-1, /*config=*/-1);
   }
   return run(q, k, v, scale, is_causal, window_left, window_right, bottom_right, softcap,
              enable_gqa, config, /*want_lse=*/true);
@@ -426,7 +430,9 @@ std::tuple<Tensor, Tensor, Tensor> bwd(Tensor dout, Tensor q, Tensor k, Tensor v
   check_arch_once(device);
   const bool tma_ok = p.aligned16 && strides_nonzero(q) && strides_nonzero(k) &&
                       strides_nonzero(v) && strides_nonzero(out) && strides_nonzero(dout);
-  const int chosen = bwd_config_or_throw(q, k, tma_ok, config);
+  const int chosen = bwd_config_or_throw(q, k, tma_ok, deterministic, gqa_split, config);
+  // Only a forced config can fail this: the heuristic picks the Hopper family
+  // only for tma_ok calls and gives the others an mma.sync config.
   if (flashcore::kBwdConfigs[chosen].sm90 && !tma_ok) {
     auto strides = [](const Tensor& t) {
       return "(" + std::to_string(t.stride(0)) + ", " + std::to_string(t.stride(1)) + ", " +

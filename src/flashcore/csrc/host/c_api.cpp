@@ -135,13 +135,18 @@ FLASHCORE_C_API int flashcore_fwd_config_desc(int i, char* name, int name_len, i
   return 0;
 }
 
-// Backward (issue 10): the config choose_bwd_config picks (-1: none), the
-// catalog size, and config i's name plus head_dim, block_m, block_n, warps,
-// smem_bytes, sm90 into out[0..5] (returns 0, or 1 for a bad index).
-FLASHCORE_C_API int flashcore_choose_bwd_config(int64_t batch, int64_t heads_q, int64_t seqlen_q,
-                                                int64_t seqlen_k, int head_dim, int sm_count,
-                                                int cc_major, int cc_minor, int smem_optin) {
-  return flashcore::choose_bwd_config({batch, heads_q, seqlen_q, seqlen_k, head_dim, true},
+// Backward (issue 10): the config choose_bwd_config picks (-1: none) for a
+// call with these tensors (tma_ok: all of q, k, v, out and dout TMA-readable),
+// mode and forced GQA split (-1: none), the catalog size, and config i's name
+// plus head_dim, block_m, block_n, warps, smem_bytes, sm90 into out[0..5]
+// (returns 0, or 1 for a bad index).
+FLASHCORE_C_API int flashcore_choose_bwd_config(int64_t batch, int64_t heads_q, int64_t heads_kv,
+                                                int64_t seqlen_q, int64_t seqlen_k, int head_dim,
+                                                int sm_count, int cc_major, int cc_minor,
+                                                int smem_optin, int tma_ok, int deterministic,
+                                                int64_t forced_gqa_split) {
+  return flashcore::choose_bwd_config({batch, heads_q, heads_kv, seqlen_q, seqlen_k, head_dim,
+                                       tma_ok != 0, deterministic != 0, forced_gqa_split},
                                       {sm_count, cc_major, cc_minor, smem_optin});
 }
 

@@ -102,17 +102,45 @@ int bwd_tile_head_dim(int head_dim) {
   return -1;
 }
 
-// The narrowest compiled tile width at least head_dim, and of its mma.sync
-// configs the first that fits the device's shared memory (host/bwd_configs.h:
-// the large tiles, then the 99 KB ones); -1 past the widest or below compute
-// capability 8.0. The Hopper-family configs are never chosen here: they run
-// only when forced until the whole GPU suite and the sanitizers have run with
-// them picked (benchmarks/NOTES.md v13: 68 forced-config GPU tests pass, 1.6-1.9x
-// FA2's backward; racecheck reported WAR hazards on their statistics ring, which
-// v14 replaced by reads from global memory, not yet run on a GPU).
-int choose_bwd_config(const FwdShape& s, const DeviceDesc& dev) {
+namespace {
+
+// The Hopper backward (sm90/bwd_kernel.cuh) where it can run and has measured
+// faster: 466-496 TFLOP/s against the mma.sync configs' 258-285 at (4,16,2048),
+// (8,16,4096) and (2,16,16384), D64 and D128 (H200, benchmarks/NOTES.md v13).
+// It needs code (a build with sm_90a), compute capability 9.0 with its shared
+// memory, TMA-readable tensors and the default mode (it adds dQ by atomics; no
+// deterministic build, no GQA split). Its grid of batch x kv heads x 128-key
+// blocks must fill one wave of the SMs: below that the mma.sync config with its
+// GQA split stays. That bound is provisional: the small grids (e.g. the GPT
+// training step, 64 blocks on 132 SMs, where mma.sync with G = 2 took 113 us,
+// NOTES v12) have not been measured with the Hopper kernel. The rule has not yet
+// run through the whole GPU suite and the sanitizers with these configs picked
+// (NOTES v13: 68 forced-config GPU tests pass; v14 reads the statistics from
+// global memory instead of the shared ring racecheck reported on).
+bool use_sm90_bwd(const BwdShape& s, const DeviceDesc& dev, BwdConfig c) {
+  const BwdConfigDesc& cfg = kBwdConfigs[static_cast<int>(c)];
+  const int64_t blocks = s.batch * s.heads_kv * ceil_div(s.seqlen_k, cfg.block_n);
+  return built_with_sm90a() && dev.cc_major == 9 && dev.cc_minor == 0 &&
+         cfg.smem_bytes <= dev.smem_optin && s.tma_ok && !s.deterministic &&
+         s.forced_gqa_split <= 1 && blocks >= dev.sm_count;
+}
+
+}  // namespace
+
+// The narrowest compiled tile width at least head_dim: the Hopper config of
+// that width where use_sm90_bwd allows it (widths 64 and 128), else of its
+// mma.sync configs the first that fits the device's shared memory
+// (host/bwd_configs.h: the large tiles, then the 99 KB ones); -1 past the
+// widest or below compute capability 8.0.
+int choose_bwd_config(const BwdShape& s, const DeviceDesc& dev) {
   if (dev.cc_major < 8) return -1;
   const int tile = bwd_tile_head_dim(s.head_dim);
+  if (tile == 64 && use_sm90_bwd(s, dev, BwdConfig::sm90_bwd_d64)) {
+    return static_cast<int>(BwdConfig::sm90_bwd_d64);
+  }
+  if (tile == 128 && use_sm90_bwd(s, dev, BwdConfig::sm90_bwd_d128)) {
+    return static_cast<int>(BwdConfig::sm90_bwd_d128);
+  }
   for (int i = 0; i < kNumBwdConfigs; ++i) {
     if (kBwdConfigs[i].sm90) continue;
     if (kBwdConfigs[i].head_dim == tile && kBwdConfigs[i].smem_bytes <= dev.smem_optin) return i;

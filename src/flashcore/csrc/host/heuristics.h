@@ -38,11 +38,33 @@ int choose_fwd_config(const FwdShape& shape, const DeviceDesc& device);
 // The narrowest compiled tile head dim >= head_dim, or -1 past the widest.
 int fwd_tile_head_dim(int head_dim);
 
-// Backward (issue 10): index into the backward catalog for this shape and
+// A backward call: the forward's shape plus what only the backward's choice
+// reads (the kv heads of its grid, the mode, a forced GQA split).
+struct BwdShape {
+  int64_t batch;
+  int64_t heads_q;
+  int64_t heads_kv;
+  int64_t seqlen_q;
+  int64_t seqlen_k;
+  int head_dim;  // the caller's head dim (multiple of 8, <= 256)
+  // q, k, v, out and dout can be read by TMA (FwdShape::tma_ok's rule, on
+  // every tensor the backward reads; api/ops.cpp).
+  bool tma_ok = false;
+  // The deterministic mode: only the mma.sync family has it (the Hopper one
+  // adds dQ by atomics).
+  bool deterministic = false;
+  // A GQA split forced by the debug override (BwdArgs::gqa_split; -1: none):
+  // one over 1 exists only in the mma.sync family.
+  int64_t forced_gqa_split = -1;
+};
+
+// Backward (issue 10): index into the backward catalog for this call and
 // device, or -1 when no compiled backward config serves it (the caller raises
-// naming the head dim and device). Only mma.sync configs: the Hopper-family
-// backward configs run only when forced (host/bwd_configs.h).
-int choose_bwd_config(const FwdShape& shape, const DeviceDesc& device);
+// naming the head dim and device). The Hopper family (sm90_bwd_d64 / _d128)
+// on compute capability 9.0 in a build with sm_90a, for TMA-readable inputs
+// in the default mode whose grid of 128-key blocks fills the GPU; else the
+// narrowest mma.sync config that fits (host/heuristics.cpp says why).
+int choose_bwd_config(const BwdShape& shape, const DeviceDesc& device);
 
 // The narrowest compiled backward tile head dim >= head_dim, or -1 past the widest.
 int bwd_tile_head_dim(int head_dim);
