@@ -61,6 +61,11 @@ struct FwdParams {
   // so calls on other streams or in other graphs never share one. nullptr for
   // every other config.
   int* tile_counter;
+  // The persistent Hopper configs' masked kernels hand out query tiles
+  // longest-first across groups of lpt_group (batch, head) pairs whose K/V
+  // fits in L2 together (sm90/tile_order.h; the launch sets it). Unused by
+  // every other kernel.
+  int lpt_group;
 };
 
 // One backward call (issue 10; docs/design/backward.md). The forward's fields

@@ -34,6 +34,7 @@
 #include "flashcore/sm80/ptx.cuh"
 #include "flashcore/sm90/fwd_traits.h"
 #include "flashcore/sm90/ptx.cuh"
+#include "flashcore/sm90/tile_order.h"
 #include "flashcore/sm90/wgmma.cuh"
 #include "flashcore/softmax.cuh"
 
@@ -115,19 +116,23 @@ __device__ __forceinline__ void store_output(float (&acc_o)[Traits::kHeadDim / 8
 
 #endif  // FLASHCORE_SM90A
 
-// The query tile of flattened tile index t: the same order as the mma.sync
-// family (tiles of one (batch, head) adjacent, so concurrent blocks share K/V
-// in L2; within a head the last, longest query tiles first).
+// The query tile of flattened tile index t (sm90/tile_order.h): the mma.sync
+// family's head-major order, or with kLpt (the persistent kernels under a
+// mask) longest-first across groups of params.lpt_group (batch, head) pairs.
+// The producer warp and the consumers map a tile index through the same call.
 struct TileCoord {
   int b, h, h_kv, bh, m0;
 };
 
-template <int kBlockM>
+template <int kBlockM, bool kLpt>
 __device__ __forceinline__ TileCoord tile_coord(const FwdParams& p, int t) {
   const int num_m_blocks = (p.seqlen_q + kBlockM - 1) / kBlockM;
+  const TileIndex i =
+      kLpt ? tile_index_lpt(t, num_m_blocks, p.batch * p.heads_q, p.lpt_group)
+           : tile_index_head_major(t, num_m_blocks);
   TileCoord c;
-  c.bh = t / num_m_blocks;
-  c.m0 = (num_m_blocks - 1 - t % num_m_blocks) * kBlockM;
+  c.bh = i.bh;
+  c.m0 = i.m_block * kBlockM;
   c.b = c.bh / p.heads_q;
   c.h = c.bh % p.heads_q;
   c.h_kv = c.h / p.q_per_kv;
@@ -150,6 +155,10 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
   constexpr int kNTilesS = kBlockN / 8;
   constexpr int kNTilesO = Traits::kHeadDim / 8;
   constexpr int kConsumerWarps = 4 * Traits::kConsumerWGs;
+  // Cross-head longest-first only where tiles differ in length and a counter
+  // hands them out; every other kernel keeps the head-major order, which
+  // measured best without a mask (benchmarks/NOTES.md v10).
+  constexpr bool kLpt = Traits::kPersistent && kHasMask;
   const FwdParams& params = args.p;
 
   extern __shared__ char smem_raw[];
@@ -244,7 +253,7 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
       };
       bool first = true;
       for (int t = blockIdx.x; t < num_tiles; first = false) {
-        const TileCoord c = tile_coord<kBlockM>(params, t);
+        const TileCoord c = tile_coord<kBlockM, kLpt>(params, t);
         const KeyRange<kBlockM, kBlockN, kHasMask> range(params, c.m0);
         // Persistent: the tile after this one is claimed now and used at the
         // end, so the atomic's latency hides under this tile's loads.
@@ -332,7 +341,7 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
     }
     mbarrier_wait_parity(q_full, q_phase);
     q_phase ^= 1;
-    const TileCoord c = tile_coord<kBlockM>(params, t);
+    const TileCoord c = tile_coord<kBlockM, kLpt>(params, t);
     const KeyRange<kBlockM, kBlockN, kHasMask> range(params, c.m0);
     const int row0 = c.m0 + 64 * wg;                                // this warpgroup's first row
     const int thread_row = row0 + 16 * (tid_wg / 32) + lane / 4;  // and this thread's (+8)
