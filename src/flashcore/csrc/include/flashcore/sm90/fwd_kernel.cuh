@@ -460,9 +460,13 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
       if (lane == 0) mbarrier_arrive(&v_empty[v_stage]);
     }
 
-    uint16_t* o_base = static_cast<uint16_t*>(params.o) + c.b * params.o_batch_stride +
-                       c.h * params.o_head_stride;
-    const int64_t lse_row0 = static_cast<int64_t>(c.bh) * params.seqlen_q;
+    // The tile's coordinates again from t rather than kept live across the key
+    // loop: under the LPT order they spilled at head dim 128 (8 more bytes of
+    // local memory).
+    const TileCoord ce = tile_coord<kBlockM, kLpt>(params, t);
+    uint16_t* o_base = static_cast<uint16_t*>(params.o) + ce.b * params.o_batch_stride +
+                       ce.h * params.o_head_stride;
+    const int64_t lse_row0 = static_cast<int64_t>(ce.bh) * params.seqlen_q;
     // Every warp of this warpgroup is past its last wgmma reading its Q rows
     // before they are overwritten with O.
     bar_sync(1 + wg, 128);
