@@ -104,6 +104,9 @@ def test_tile_order_rejects_bad_arguments():
         ((3, 5, 5, 1024), 64, 15),
         # GQA: 4 query heads per kv head, so 8 query heads touch 2 kv heads.
         ((2, 32, 8, 16384), 64, 16),
+        # Tiny K/V, many pairs: capped at 2**14 (FwdParams' 16-bit field).
+        ((4096, 8, 8, 1), 64, 16384),
+        ((3, 7000, 7000, 1), 64, 16384),
         # One head's K/V over half the L2: the head-major order.
         ((1, 4, 4, 131072), 128, 1),
         # The GPU test case with a ragged last group (tests/test_fwd.py

@@ -152,8 +152,9 @@ cudaError_t launch_variant(const FwdParams& p, DType dtype, cudaStream_t stream,
   const bool masked = fwd_has_mask(p);
   if constexpr (Traits::kPersistent) {
     // Read by the masked kernel only (its cross-head longest-first order).
-    args.p.lpt_group = lpt_group_size(static_cast<int64_t>(p.batch) * p.heads_q, p.q_per_kv,
-                                      p.seqlen_k, p.head_dim, l2_bytes(device));
+    const int group = lpt_group_size(static_cast<int64_t>(p.batch) * p.heads_q, p.q_per_kv,
+                                     p.seqlen_k, p.head_dim, l2_bytes(device));
+    args.p.lpt_group = static_cast<int16_t>(group);
   }
   if (p.softcap != 0.f) {
     return masked ? launch<Elem, Traits, true, true>(args, stream, device, pdl)

@@ -4,7 +4,8 @@
 //
 // One thread block owns kBlockM = 64 * kConsumerWGs query rows of one (batch,
 // query head), in the same flattened grid order as the mma.sync family (last,
-// longest query tiles first).
+// longest query tiles first), except the persistent kernels under a mask,
+// which take tiles longest-first across groups of heads (sm90/tile_order.h).
 //   - Warpgroup 0 is the producer. It hands most of its registers to the
 //     consumers (setmaxnreg) and one of its threads issues every TMA copy: Q
 //     once, then the visible K/V tiles from the last down, into a ring of
@@ -116,27 +117,34 @@ __device__ __forceinline__ void store_output(float (&acc_o)[Traits::kHeadDim / 8
 
 #endif  // FLASHCORE_SM90A
 
-// The query tile of flattened tile index t (sm90/tile_order.h): the mma.sync
-// family's head-major order, or with kLpt (the persistent kernels under a
-// mask) longest-first across groups of params.lpt_group (batch, head) pairs.
-// The producer warp and the consumers map a tile index through the same call.
+// The query tile of flattened tile index t: the same order as the mma.sync
+// family (tiles of one (batch, head) adjacent, so concurrent blocks share K/V
+// in L2; within a head the last, longest query tiles first).
 struct TileCoord {
   int b, h, h_kv, bh, m0;
 };
 
-template <int kBlockM, bool kLpt>
+template <int kBlockM>
 __device__ __forceinline__ TileCoord tile_coord(const FwdParams& p, int t) {
   const int num_m_blocks = (p.seqlen_q + kBlockM - 1) / kBlockM;
-  const TileIndex i =
-      kLpt ? tile_index_lpt(t, num_m_blocks, p.batch * p.heads_q, p.lpt_group)
-           : tile_index_head_major(t, num_m_blocks);
   TileCoord c;
-  c.bh = i.bh;
-  c.m0 = i.m_block * kBlockM;
+  c.bh = t / num_m_blocks;
+  c.m0 = (num_m_blocks - 1 - t % num_m_blocks) * kBlockM;
   c.b = c.bh / p.heads_q;
   c.h = c.bh % p.heads_q;
   c.h_kv = c.h / p.q_per_kv;
   return c;
+}
+
+// The persistent kernels under a mask: the counter's index t in the
+// cross-head longest-first order over groups of params.lpt_group (batch,
+// head) pairs, as the flattened index tile_coord reads. The producer maps it
+// once and publishes the result, so the consumers read the same tile.
+template <int kBlockM>
+__device__ __forceinline__ int lpt_tile(const FwdParams& p, int t) {
+  const int num_m_blocks = (p.seqlen_q + kBlockM - 1) / kBlockM;
+  return head_major_tile(tile_index_lpt(t, num_m_blocks, p.batch * p.heads_q, p.lpt_group),
+                         num_m_blocks);
 }
 
 // One block per query tile (grid = tiles), or with Traits::kPersistent at most
@@ -253,7 +261,9 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
       };
       bool first = true;
       for (int t = blockIdx.x; t < num_tiles; first = false) {
-        const TileCoord c = tile_coord<kBlockM, kLpt>(params, t);
+        // t counts claims; `tile` is the flattened tile they stand for.
+        const int tile = kLpt ? lpt_tile<kBlockM>(params, t) : t;
+        const TileCoord c = tile_coord<kBlockM>(params, tile);
         const KeyRange<kBlockM, kBlockN, kHasMask> range(params, c.m0);
         // Persistent: the tile after this one is claimed now and used at the
         // end, so the atomic's latency hides under this tile's loads.
@@ -269,7 +279,7 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
             if (leader) load_kv(c, n);
             --n;
           }
-          publish(t, first);
+          publish(tile, first);
         }
         if (leader) {
           // Q is refilled once every consumer warp is done with the previous
@@ -341,7 +351,7 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
     }
     mbarrier_wait_parity(q_full, q_phase);
     q_phase ^= 1;
-    const TileCoord c = tile_coord<kBlockM, kLpt>(params, t);
+    const TileCoord c = tile_coord<kBlockM>(params, t);
     const KeyRange<kBlockM, kBlockN, kHasMask> range(params, c.m0);
     const int row0 = c.m0 + 64 * wg;                                // this warpgroup's first row
     const int thread_row = row0 + 16 * (tid_wg / 32) + lane / 4;  // and this thread's (+8)
@@ -460,13 +470,9 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
       if (lane == 0) mbarrier_arrive(&v_empty[v_stage]);
     }
 
-    // The tile's coordinates again from t rather than kept live across the key
-    // loop: under the LPT order they spilled at head dim 128 (8 more bytes of
-    // local memory).
-    const TileCoord ce = tile_coord<kBlockM, kLpt>(params, t);
-    uint16_t* o_base = static_cast<uint16_t*>(params.o) + ce.b * params.o_batch_stride +
-                       ce.h * params.o_head_stride;
-    const int64_t lse_row0 = static_cast<int64_t>(ce.bh) * params.seqlen_q;
+    uint16_t* o_base = static_cast<uint16_t*>(params.o) + c.b * params.o_batch_stride +
+                       c.h * params.o_head_stride;
+    const int64_t lse_row0 = static_cast<int64_t>(c.bh) * params.seqlen_q;
     // Every warp of this warpgroup is past its last wgmma reading its Q rows
     // before they are overwritten with O.
     bar_sync(1 + wg, 128);

@@ -29,6 +29,11 @@ FLASHCORE_TILE_ORDER_FN TileIndex tile_index_head_major(int t, int num_m_blocks)
   return {t / num_m_blocks, num_m_blocks - 1 - t % num_m_blocks};
 }
 
+// The flattened index of tile i in the head-major order (its inverse).
+FLASHCORE_TILE_ORDER_FN int head_major_tile(TileIndex i, int num_m_blocks) {
+  return i.bh * num_m_blocks + num_m_blocks - 1 - i.m_block;
+}
+
 // Longest-processing-time-first across heads, for the persistent kernels under
 // a mask, where a tile's cost grows with its query block and the atomic counter
 // hands tiles to whichever block asks next (benchmarks/NOTES.md v10: with the
@@ -51,12 +56,17 @@ FLASHCORE_TILE_ORDER_FN TileIndex tile_index_lpt(int t, int num_m_blocks, int nu
 }
 
 // The LPT head group: all num_bh (batch, head) pairs when their K/V fits, else
-// the largest power of two of pairs whose K and V (2 * seqlen_k * head_dim elements of 2 bytes per kv
+// the largest power of two of pairs (at most kMaxLptGroup) whose K and V (2 * seqlen_k * head_dim elements of 2 bytes per kv
 // head) take at most half of the L2, so the other half keeps Q, O and the
 // neighbouring group's K/V. Pairs of one batch share a kv head per q_per_kv
 // query heads (GQA); a run of g pairs touches at most (g - 1) / q_per_kv + 1
 // kv heads. At least 1 (one head's K/V larger than half the L2: the
 // head-major order).
+// A group this large already spreads each wave of at most one block per SM
+// over the same query block of many heads; the cap keeps it in FwdParams'
+// 16-bit field.
+constexpr int kMaxLptGroup = 1 << 14;
+
 inline int lpt_group_size(int64_t num_bh, int q_per_kv, int64_t seqlen_k, int head_dim,
                           int64_t l2_bytes) {
   const int64_t kv_head_bytes = 2 * seqlen_k * head_dim * 2;
@@ -64,9 +74,9 @@ inline int lpt_group_size(int64_t num_bh, int q_per_kv, int64_t seqlen_k, int he
   if (q_per_kv < 1) q_per_kv = 1;
   auto fits = [&](int64_t g) { return ((g - 1) / q_per_kv + 1) * kv_head_bytes <= budget; };
   if (num_bh <= 1) return 1;
-  if (fits(num_bh)) return static_cast<int>(num_bh);
+  if (num_bh <= kMaxLptGroup && fits(num_bh)) return static_cast<int>(num_bh);
   int64_t g = 1;
-  while (2 * g <= num_bh && fits(2 * g)) g *= 2;
+  while (2 * g <= num_bh && 2 * g <= kMaxLptGroup && fits(2 * g)) g *= 2;
   return static_cast<int>(g);
 }
 
