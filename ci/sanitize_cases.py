@@ -75,6 +75,12 @@ def config_cases():
             walk = (3, 70, 70, bm + 17, bn + 13, cfg["head_dim"])
             cases.append((cfg, "tile walk", walk, second, {}, False))
             cases.append((cfg, "tile walk causal", walk, first, {"causal": True}, False))
+            # The masked kernel's cross-head longest-first order over head groups
+            # sized by the L2 (sm90/tile_order.h): at 50 MiB the 50 pairs split
+            # 32 + 18 at head dim 64 and 16 x 3 + 2 at 128, a ragged last group;
+            # 200 tiles, so blocks walk several.
+            lpt = (2, 25, 25, 3 * bm + 17, 2100, cfg["head_dim"])
+            cases.append((cfg, "tile walk LPT groups", lpt, second, {"causal": True}, False))
     return cases
 
 

@@ -307,6 +307,16 @@ SM90_CASES = {
         (3, 40, 8, 520, 520),
         {"causal": True, "enable_gqa": True},
     ),
+    # Persistent configs, causal: the cross-head longest-first order over head
+    # groups sized by the L2. At an L2 of 50 MiB the 50 (batch, head) pairs
+    # split 32 + 18 at D64 and 16 + 16 + 16 + 2 at D128, a ragged last group
+    # either way (tests/test_tile_order.py pins the sizes), and the 250 tiles
+    # outnumber the SMs.
+    "lpt_ragged_groups": (
+        torch.float16,
+        (2, 25, 25, 600, 2100),
+        {"causal": True, "alignment": "bottom_right"},
+    ),
     "many_tiles_window_br": (
         torch.bfloat16,
         (2, 70, 70, 300, 333),
@@ -336,6 +346,23 @@ def test_sm90_family_strided_views(cfg, causal):
         v = randn(2, 333, 3, d, dtype=torch.bfloat16).transpose(1, 2)
         assert _debug.tma_ok(q, k, v)
         check(q, k, v, causal=causal)
+
+
+@pytest.mark.parametrize("d", [64, 128])
+def test_sm90_persistent_masked_switch_runs_the_persistent_twin(d):
+    # The debug switch for the LPT A/B: causal calls of a grid the Hopper family
+    # serves take the persistent twin (cross-head longest-first order) and
+    # stay correct; without it they take the one-block-per-tile build.
+    q, k, v = make_qkv(3, 40, 40, 700, 700, d, torch.bfloat16)
+    plain = f"sm90_d{d}"
+    if _debug.chosen_config(q, k, v) != plain + "_p":
+        pytest.skip("the Hopper family: compute capability 9.0 and an sm_90a build only")
+    assert _debug.chosen_config(q, k, v, causal=True) == plain
+    with _debug.sm90_persistent_masked():
+        assert _debug.chosen_config(q, k, v, causal=True) == plain + "_p"
+        check(q, k, v, causal=True)
+        check(q, k, v, window=(150, 0))
+    assert _debug.chosen_config(q, k, v, causal=True) == plain
 
 
 def test_heuristic_picks_a_config_of_the_narrowest_tile_that_serves_d():

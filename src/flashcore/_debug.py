@@ -369,3 +369,55 @@ def forced_config(name: str) -> Iterator[None]:
         yield
     finally:
         ops._FORCED_CONFIG = previous
+
+
+def sm90_tile_order(
+    num_bh: int, num_m_blocks: int, group: int, lpt: bool = True
+) -> list[tuple[int, int]]:
+    """The Hopper forward's query tiles in the order its tile counter hands them
+    out (include/flashcore/sm90/tile_order.h, the C++ map itself): (flattened
+    (batch, head) pair, query block) for t = 0 .. num_bh * num_m_blocks - 1.
+    lpt=False: the head-major order of every kernel but the persistent masked
+    ones; lpt=True: their cross-head longest-first order over groups of `group`
+    pairs (the last group may be smaller)."""
+    lib = _loader.c_api()
+    out = (ctypes.c_int * 2)()
+    order = []
+    for t in range(num_bh * num_m_blocks):
+        if lib.flashcore_sm90_tile_index(t, num_m_blocks, num_bh, group, int(lpt), out) != 0:
+            raise ValueError(
+                f"sm90_tile_order: bad arguments num_bh={num_bh}, "
+                f"num_m_blocks={num_m_blocks}, group={group}"
+            )
+        order.append((out[0], out[1]))
+    return order
+
+
+def sm90_lpt_group(
+    batch: int, heads_q: int, heads_kv: int, seqlen_k: int, head_dim: int, *, l2_bytes: int
+) -> int:
+    """The (batch, head) group the persistent Hopper launch orders longest-first
+    across under a mask, for a device with `l2_bytes` of L2: every pair when
+    their K/V fits in half the L2, else the largest power of two of pairs that
+    does (at least 1)."""
+    return int(
+        _loader.c_api().flashcore_sm90_lpt_group(
+            batch * heads_q, heads_q // heads_kv, seqlen_k, head_dim, l2_bytes
+        )
+    )
+
+
+@contextlib.contextmanager
+def sm90_persistent_masked() -> Iterator[None]:
+    """Inside, the forward heuristic picks the Hopper family's persistent twin
+    (sm90_d64_p / sm90_d128_p) for causal and windowed calls too, where it
+    otherwise picks the one-block-per-tile config; those kernels hand out tiles
+    longest-first across heads (sm90_tile_order). Process-wide, also seen by
+    heuristic() and chosen_config(). Off by default: not measured yet
+    (benchmarks/NOTES.md v15). A forced_config wins over it."""
+    lib = _loader.c_api()
+    previous = lib.flashcore_set_sm90_persistent_masked(1)
+    try:
+        yield
+    finally:
+        lib.flashcore_set_sm90_persistent_masked(previous)

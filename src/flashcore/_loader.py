@@ -71,8 +71,9 @@ _C_API = None
 
 def c_api():
     """The extension's plain C entry points (host/c_api.cpp) through ctypes: the
-    argument contracts, the config heuristics, the config catalog and the
-    backward's workspace size. No GPU needed."""
+    argument contracts, the config heuristics, the config catalog, the
+    backward's workspace size and the Hopper forward's tile order. No GPU
+    needed."""
     global _C_API
     if _C_API is None:
         if LOAD_ERROR is not None:
@@ -118,5 +119,13 @@ def c_api():
         lib.flashcore_bwd_config_desc.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, i64p]
         lib.flashcore_bwd_workspace_elems.restype = ctypes.c_int64
         lib.flashcore_bwd_workspace_elems.argtypes = [ctypes.c_int64] * 5 + [ctypes.c_int] * 3
+        lib.flashcore_sm90_tile_index.restype = ctypes.c_int
+        lib.flashcore_sm90_tile_index.argtypes = [ctypes.c_int] * 5 + [ctypes.POINTER(ctypes.c_int)]
+        lib.flashcore_sm90_lpt_group.restype = ctypes.c_int
+        lib.flashcore_sm90_lpt_group.argtypes = [
+            ctypes.c_int64, ctypes.c_int, ctypes.c_int64, ctypes.c_int, ctypes.c_int64,
+        ]  # fmt: skip
+        lib.flashcore_set_sm90_persistent_masked.restype = ctypes.c_int
+        lib.flashcore_set_sm90_persistent_masked.argtypes = [ctypes.c_int]
         _C_API = lib
     return _C_API

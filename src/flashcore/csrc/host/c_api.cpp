@@ -11,6 +11,8 @@
 #include "bwd_workspace.h"
 #include "checks.h"
 #include "configs.h"
+#include "debug_overrides.h"
+#include "flashcore/sm90/tile_order.h"
 #include "heuristics.h"
 #include "run.h"
 
@@ -190,4 +192,36 @@ FLASHCORE_C_API int64_t flashcore_bwd_workspace_elems(int64_t batch, int64_t hea
   p.head_dim = head_dim;
   p.gqa_split = gqa_split;
   return flashcore::bwd_workspace_layout(flashcore::bwd_workspace(p, config)).total_elems;
+}
+
+// The Hopper forward's tile order (sm90/tile_order.h), for the CPU tests: tile
+// t's (batch, head) pair and query block into out[0..1], in the head-major
+// order (lpt 0) or the cross-head longest-first one over groups of `group`
+// pairs (lpt 1). Returns 0, or 1 for arguments outside the map's domain.
+FLASHCORE_C_API int flashcore_sm90_tile_index(int t, int num_m_blocks, int num_bh, int group,
+                                              int lpt, int* out) {
+  if (num_m_blocks < 1 || num_bh < 1 || group < 1 || t < 0 ||
+      static_cast<int64_t>(t) >= static_cast<int64_t>(num_m_blocks) * num_bh) {
+    return 1;
+  }
+  const flashcore::sm90::TileIndex i =
+      lpt != 0 ? flashcore::sm90::tile_index_lpt(t, num_m_blocks, num_bh, group)
+               : flashcore::sm90::tile_index_head_major(t, num_m_blocks);
+  out[0] = i.bh;
+  out[1] = i.m_block;
+  return 0;
+}
+
+// The LPT head group the persistent launch picks (sm90/tile_order.h).
+FLASHCORE_C_API int flashcore_sm90_lpt_group(int64_t num_bh, int q_per_kv, int64_t seqlen_k,
+                                             int head_dim, int64_t l2_bytes) {
+  return flashcore::sm90::lpt_group_size(num_bh, q_per_kv, seqlen_k, head_dim, l2_bytes);
+}
+
+// The debug switch of host/debug_overrides.h: sets it to `on` and returns the
+// previous value.
+FLASHCORE_C_API int flashcore_set_sm90_persistent_masked(int on) {
+  const bool previous = flashcore::sm90_persistent_masked();
+  flashcore::set_sm90_persistent_masked(on != 0);
+  return previous ? 1 : 0;
 }

@@ -70,8 +70,10 @@
 // 11-25%, causal 1-14% / 0-15% (benchmarks/NOTES.md, v9).
 // Persistent twins (_p, v10): at most one block per SM taking tiles from an
 // atomic counter; +1-6% at head dim 64 and +0-3% at 128 without a mask, 2-6%
-// slower causal at (2,16,16384), so the heuristic picks them for calls
-// without a mask only.
+// slower causal at (2,16,16384) with the head-major tile order, so the
+// heuristic picks them for calls without a mask only. Their masked kernels now
+// take tiles longest-first across heads (sm90/tile_order.h; not measured:
+// benchmarks/NOTES.md v15, _debug.sm90_persistent_masked for the A/B).
 // Tried and not kept (v9): a static persistent grid (one block per SM walking
 // tiles: equal non-causal, 10% slower causal at (2,16,16384)), O stored from
 // registers instead of through shared memory (3-5% slower non-causal), K/V

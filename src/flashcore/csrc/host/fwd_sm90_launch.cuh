@@ -74,6 +74,25 @@ inline cudaError_t encode_map(CUtensorMap* map, const void* ptr, DType dtype, in
   return r == CUDA_SUCCESS ? cudaSuccess : cudaErrorInvalidValue;
 }
 
+// The device's L2 in bytes, read once per device (the LPT head group of the
+// persistent kernels is sized by it on every call).
+inline int64_t l2_bytes(int device) {
+  static std::atomic<int64_t> cache[64];
+  if (device >= 0 && device < 64) {
+    const int64_t cached = cache[device].load(std::memory_order_relaxed);
+    if (cached > 0) return cached;
+  }
+  int bytes = 0;
+  if (cudaDeviceGetAttribute(&bytes, cudaDevAttrL2CacheSize, device) != cudaSuccess) {
+    cudaGetLastError();
+    bytes = 0;
+  }
+  if (device >= 0 && device < 64 && bytes > 0) {
+    cache[device].store(bytes, std::memory_order_relaxed);
+  }
+  return bytes;
+}
+
 template <typename Elem, typename Traits, bool kHasMask, bool kSoftcap>
 cudaError_t launch(const FwdArgs& args, cudaStream_t stream, int device, bool pdl) {
   const FwdParams& p = args.p;
@@ -131,6 +150,12 @@ cudaError_t launch_variant(const FwdParams& p, DType dtype, cudaStream_t stream,
   }
   if (err != cudaSuccess) return err;
   const bool masked = fwd_has_mask(p);
+  if constexpr (Traits::kPersistent) {
+    // Read by the masked kernel only (its cross-head longest-first order).
+    const int group = lpt_group_size(static_cast<int64_t>(p.batch) * p.heads_q, p.q_per_kv,
+                                     p.seqlen_k, p.head_dim, l2_bytes(device));
+    args.p.lpt_group = static_cast<int16_t>(group);
+  }
   if (p.softcap != 0.f) {
     return masked ? launch<Elem, Traits, true, true>(args, stream, device, pdl)
                   : launch<Elem, Traits, false, true>(args, stream, device, pdl);

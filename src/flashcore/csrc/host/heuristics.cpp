@@ -1,8 +1,11 @@
 #include "heuristics.h"
 
+#include <atomic>
+
 #include "build_config.h"
 #include "bwd_configs.h"
 #include "configs.h"
+#include "debug_overrides.h"
 
 namespace flashcore {
 namespace {
@@ -52,15 +55,26 @@ bool use_sm90(const FwdShape& s, const DeviceDesc& dev, FwdConfig c) {
          fits(c, dev) && tiles(s, desc(c).block_m) >= dev.sm_count;
 }
 
+std::atomic<bool> g_sm90_persistent_masked{false};
+
 // Within the Hopper family: the persistent build of a config for calls
 // without a mask (every tile the same length), the one-block-per-tile build
 // under a causal mask or a window, where the persistent one measured 1-6%
-// slower (benchmarks/NOTES.md, v10).
+// slower with the head-major tile order (benchmarks/NOTES.md, v10). The debug
+// switch (debug_overrides.h) takes the persistent build, now in cross-head
+// longest-first order, for masked calls too.
 int sm90_pick(const FwdShape& s, FwdConfig per_tile, FwdConfig persistent) {
-  return static_cast<int>(s.masked ? per_tile : persistent);
+  if (s.masked && !sm90_persistent_masked()) return static_cast<int>(per_tile);
+  return static_cast<int>(persistent);
 }
 
 }  // namespace
+
+void set_sm90_persistent_masked(bool on) {
+  g_sm90_persistent_masked.store(on, std::memory_order_relaxed);
+}
+
+bool sm90_persistent_masked() { return g_sm90_persistent_masked.load(std::memory_order_relaxed); }
 
 bool built_with_sm90a() { return FLASHCORE_HAS_SM90A != 0; }
 

@@ -55,6 +55,15 @@ struct FwdParams {
   // with 16-byte cp.async. Otherwise the kernel falls back to 2-byte loads.
   bool aligned16;
 
+  // The persistent Hopper configs' masked kernels hand out query tiles
+  // longest-first across groups of lpt_group (batch, head) pairs whose K/V
+  // fits in L2 together (sm90/tile_order.h; the launch sets it). Unused by
+  // every other kernel. 16 bits so that it sits in the padding before
+  // tile_counter: the struct's size and every other field's offset (BwdParams'
+  // too) stay as they were, and so does every other kernel's code. At most
+  // kMaxLptGroup (sm90/tile_order.h).
+  int16_t lpt_group;
+
   // The persistent Hopper configs' scheduler state, 1 + (SM count) ints:
   // [0] the tile counter, which the launch zeroes on the stream before the
   // kernel, then one tile slot per block. api/ops.cpp allocates it per call,

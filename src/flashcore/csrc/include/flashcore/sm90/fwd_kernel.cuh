@@ -4,7 +4,8 @@
 //
 // One thread block owns kBlockM = 64 * kConsumerWGs query rows of one (batch,
 // query head), in the same flattened grid order as the mma.sync family (last,
-// longest query tiles first).
+// longest query tiles first), except the persistent kernels under a mask,
+// which take tiles longest-first across groups of heads (sm90/tile_order.h).
 //   - Warpgroup 0 is the producer. It hands most of its registers to the
 //     consumers (setmaxnreg) and one of its threads issues every TMA copy: Q
 //     once, then the visible K/V tiles from the last down, into a ring of
@@ -34,6 +35,7 @@
 #include "flashcore/sm80/ptx.cuh"
 #include "flashcore/sm90/fwd_traits.h"
 #include "flashcore/sm90/ptx.cuh"
+#include "flashcore/sm90/tile_order.h"
 #include "flashcore/sm90/wgmma.cuh"
 #include "flashcore/softmax.cuh"
 
@@ -134,6 +136,17 @@ __device__ __forceinline__ TileCoord tile_coord(const FwdParams& p, int t) {
   return c;
 }
 
+// The persistent kernels under a mask: the counter's index t in the
+// cross-head longest-first order over groups of params.lpt_group (batch,
+// head) pairs, as the flattened index tile_coord reads. The producer maps it
+// once and publishes the result, so the consumers read the same tile.
+template <int kBlockM>
+__device__ __forceinline__ int lpt_tile(const FwdParams& p, int t) {
+  const int num_m_blocks = (p.seqlen_q + kBlockM - 1) / kBlockM;
+  return head_major_tile(tile_index_lpt(t, num_m_blocks, p.batch * p.heads_q, p.lpt_group),
+                         num_m_blocks);
+}
+
 // One block per query tile (grid = tiles), or with Traits::kPersistent at most
 // one block per SM taking tiles from FwdParams::tile_counter. Either way the
 // kernel is a loop over tiles: the K/V ring's stage and phase, the Q barriers'
@@ -150,6 +163,10 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
   constexpr int kNTilesS = kBlockN / 8;
   constexpr int kNTilesO = Traits::kHeadDim / 8;
   constexpr int kConsumerWarps = 4 * Traits::kConsumerWGs;
+  // Cross-head longest-first only where tiles differ in length and a counter
+  // hands them out; every other kernel keeps the head-major order, which
+  // measured best without a mask (benchmarks/NOTES.md v10).
+  constexpr bool kLpt = Traits::kPersistent && kHasMask;
   const FwdParams& params = args.p;
 
   extern __shared__ char smem_raw[];
@@ -244,7 +261,9 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
       };
       bool first = true;
       for (int t = blockIdx.x; t < num_tiles; first = false) {
-        const TileCoord c = tile_coord<kBlockM>(params, t);
+        // t counts claims; `tile` is the flattened tile they stand for.
+        const int tile = kLpt ? lpt_tile<kBlockM>(params, t) : t;
+        const TileCoord c = tile_coord<kBlockM>(params, tile);
         const KeyRange<kBlockM, kBlockN, kHasMask> range(params, c.m0);
         // Persistent: the tile after this one is claimed now and used at the
         // end, so the atomic's latency hides under this tile's loads.
@@ -260,7 +279,7 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
             if (leader) load_kv(c, n);
             --n;
           }
-          publish(t, first);
+          publish(tile, first);
         }
         if (leader) {
           // Q is refilled once every consumer warp is done with the previous

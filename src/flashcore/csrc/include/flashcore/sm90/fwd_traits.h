@@ -17,9 +17,10 @@ namespace sm90 {
 // barriers, round robin).
 // kPersistent: a grid of at most one block per SM; each block takes its next
 // query tile from a global counter (an atomic the launch zeroes), so a block's
-// epilogue overlaps its next tile's first K/V loads; the tiles are handed out
-// in the grid's order as blocks claim them, as the hardware scheduler does
-// with one block per tile.
+// epilogue overlaps its next tile's first K/V loads. Without a mask the tiles
+// are handed out in the grid's order as blocks claim them, as the hardware
+// scheduler does with one block per tile; under a mask, longest-first across
+// groups of heads (sm90/tile_order.h).
 template <int kHeadDim_, int kBlockN_, int kStages_, bool kPingPong_, int kConsumerWGs_,
           bool kPersistent_>
 struct FwdTraits {

@@ -1,0 +1,15 @@
+// Process-wide switches of the forward heuristic for A/B runs and tests
+// (flashcore/_debug.py); off by default, so the heuristic is as measured.
+#pragma once
+
+namespace flashcore {
+
+// On: under a causal mask or a window the heuristic picks the Hopper family's
+// persistent twin (sm90_d64_p / sm90_d128_p) where it would pick the
+// one-block-per-tile config, so that the masked calls of a whole run take the
+// persistent kernels' cross-head longest-first order (sm90/tile_order.h).
+// Not measured yet (benchmarks/NOTES.md v15); the default stays off.
+void set_sm90_persistent_masked(bool on);
+bool sm90_persistent_masked();
+
+}  // namespace flashcore

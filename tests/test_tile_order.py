@@ -1,0 +1,142 @@
+"""CPU tests of the Hopper forward's tile order (include/flashcore/sm90/tile_order.h):
+the cross-head longest-first (LPT) map the persistent kernels use under a mask,
+checked against a Python model of it and for being a bijection; the head group
+the launch picks from the L2 size; and the debug switch that lets the heuristic
+pick the persistent twins for masked calls (benchmarks/NOTES.md v15)."""
+
+import pytest
+
+from flashcore import _debug
+
+MiB = 1024 * 1024
+H200_L2 = 50 * MiB  # cudaDevAttrL2CacheSize of H100 SXM and H200
+
+
+def lpt_model(num_bh: int, num_m_blocks: int, group: int) -> list[tuple[int, int]]:
+    """The LPT order written from its definition: groups of `group` consecutive
+    (batch, head) pairs (the last one holds the rest); within a group, the last
+    query block of every pair, then the one before, and so on, pairs ascending."""
+    order = []
+    for first in range(0, num_bh, group):
+        pairs = range(first, min(first + group, num_bh))
+        for m in reversed(range(num_m_blocks)):
+            order.extend((bh, m) for bh in pairs)
+    return order
+
+
+def head_major_model(num_bh: int, num_m_blocks: int) -> list[tuple[int, int]]:
+    return [(bh, m) for bh in range(num_bh) for m in reversed(range(num_m_blocks))]
+
+
+# (pairs, query blocks, group): full groups, a ragged last group, one pair, one
+# block, a group wider than the pairs, group 1.
+SHAPES = [
+    (8, 5, 4),
+    (10, 3, 4),
+    (10, 3, 3),
+    (1, 7, 4),
+    (5, 1, 2),
+    (6, 4, 16),
+    (7, 6, 1),
+    (50, 5, 32),
+    (32, 128, 4),
+    (33, 16, 8),
+]
+
+
+@pytest.mark.parametrize("num_bh, num_m_blocks, group", SHAPES)
+def test_lpt_map_is_the_model(num_bh, num_m_blocks, group):
+    got = _debug.sm90_tile_order(num_bh, num_m_blocks, group)
+    assert got == lpt_model(num_bh, num_m_blocks, group)
+
+
+@pytest.mark.parametrize("num_bh, num_m_blocks, group", SHAPES)
+def test_lpt_map_is_a_bijection(num_bh, num_m_blocks, group):
+    got = _debug.sm90_tile_order(num_bh, num_m_blocks, group)
+    every = {(bh, m) for bh in range(num_bh) for m in range(num_m_blocks)}
+    assert len(got) == len(every) and set(got) == every
+
+
+@pytest.mark.parametrize("num_bh, num_m_blocks, group", SHAPES)
+def test_lpt_runs_longest_first_across_the_heads_of_a_group(num_bh, num_m_blocks, group):
+    got = _debug.sm90_tile_order(num_bh, num_m_blocks, group)
+    t = 0
+    for first in range(0, num_bh, group):
+        n = min(group, num_bh - first)
+        tiles = got[t : t + n * num_m_blocks]
+        t += n * num_m_blocks
+        # The group's own pairs only, consecutive in t.
+        assert {bh for bh, _ in tiles} == set(range(first, first + n))
+        # Under a causal mask (top-left) a tile's work grows with its query
+        # block: ranks never go to a longer tile.
+        blocks = [m for _, m in tiles]
+        assert blocks == sorted(blocks, reverse=True)
+        # Every pair of the group gets its block m before any pair gets m - 1.
+        for r in range(0, len(tiles), n):
+            assert len({m for _, m in tiles[r : r + n]}) == 1
+            assert [bh for bh, _ in tiles[r : r + n]] == list(range(first, first + n))
+    assert t == len(got)
+
+
+@pytest.mark.parametrize("num_bh, num_m_blocks", [(8, 5), (10, 3), (1, 1)])
+def test_group_one_and_head_major_are_todays_order(num_bh, num_m_blocks):
+    model = head_major_model(num_bh, num_m_blocks)
+    assert _debug.sm90_tile_order(num_bh, num_m_blocks, 1, lpt=False) == model
+    assert _debug.sm90_tile_order(num_bh, num_m_blocks, 1) == model
+
+
+def test_tile_order_rejects_bad_arguments():
+    with pytest.raises(ValueError, match=r"sm90_tile_order: bad arguments"):
+        _debug.sm90_tile_order(4, 3, 0)
+
+
+@pytest.mark.parametrize(
+    "shape, d, group",
+    [
+        # K+V per head 2 * 16384 * 64 * 2 = 4 MiB: 4 heads in half of 50 MiB.
+        ((2, 16, 16, 16384), 64, 4),
+        # 8 MiB per head: 2.
+        ((2, 16, 16, 16384), 128, 2),
+        # 1 MiB per head at (8,16,4096) D64: 16 of 128 pairs.
+        ((8, 16, 16, 4096), 64, 16),
+        # Every pair fits: one group of all of them (not a power of two needed).
+        ((2, 24, 24, 2048), 64, 48),
+        ((3, 5, 5, 1024), 64, 15),
+        # GQA: 4 query heads per kv head, so 8 query heads touch 2 kv heads.
+        ((2, 32, 8, 16384), 64, 16),
+        # Tiny K/V, many pairs: capped at 2**14 (FwdParams' 16-bit field).
+        ((4096, 8, 8, 1), 64, 16384),
+        ((3, 7000, 7000, 1), 64, 16384),
+        # One head's K/V over half the L2: the head-major order.
+        ((1, 4, 4, 131072), 128, 1),
+        # The GPU test case with a ragged last group (tests/test_fwd.py
+        # SM90_CASES "lpt_ragged_groups"): 32 + 18 pairs at D64, 16 x 3 + 2 at D128.
+        ((2, 25, 25, 2100), 64, 32),
+        ((2, 25, 25, 2100), 128, 16),
+    ],
+)
+def test_lpt_group_fits_half_the_l2(shape, d, group):
+    b, hq, hkv, sk = shape
+    assert _debug.sm90_lpt_group(b, hq, hkv, sk, d, l2_bytes=H200_L2) == group
+    kv_head = 2 * sk * d * 2
+    q_per_kv = hq // hkv
+    assert ((group - 1) // q_per_kv + 1) * kv_head <= H200_L2 // 2 or group == 1
+
+
+@pytest.mark.parametrize(
+    "shape, d, plain",
+    [((8, 16, 4096, 4096), 64, "sm90_d64"), ((2, 16, 16384, 16384), 128, "sm90_d128")],
+)
+def test_persistent_masked_switch(shape, d, plain):
+    dev = {"sm_count": 132, "cc_major": 9, "cc_minor": 0, "smem_optin": 227 * 1024}
+    if _debug.heuristic(*shape, d, **dev) != plain + "_p":
+        pytest.skip("this build has no Hopper family (sm_90a)")
+    assert _debug.heuristic(*shape, d, **dev, masked=True) == plain
+    with _debug.sm90_persistent_masked():
+        assert _debug.heuristic(*shape, d, **dev, masked=True) == plain + "_p"
+        assert _debug.heuristic(*shape, d, **dev, masked=False) == plain + "_p"
+        # Only the Hopper pick changes: small grids keep the mma.sync configs.
+        small = _debug.heuristic(1, 8, 1024, 1024, d, **dev, masked=True)
+        assert not small.startswith("sm90")
+    # The default is back after the block.
+    assert _debug.heuristic(*shape, d, **dev, masked=True) == plain
