@@ -6,6 +6,9 @@ round, the order rotated each round), medians over rounds.
     python benchmarks/ab_bwd_configs.py --configs bwd_d64,bwd_d64_s \\
         [--dtype fp16,bf16] [--shapes "4,16,2048;8,16,4096"] [--rounds 5] [--json ab.json]
 
+The config name auto stands for the heuristic's pick (no forcing), so the default
+path can be timed beside a forced config.
+
 The backward's time is (fwd+bwd) - fwd by CUDA-graph replay (bench_bwd.py's
 method); TFLOP/s = 2.5 x the forward's FLOPs of the visible pairs / that time.
 Every config must serve the shapes' head dim (its tile width or narrower: pass
@@ -28,7 +31,11 @@ BWD_FLOP_FACTOR = 2.5
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--configs", required=True, help="backward config names, comma-separated")
+    p.add_argument(
+        "--configs",
+        required=True,
+        help="backward config names, comma-separated; auto: the heuristic's pick",
+    )
     p.add_argument("--dtype", default="fp16", help="fp16, bf16 or both, comma-separated")
     p.add_argument("--head-dim", type=int, default=64)
     p.add_argument("--shapes", default="4,16,2048;8,16,4096;2,16,16384")
@@ -81,6 +88,9 @@ def time_case(args: argparse.Namespace, dtype_name: str, shape, causal: bool) ->
         return both - graph_time_us(fwd, args.calls, args.reps)
 
     def forced(name: str):
+        if name == "auto":  # the heuristic's pick (config and GQA split)
+            return lambda: fused_attention(q, k, v, causal=causal, enable_gqa=gqa)
+
         def attn():
             with _debug.forced_bwd_config(name):  # read by the forward, used by its backward
                 return fused_attention(q, k, v, causal=causal, enable_gqa=gqa)
