@@ -379,11 +379,10 @@ def test_extension_sm90_bwd_kernels_are_hopper_code(cuobjdump):
     # in the sm_90a cubin every Hopper backward main kernel (2 dtypes x 2 tile
     # head dims x {unmasked, masked} x {softcap}) holds wgmma (HGMMA, the dQ
     # GEMM's with both operands transposed: dS stored [key][query], K [key][d]),
-    # TMA tile loads (UTMALDG), the statistics read from global memory through
-    # the read-only path (LDG...CONSTANT; at block M 128 exchanged within quad
-    # columns by SHFL.IDX, kStatsShuffled), no bulk copies (UBLKCP: the
-    # statistics are not staged in shared memory, so racecheck has no
-    # mbarrier-ordered refill to misread), the float4 dQ reductions, setmaxnreg
+    # TMA tile loads (UTMALDG), the statistics copied by the consumers
+    # themselves (LDGSTS, then a named barrier: BAR.SYNC) and no bulk copies
+    # (UBLKCP: no statistics refill ordered by an mbarrier, which racecheck
+    # does not follow), the float4 dQ reductions, setmaxnreg
     # and mbarrier waits, and no local memory
     # (no spills: ptxas' register report is the launch cap, not the consumers'
     # 240, so the SASS is the check). On every other target the body is empty.
@@ -407,13 +406,11 @@ def test_extension_sm90_bwd_kernels_are_hopper_code(cuobjdump):
         shapes = set(re.findall(r"HGMMA\.(\d+x\d+x16)\.F32", body))
         assert shapes == SM90_BWD_HGMMA, (fn, shapes)
         assert re.search(r"HGMMA\.64x64x16\.F32\S*\s.*tnspA\.tnspB", body), f"{fn}: no dQ GEMM"
-        for op in (r"UTMALDG\.4D", r"LDG\.E\.64\.CONSTANT", r"REDG?\.E\.ADD\.F32x4",
+        for op in (r"UTMALDG\.4D", r"LDGSTS\.E\.BYPASS\.128", r"BAR\.SYNC", r"REDG?\.E\.ADD\.F32x4",
                    r"USETMAXREG", r"SYNCS\.PHASECHK\.TRANS64\.TRYWAIT",
                    r"FENCE\.VIEW\.ASYNC\.S"):  # fmt: skip
             assert re.search(op, body), f"{fn} on {arch} has no {op}"
         assert not re.search(r"UBLKCP", body), f"{fn} on {arch} stages the statistics"
-        if bm == 128:
-            assert re.search(r"SHFL\.IDX", body), f"{fn} on {arch}: statistics not shuffled"
         assert not re.search(r"\b(LDL|STL)\b", body), f"{fn} on {arch} uses local memory (spills)"
     built = set(info["sass_archs"])
     want = {

@@ -16,8 +16,9 @@
 //      then per m-step (query head of the kv head's group, query block m of
 //      QueryRange, head-major, ascending m) Q on one mbarrier and dO on
 //      another, into a ring of kStages stages. A stage is refilled once all 8
-//      consumer warps released it. The rows' lse_log2 and dpsum are not
-//      staged: the consumers read them from global memory (StatTiles).
+//      consumer warps released it. The rows' lse_log2 and dpsum are not in
+//      that ring: each consumer warpgroup copies them for itself (cp.async,
+//      one m-step ahead, two buffers; see the consumer loop).
 //    - Consumer warpgroup w owns keys 64w .. 64w + 63 of the block. Per
 //      m-step, all by wgmma:
 //        S^T  = K_w Q^T    (64 keys x kBlockM queries; both from shared memory)
@@ -80,60 +81,6 @@ struct BwdArgs {
   BwdParams p;
 };
 
-#if defined(FLASHCORE_SM90A)
-// One m-step's statistics (lse_log2 or dpsum) as a consumer thread reads them:
-// per n8 query tile j, tile(j) is the float2 of queries m0 + 8j + quad_col and
-// +1 (the columns of the thread's accumulator fragments) of `rows`, the
-// kBlockM floats at row m0 of (b, h). They come from global memory, through
-// the read-only path (ld.global.nc), and are not staged in shared memory: the
-// preprocess kernel wrote them before this kernel started and nothing writes
-// them while it runs, so no refill has to be ordered against these reads. A
-// shared-memory ring of them, filled by 1-D bulk copies, needed that order,
-// and had it through the stage's mbarrier, which compute-sanitizer's racecheck
-// does not follow (about 100k WAR reports; benchmarks/NOTES.md v13). Every
-// consumer thread of the block reads the same 2 x kBlockM floats, so all but
-// the first reads hit L1. Traits::kStatsShuffled picks the form; bwd_traits.h
-// says why. Only in the sm_90a pass, as the kernel's body.
-template <int kBlockM, bool kShuffled>
-struct StatTiles;
-
-// One 8-byte load per tile, at its use: kBlockM / 8 loads per array, all
-// from one address register pair (immediate offsets 32j). fetch() loads
-// nothing.
-template <int kBlockM>
-struct StatTiles<kBlockM, false> {
-  const float* rows;
-  int quad_col;
-  __device__ __forceinline__ void fetch(const float* rows_, int lane) {
-    rows = rows_;
-    quad_col = 2 * (lane % 4);
-  }
-  __device__ __forceinline__ float2 tile(int j) const {
-    return ld_global_nc_f2(rows + 8 * j + quad_col);
-  }
-};
-
-// The rows as kBlockM / 2 column pairs, pair p = 4j + q for quad column q =
-// lane % 4 of tile j. Lane L loads pairs L + 32k (k < kBlockM / 64: coalesced,
-// 256 bytes per warp and k) in fetch(); tile(j) then takes pair 4j + q from
-// lane 4 (j % 8) + q, slot j / 8: two shuffles within the quad column. A
-// thread holds 2 * kBlockM / 64 registers per array instead of the per-tile
-// loads' results in flight.
-template <int kBlockM>
-struct StatTiles<kBlockM, true> {
-  static constexpr int kHeld = kBlockM / 64;
-  float2 held[kHeld];
-  __device__ __forceinline__ void fetch(const float* rows, int lane) {
-#pragma unroll
-    for (int k = 0; k < kHeld; ++k) held[k] = ld_global_nc_f2(rows + 2 * (lane + 32 * k));
-  }
-  __device__ __forceinline__ float2 tile(int j) const {
-    return make_float2(shfl_quad_col(held[j / 8].x, 4 * (j % 8)),
-                       shfl_quad_col(held[j / 8].y, 4 * (j % 8)));
-  }
-};
-#endif  // FLASHCORE_SM90A
-
 // Where the consumers' dQ parts go inside a query block's dq_accum slice (the
 // kBlockM * kHeadDim floats at ((b * heads_q + h) * seqlen_q_rounded + m0) *
 // kHeadDim, as in the mma.sync family; the preprocess zeroes whole slices).
@@ -161,10 +108,12 @@ struct DqAccumOrder {
 // the role split): the dS tile of an m-step is complete (both warpgroups,
 // 256 threads); every wgmma of both warpgroups is done before the epilogue
 // overwrites K and V (256); one warpgroup's staged dK / dV rows are complete
-// (128 threads, ids kBarStaged + w).
+// (128 threads, ids kBarStaged + w); one warpgroup's statistics buffer of an
+// m-step is complete, and its other buffer free (128, ids kBarStats + w).
 constexpr int kBarDsFull = 1;
 constexpr int kBarEpilogue = 2;
 constexpr int kBarStaged = 3;
+constexpr int kBarStats = 5;  // after kBarStaged + 0, 1 (two consumer warpgroups)
 
 // kHasMask: causal / window (mask.cuh); kSoftcap. TMA reads every tile, so
 // there is no unaligned-rows build (the host refuses such inputs).
@@ -294,9 +243,42 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
 #pragma unroll
     for (int e = 0; e < 4; ++e) acc_dk[j][e] = acc_dv[j][e] = 0.f;
 
-  if (num_steps > 0) mbarrier_wait_parity(kv_full, 0);
+  // The rows' statistics (lse_log2, dpsum) of an m-step: kBlockM floats each
+  // from row m0 of (b, h), inside seqlen_q_rounded (padded rows hold lse_log2 =
+  // +inf, dpsum = 0). This warpgroup copies them into its own two buffers by
+  // cp.async, one m-step ahead: the first kBlockM / 2 threads one 16-byte
+  // chunk each (lse_log2's, then dpsum's). A buffer is published and the
+  // other one freed by the warpgroup's named barrier at the top of a step,
+  // after each thread waited for its own copy; racecheck follows that order
+  // (a ring filled by the producer's bulk copies and ordered by its mbarrier
+  // measured as fast, but racecheck does not follow mbarriers and reported
+  // every refill; from global memory at use cost 2-12%: benchmarks/NOTES.md
+  // v13, v14, v16).
+  char* stats = smem + Traits::kStatsOffset + wg * 2 * Traits::kStatsBufBytes;
+  auto copy_stats = [&](int step) {
+    if (tid_wg < kBlockM / 2) {
+      const int64_t row = (static_cast<int64_t>(b) * params.heads_q + step_head(step)) *
+                              params.seqlen_q_rounded +
+                          step_m_block(step) * kBlockM;
+      const bool dps = tid_wg >= kBlockM / 4;
+      const float* src = (dps ? params.dpsum : params.lse_log2) + row + 4 * (tid_wg % (kBlockM / 4));
+      cp_async_16(smem_u32(stats + (step & 1) * Traits::kStatsBufBytes + 16 * tid_wg), src, 16);
+    }
+    cp_async_commit();
+  };
+  if (num_steps > 0) {
+    copy_stats(0);
+    mbarrier_wait_parity(kv_full, 0);
+  }
 
   for (int step = 0; step < num_steps; ++step) {
+    // This step's statistics landed (every thread's copy) and the other
+    // buffer's last reads (the previous step) are done: copy the next step's.
+    cp_async_wait<0>();
+    bar_sync(kBarStats + wg, 128);
+    if (step + 1 < num_steps) copy_stats(step + 1);
+    const float* lam = reinterpret_cast<const float*>(stats + (step & 1) * Traits::kStatsBufBytes);
+    const float* dps = lam + kBlockM;
     const int st = step % kStages;
     const uint32_t phase = (step / kStages) & 1;
     const int h = step_head(step);
@@ -305,20 +287,6 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
     const char* q_t = q_tile(st);
     const char* do_t = do_tile(st);
     char* ds_t = ds_tile(step % Traits::kDsStages);
-    // The rows' statistics: kBlockM floats from row m0 of (b, h), inside
-    // seqlen_q_rounded (padded rows hold lse_log2 = +inf, dpsum = 0), read
-    // from global memory (StatTiles). In the shuffled form fetch() is the
-    // load: here, at the top of the step, where ptxas issues it among the dP^T
-    // wgmmas so that it completes under the GEMMs (in the softcap kernels it
-    // issues dpsum's after the GEMMs' wait all the same). Softcap fetches
-    // lse_log2 only after the mask: its first pass keeps S^T and dP^T live
-    // together, and lse_log2's 4 registers held through it make those kernels
-    // spill. The per-tile form loads at tile().
-    const int64_t stat_row =
-        (static_cast<int64_t>(b) * params.heads_q + h) * params.seqlen_q_rounded + m0;
-    StatTiles<kBlockM, Traits::kStatsShuffled> lam, dps;
-    if constexpr (!kSoftcap) lam.fetch(params.lse_log2 + stat_row, lane);
-    dps.fetch(params.dpsum + stat_row, lane);
 
     // S^T = K_w Q^T and dP^T = V_w dO^T, issued back to back as two groups:
     // head-dim steps of 16, step kk 32 bytes into column block kk / 4 of both
@@ -355,7 +323,7 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
     // P^T and dS^T in place of S^T and dP^T. Per n8 query tile j this thread
     // holds queries m0 + 8j + quad_col and +1 (fragments 0, 1 at key row
     // key_row, 2, 3 at key_row + 8): their statistics are one float2 each,
-    // taken per tile when used rather than held (kBlockM / 4 queries per
+    // read from the buffer when used rather than held (kBlockM / 4 queries per
     // thread would cost kBlockM / 2 registers).
     const bool masked = range.needs_mask(params, m_block);  // uniform over the block
     const int key = n0 + 64 * wg + key_row;
@@ -366,7 +334,7 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
       if (masked) mask_scores_t<kNTilesS, kHasMask>(s, params, key, m0, quad_col);
 #pragma unroll
       for (int j = 0; j < kNTilesS; ++j) {
-        const float2 l = lam.tile(j);
+        const float2 l = *reinterpret_cast<const float2*>(lam + 8 * j + quad_col);
         s[j][0] = fast_exp2(fmaf(s[j][0], params.scale_log2, -l.x));
         s[j][1] = fast_exp2(fmaf(s[j][1], params.scale_log2, -l.y));
         s[j][2] = fast_exp2(fmaf(s[j][2], params.scale_log2, -l.x));
@@ -376,7 +344,7 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
       wgmma_fence_operands(reinterpret_cast<float(&)[kBlockM / 2]>(dp));
 #pragma unroll
       for (int j = 0; j < kNTilesS; ++j) {
-        const float2 d = dps.tile(j);
+        const float2 d = *reinterpret_cast<const float2*>(dps + 8 * j + quad_col);
         dp[j][0] = s[j][0] * (dp[j][0] - d.x);
         dp[j][1] = s[j][1] * (dp[j][1] - d.y);
         dp[j][2] = s[j][2] * (dp[j][2] - d.x);
@@ -393,7 +361,7 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
       wgmma_fence_operands(reinterpret_cast<float(&)[kBlockM / 2]>(dp));
 #pragma unroll
       for (int j = 0; j < kNTilesS; ++j) {
-        const float2 d = dps.tile(j);
+        const float2 d = *reinterpret_cast<const float2*>(dps + 8 * j + quad_col);
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           const float t = accurate_tanh(s[j][e] * params.softcap_scale);
@@ -402,10 +370,9 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
         }
       }
       if (masked) mask_scores_t<kNTilesS, kHasMask>(s, params, key, m0, quad_col);
-      lam.fetch(params.lse_log2 + stat_row, lane);
 #pragma unroll
       for (int j = 0; j < kNTilesS; ++j) {
-        const float2 l = lam.tile(j);
+        const float2 l = *reinterpret_cast<const float2*>(lam + 8 * j + quad_col);
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
           s[j][e] = fast_exp2(fmaf(s[j][e], params.scale_log2, -(e % 2 ? l.y : l.x)));

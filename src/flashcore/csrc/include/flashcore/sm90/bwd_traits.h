@@ -3,7 +3,7 @@
 // kBlockN = 128 keys, a producer warpgroup that only issues TMA copies, and two
 // consumer warpgroups of 64 keys each (wgmma's M is 64 per warpgroup). Query
 // blocks of kBlockM rows stream through a ring of kStages stages (Q and dO;
-// the rows' lse_log2 / dpsum are read from global memory, kStatsShuffled).
+// each consumer warpgroup copies the rows' lse_log2 / dpsum for itself).
 // Plain C++: the host catalog reads the same numbers.
 //
 // Every 16-bit shared tile is stored as column blocks of 64 elements (128
@@ -15,6 +15,8 @@
 //          consumers from their dS^T accumulators), kBlockM / 64 column blocks,
 //          two buffers (a step's dS store need not wait for the previous
 //          step's dQ GEMM in the other warpgroup)
+//   statistics: per consumer warpgroup two buffers (m-steps alternate) of the
+//          rows' lse_log2 then dpsum, kBlockM floats each
 #pragma once
 
 namespace flashcore {
@@ -37,6 +39,7 @@ struct BwdTraits {
   static constexpr int kKVTileBytes = kColBlocks * kKVBlockBytes;  // K or V
   static constexpr int kDsBlockBytes = kBlockN * 128;              // 64 queries of every key
   static constexpr int kDsTileBytes = (kBlockM / 64) * kDsBlockBytes;
+  static constexpr int kStatsBufBytes = 2 * kBlockM * 4;  // lse_log2 and dpsum of one m-step
 
   // Offsets from the 1024-aligned base.
   static constexpr int kKOffset = 0;
@@ -44,9 +47,8 @@ struct BwdTraits {
   static constexpr int kQOffset = kVOffset + kKVTileBytes;              // [kStages]
   static constexpr int kDoOffset = kQOffset + kStages * kQTileBytes;    // [kStages]
   static constexpr int kDsOffset = kDoOffset + kStages * kQTileBytes;   // [kDsStages]
-  // The rows' statistics (lse_log2, dpsum) are not staged: consumers read them
-  // from global memory at use (bwd_kernel.cuh).
-  static constexpr int kBarOffset = kDsOffset + kDsStages * kDsTileBytes;
+  static constexpr int kStatsOffset = kDsOffset + kDsStages * kDsTileBytes;  // [WGs][2]
+  static constexpr int kBarOffset = kStatsOffset + kConsumerWGs * 2 * kStatsBufBytes;
   // kv_full, then q_full[kStages], do_full[kStages], qdo_empty[kStages].
   static constexpr int kNumBarriers = 1 + 3 * kStages;
   // Plus up to 1008 bytes to align the dynamic base (only 16 is guaranteed).
@@ -65,23 +67,6 @@ struct BwdTraits {
   static constexpr int kProducerRegs = 24;
   static constexpr int kConsumerRegs = 240;
 
-  // How a consumer thread reads the rows' statistics (lse_log2, dpsum) of an
-  // m-step from global memory (StatTiles in bwd_kernel.cuh); either way it
-  // gets, per n8 query tile j, the float2 of queries m0 + 8j + quad_col, +1.
-  //   false: one 8-byte load per tile at its use, kBlockM / 8 per array.
-  //   true:  kBlockM / 64 coalesced 8-byte loads per lane and array, early
-  //          in the step, then two shuffles per tile from the lane of the
-  //          same quad column that loaded its pair.
-  // The per-tile loads do not fit the consumers' 240 registers at kBlockM
-  // 128: ptxas issues a pass's 16 loads of an array together (up to 32
-  // result registers in flight beside the 192 of the S^T, dP^T, dK and dV
-  // accumulators) and spills, 2-6 local-memory instructions per kernel. The
-  // shuffled form holds 4 registers per array and compiles without spills,
-  // with as much room as the shared-memory ring had (benchmarks/NOTES.md
-  // v14). At kBlockM 64 the per-tile loads fit (max R237) and cost no
-  // shuffles, so they stay.
-  static constexpr bool kStatsShuffled = kBlockM == 128;
-
   static_assert(kHeadDim == 64 || kHeadDim == 128, "tile head dim 64 or 128");
   static_assert(kBlockM == 64 || kBlockM == 128, "query blocks of 64 or 128 rows (wgmma N)");
   static_assert(kBlockM * kHeadDim == kConsumerWGs * 64 * 64,
@@ -92,7 +77,8 @@ struct BwdTraits {
                     kDsBlockBytes % 1024 == 0 && kQOffset % 1024 == 0 &&
                     kDoOffset % 1024 == 0 && kDsOffset % 1024 == 0,
                 "128B-swizzled tiles start on 1024-byte boundaries");
-  static_assert(kBarOffset % 8 == 0, "mbarriers are 8-byte aligned");
+  static_assert(kStatsOffset % 16 == 0 && kStatsBufBytes % 16 == 0 && kBarOffset % 8 == 0,
+                "16-byte cp.async destinations, 8-byte aligned mbarriers");
   static_assert(kSmemBytes <= 227 * 1024, "shared memory per block on sm_90");
   static_assert(128 * kProducerRegs + 128 * kConsumerWGs * kConsumerRegs <= 65536,
                 "register split over the block's register file");

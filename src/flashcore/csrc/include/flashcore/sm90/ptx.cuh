@@ -160,32 +160,6 @@ __device__ __forceinline__ void setmaxnreg_dec() {
   asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;" ::"n"(kRegs));
 }
 
-// Two floats from global memory through the read-only (non-coherent) path, for
-// data no thread writes while the kernel runs (the backward's statistics,
-// sm90/bwd_kernel.cuh). ptr 8-byte aligned. volatile keeps nvcc from moving
-// or merging the load (a plain __ldg was hoisted out of its loop); ptxas
-// still schedules it like any load, so where its result registers go is the
-// caller's layout to bound, not this wrapper's.
-__device__ __forceinline__ float2 ld_global_nc_f2(const float* ptr) {
-  float2 v;
-  asm volatile("ld.global.nc.v2.f32 {%0, %1}, [%2];" : "=f"(v.x), "=f"(v.y) : "l"(ptr));
-  return v;
-}
-
-// v of lane (lane % 4) + src_high, for every lane of the warp: a broadcast
-// within each quad column (the 8 lanes of one lane % 4). src_high is a
-// multiple of 4 below 32, a constant after unrolling (ptxas then encodes it
-// as an immediate). shfl.sync.idx with segment mask 3 in c[12:8]: the source
-// lane keeps the reading lane's low 2 bits and takes the others from
-// src_high; c[4:0] = 31 clamps nothing. All 32 lanes must execute it.
-__device__ __forceinline__ float shfl_quad_col(float v, int src_high) {
-  float r;
-  asm volatile("shfl.sync.idx.b32 %0, %1, %2, 0x31f, 0xffffffff;"
-               : "=f"(r)
-               : "f"(v), "r"(src_high));
-  return r;
-}
-
 #endif  // FLASHCORE_SM90A
 
 }  // namespace sm90
