@@ -17,8 +17,8 @@
 //      QueryRange, head-major, ascending m) Q on one mbarrier and dO on
 //      another, into a ring of kStages stages. A stage is refilled once all 8
 //      consumer warps released it. The rows' lse_log2 and dpsum are not in
-//      that ring: each consumer warpgroup copies them for itself (cp.async,
-//      one m-step ahead, two buffers; see the consumer loop).
+//      that ring: the consumers copy them (cp.async, two m-steps ahead, a ring
+//      of three buffers published by the dS barrier; see the consumer loop).
 //    - Consumer warpgroup w owns keys 64w .. 64w + 63 of the block. Per
 //      m-step, all by wgmma:
 //        S^T  = K_w Q^T    (64 keys x kBlockM queries; both from shared memory)
@@ -108,8 +108,8 @@ struct DqAccumOrder {
 // the role split): the dS tile of an m-step is complete (both warpgroups,
 // 256 threads); every wgmma of both warpgroups is done before the epilogue
 // overwrites K and V (256); one warpgroup's staged dK / dV rows are complete
-// (128 threads, ids kBarStaged + w); one warpgroup's statistics buffer of an
-// m-step is complete, and its other buffer free (128, ids kBarStats + w).
+// (128 threads, ids kBarStaged + w); the first two m-steps' statistics are
+// in shared memory (256, once).
 constexpr int kBarDsFull = 1;
 constexpr int kBarEpilogue = 2;
 constexpr int kBarStaged = 3;
@@ -245,39 +245,46 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
 
   // The rows' statistics (lse_log2, dpsum) of an m-step: kBlockM floats each
   // from row m0 of (b, h), inside seqlen_q_rounded (padded rows hold lse_log2 =
-  // +inf, dpsum = 0). This warpgroup copies them into its own two buffers by
-  // cp.async, one m-step ahead: the first kBlockM / 2 threads one 16-byte
-  // chunk each (lse_log2's, then dpsum's). A buffer is published and the
-  // other one freed by the warpgroup's named barrier at the top of a step,
-  // after each thread waited for its own copy; racecheck follows that order
-  // (a ring filled by the producer's bulk copies and ordered by its mbarrier
-  // measured as fast, but racecheck does not follow mbarriers and reported
-  // every refill; from global memory at use cost 2-12%: benchmarks/NOTES.md
-  // v13, v14, v16).
-  char* stats = smem + Traits::kStatsOffset + wg * 2 * Traits::kStatsBufBytes;
+  // +inf, dpsum = 0). The consumers copy them into a ring of kStatsStages
+  // shared buffers by cp.async, two m-steps ahead: the first kBlockM / 2
+  // consumer threads one 16-byte chunk each (lse_log2's, then dpsum's). The
+  // step's kBarDsFull both publishes and frees: each thread waits for its own
+  // copy (step + 1's) before it, so step + 1's buffer is complete for every
+  // consumer after it, and every read of step - 1's buffer came before it, so
+  // step + 2's copy may overwrite that buffer after it. racecheck follows
+  // cp.async and named barriers (a ring filled by the producer's bulk copies,
+  // ordered by its mbarrier, measured faster, but racecheck does not follow
+  // mbarriers and reported every refill; reading global memory at use and a
+  // per-warpgroup barrier per step each cost several percent:
+  // benchmarks/NOTES.md v13, v14, v16).
+  // Only the copying threads (whole warps) compute the step's row: nothing
+  // more is held across the loop (the softcap kernels at block M 128 spill
+  // with two running counters).
+  const int tid_c = tid - 128;  // 0 .. kConsumerThreads - 1
   auto copy_stats = [&](int step) {
-    if (tid_wg < kBlockM / 2) {
-      const int64_t row = (static_cast<int64_t>(b) * params.heads_q + step_head(step)) *
-                              params.seqlen_q_rounded +
-                          step_m_block(step) * kBlockM;
-      const bool dps = tid_wg >= kBlockM / 4;
-      const float* src = (dps ? params.dpsum : params.lse_log2) + row + 4 * (tid_wg % (kBlockM / 4));
-      cp_async_16(smem_u32(stats + (step & 1) * Traits::kStatsBufBytes + 16 * tid_wg), src, 16);
+    if (tid_c < kBlockM / 2) {
+      const int64_t row =
+          (static_cast<int64_t>(b) * params.heads_q + step_head(step)) * params.seqlen_q_rounded +
+          step_m_block(step) * kBlockM;
+      const float* src = (tid_c < kBlockM / 4 ? params.lse_log2 : params.dpsum) + row +
+                         4 * (tid_c % (kBlockM / 4));
+      cp_async_16(smem_u32(smem + Traits::kStatsOffset +
+                           (step % Traits::kStatsStages) * Traits::kStatsBufBytes + 16 * tid_c),
+                  src, 16);
     }
     cp_async_commit();
   };
   if (num_steps > 0) {
     copy_stats(0);
+    if (num_steps > 1) copy_stats(1);
+    cp_async_wait<0>();
+    bar_sync(kBarStats, kConsumerThreads);
     mbarrier_wait_parity(kv_full, 0);
   }
 
   for (int step = 0; step < num_steps; ++step) {
-    // This step's statistics landed (every thread's copy) and the other
-    // buffer's last reads (the previous step) are done: copy the next step's.
-    cp_async_wait<0>();
-    bar_sync(kBarStats + wg, 128);
-    if (step + 1 < num_steps) copy_stats(step + 1);
-    const float* lam = reinterpret_cast<const float*>(stats + (step & 1) * Traits::kStatsBufBytes);
+    const float* lam = reinterpret_cast<const float*>(
+        smem + Traits::kStatsOffset + (step % Traits::kStatsStages) * Traits::kStatsBufBytes);
     const float* dps = lam + kBlockM;
     const int st = step % kStages;
     const uint32_t phase = (step / kStages) & 1;
@@ -427,8 +434,11 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
     }
     wgmma_commit_group();
 
-    // Both warpgroups' dS^T rows are in the buffer.
+    // Both warpgroups' dS^T rows are in the buffer; step + 1's statistics
+    // too (each thread's copy done before it), and step - 1's buffer is free.
+    cp_async_wait<0>();
     bar_sync(kBarDsFull, kConsumerThreads);
+    if (step + 2 < num_steps) copy_stats(step + 2);
 
     // dQ part = dS K over all 128 keys: A = dS, stored [key][query], is the
     // M-major A operand (kTransA); B = K [key][d] is MN-major (kTransB). Key

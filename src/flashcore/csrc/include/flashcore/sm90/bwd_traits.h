@@ -3,7 +3,7 @@
 // kBlockN = 128 keys, a producer warpgroup that only issues TMA copies, and two
 // consumer warpgroups of 64 keys each (wgmma's M is 64 per warpgroup). Query
 // blocks of kBlockM rows stream through a ring of kStages stages (Q and dO;
-// each consumer warpgroup copies the rows' lse_log2 / dpsum for itself).
+// the consumers copy the rows' lse_log2 / dpsum into a ring of their own).
 // Plain C++: the host catalog reads the same numbers.
 //
 // Every 16-bit shared tile is stored as column blocks of 64 elements (128
@@ -15,8 +15,8 @@
 //          consumers from their dS^T accumulators), kBlockM / 64 column blocks,
 //          two buffers (a step's dS store need not wait for the previous
 //          step's dQ GEMM in the other warpgroup)
-//   statistics: per consumer warpgroup two buffers (m-steps alternate) of the
-//          rows' lse_log2 then dpsum, kBlockM floats each
+//   statistics: kStatsStages buffers (m-steps in turn) of the rows' lse_log2
+//          then dpsum, kBlockM floats each, filled by the consumers' cp.async
 #pragma once
 
 namespace flashcore {
@@ -31,6 +31,7 @@ struct BwdTraits {
   static constexpr int kNThreads = 128 * (kConsumerWGs + 1);
   static constexpr int kStages = 2;    // Q / dO ring
   static constexpr int kDsStages = 2;  // dS buffers
+  static constexpr int kStatsStages = 3;  // statistics buffers: copied two m-steps ahead
 
   static constexpr int kColBlocks = kHeadDim / 64;  // 128-byte column blocks per row
   static constexpr int kQBlockBytes = kBlockM * 128;
@@ -47,8 +48,8 @@ struct BwdTraits {
   static constexpr int kQOffset = kVOffset + kKVTileBytes;              // [kStages]
   static constexpr int kDoOffset = kQOffset + kStages * kQTileBytes;    // [kStages]
   static constexpr int kDsOffset = kDoOffset + kStages * kQTileBytes;   // [kDsStages]
-  static constexpr int kStatsOffset = kDsOffset + kDsStages * kDsTileBytes;  // [WGs][2]
-  static constexpr int kBarOffset = kStatsOffset + kConsumerWGs * 2 * kStatsBufBytes;
+  static constexpr int kStatsOffset = kDsOffset + kDsStages * kDsTileBytes;  // [kStatsStages]
+  static constexpr int kBarOffset = kStatsOffset + kStatsStages * kStatsBufBytes;
   // kv_full, then q_full[kStages], do_full[kStages], qdo_empty[kStages].
   static constexpr int kNumBarriers = 1 + 3 * kStages;
   // Plus up to 1008 bytes to align the dynamic base (only 16 is guaranteed).
