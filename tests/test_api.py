@@ -455,14 +455,29 @@ def test_heuristic_keeps_mma_sync_when_inputs_do_not_suit_tma(shape, d, expected
 
 @pytest.mark.parametrize(
     "shape, d, plain",
-    [((8, 16, 4096, 4096), 64, "sm90_d64"), ((4, 16, 2048, 2048), 128, "sm90_d128")],
+    [
+        ((8, 16, 4096, 4096), 64, "sm90_d64"),
+        ((4, 16, 2048, 2048), 128, "sm90_d128"),
+        ((2, 16, 16384, 16384), 128, "sm90_d128"),
+        ((2, 16, 16384, 16384), 64, "sm90_d64"),
+        ((1, 32, 8192, 8192), 128, "sm90_d128"),
+    ],
 )
-def test_heuristic_sm90_persistent_only_without_a_mask(shape, d, plain):
-    # Under a causal mask or a window the one-block-per-tile build measured
-    # faster; without one, the persistent build (benchmarks/NOTES.md, v10).
+def test_heuristic_sm90_persistent_unless_masked_past_64_query_tiles(shape, d, plain):
+    # Without a mask, the persistent build (benchmarks/NOTES.md, v10). Under a
+    # causal mask or a window, with the longest-first order, the persistent
+    # build up to 64 query tiles of 128 per head (seqlen_q 8192); past that the
+    # one-block-per-tile build, which measured faster at 16K (NOTES v15).
     dev = DEVICES["H100/H200"]
-    assert _debug.heuristic(*shape, d, **dev, masked=True) == plain
+    _, h, sq, sk = shape
+    masked_pick = plain if -(-sq // 128) > 64 else plain + "_p"
+    assert _debug.heuristic(*shape, d, **dev, masked=True) == masked_pick
     assert _debug.heuristic(*shape, d, **dev, masked=False) == plain + "_p"
+    # The bound is on query tiles, whatever the keys: 8193 queries are 65 tiles.
+    if sq <= 8192:
+        longer = (1, h, 8193, sk)
+        assert _debug.heuristic(*longer, d, **dev, masked=True) == plain
+        assert _debug.heuristic(*longer, d, **dev, masked=False) == plain + "_p"
     by_name = {c["name"]: c for c in _debug.configs()}
     assert by_name[plain + "_p"]["persistent"] and not by_name[plain]["persistent"]
 

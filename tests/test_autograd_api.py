@@ -712,7 +712,8 @@ def test_bwd_heuristic_through_debug():
     h100 = DEVICES["H100/H200"]
     hopper = _built_with_sm90a()
     big = (4, 16, 2048, 2048, 128)  # 1024 blocks
-    assert _debug.bwd_heuristic(*big, **h100) == ("sm90_bwd_d128" if hopper else "bwd_d128")
+    sm90_or_mma = "sm90_bwd_d128" if hopper else "bwd_d128"
+    assert _debug.bwd_heuristic(*big, **h100) == sm90_or_mma
     assert _debug.bwd_heuristic(*big[:4], 64, **h100) == ("sm90_bwd_d64" if hopper else "bwd_d64")
     assert _debug.bwd_heuristic(*big[:4], 256, **h100) == "bwd_d256"
     assert _debug.bwd_heuristic(*big, **h100, deterministic=True) == "bwd_d128"
@@ -721,12 +722,15 @@ def test_bwd_heuristic_through_debug():
     for device in ("A100", "RTX3090", "L4"):
         want = "bwd_d128" if device == "A100" else "bwd_d128_s"
         assert _debug.bwd_heuristic(*big, **DEVICES[device]) == want, device
-    # The GPT training step: 8 x 2 kv heads x 4 key blocks = 64 blocks, under one
-    # wave: mma.sync with G = 2. With heads_kv left at heads_q (8) the grid is
-    # 256 blocks, a wave: so heads_kv must reach the heuristic.
+    # The GPT training step: 8 x 2 kv heads x 4 key blocks = 64 blocks, 48% of a
+    # wave, the Hopper rule's bound; with heads_kv left at heads_q (8) the grid
+    # is 256 blocks. Half the batch (32 blocks) is below the bound: so heads_kv
+    # must reach the heuristic.
     gpt = (8, 8, 512, 512, 128)
-    assert _debug.bwd_heuristic(*gpt, **h100, heads_kv=2) == "bwd_d128"
-    assert _debug.bwd_heuristic(*gpt, **h100) == ("sm90_bwd_d128" if hopper else "bwd_d128")
+    assert _debug.bwd_heuristic(*gpt, **h100, heads_kv=2) == sm90_or_mma
+    assert _debug.bwd_heuristic(*gpt, **h100) == sm90_or_mma
+    assert _debug.bwd_heuristic(4, 8, 512, 512, 128, **h100, heads_kv=2) == "bwd_d128"
+    assert _debug.bwd_heuristic(4, 8, 512, 512, 128, **h100) == sm90_or_mma
 
 
 def test_chosen_bwd_config_reads_the_tensors_and_the_mode(monkeypatch):
@@ -751,11 +755,14 @@ def test_chosen_bwd_config_reads_the_tensors_and_the_mode(monkeypatch):
     assert _debug.chosen_bwd_config(q, k, dout=unaligned) == "bwd_d128"
     # A broadcast (stride 0) head dim: no TMA either.
     assert _debug.chosen_bwd_config(q, k[:, :1].expand(4, 16, 2048, 128)) == "bwd_d128"
-    # The GPT training step (8 x 8/2 heads, 512 tokens): mma.sync, G = 2.
+    # The GPT training step (8 x 8/2 heads, 512 tokens): the Hopper config at
+    # its grid bound (no split); mma.sync with G = 2 in the deterministic mode
+    # or without sm_90a.
     q = torch.empty(8, 8, 512, 128, dtype=torch.bfloat16)
     k = torch.empty(8, 2, 512, 128, dtype=torch.bfloat16)
-    assert _debug.chosen_bwd_config(q, k) == "bwd_d128"
-    assert _debug.chosen_bwd_gqa_split(q, k) == 2
+    assert _debug.chosen_bwd_config(q, k) == sm90
+    assert _debug.chosen_bwd_gqa_split(q, k) == (1 if hopper else 2)
+    assert _debug.chosen_bwd_config(q, k, deterministic=True) == "bwd_d128"
     assert _debug.chosen_bwd_gqa_split(q, k, deterministic=True) == 2
 
 

@@ -349,20 +349,26 @@ def test_sm90_family_strided_views(cfg, causal):
 
 
 @pytest.mark.parametrize("d", [64, 128])
-def test_sm90_persistent_masked_switch_runs_the_persistent_twin(d):
-    # The debug switch for the LPT A/B: causal calls of a grid the Hopper family
-    # serves take the persistent twin (cross-head longest-first order) and
-    # stay correct; without it they take the one-block-per-tile build.
+def test_sm90_persistent_twin_under_a_mask(d):
+    # Causal calls and windows of a grid the Hopper family serves take the
+    # persistent twin (cross-head longest-first order) up to 64 query tiles per
+    # head, and stay correct; past that the one-block-per-tile build, unless
+    # the debug switch (for the A/B) is on.
     q, k, v = make_qkv(3, 40, 40, 700, 700, d, torch.bfloat16)
     plain = f"sm90_d{d}"
     if _debug.chosen_config(q, k, v) != plain + "_p":
         pytest.skip("the Hopper family: compute capability 9.0 and an sm_90a build only")
-    assert _debug.chosen_config(q, k, v, causal=True) == plain
+    assert _debug.chosen_config(q, k, v, causal=True) == plain + "_p"
+    assert _debug.chosen_config(q, k, v, window=(150, 0)) == plain + "_p"
+    check(q, k, v, causal=True)
+    check(q, k, v, window=(150, 0))
+    # 8193 queries are 65 tiles of 128 (only the shapes are read).
+    long_q = torch.empty(1, 4, 8193, d, device="cuda", dtype=torch.bfloat16)
+    assert _debug.chosen_config(long_q, long_q, long_q) == plain + "_p"
+    assert _debug.chosen_config(long_q, long_q, long_q, causal=True) == plain
     with _debug.sm90_persistent_masked():
-        assert _debug.chosen_config(q, k, v, causal=True) == plain + "_p"
-        check(q, k, v, causal=True)
-        check(q, k, v, window=(150, 0))
-    assert _debug.chosen_config(q, k, v, causal=True) == plain
+        assert _debug.chosen_config(long_q, long_q, long_q, causal=True) == plain + "_p"
+    assert _debug.chosen_config(long_q, long_q, long_q, causal=True) == plain
 
 
 def test_heuristic_picks_a_config_of_the_narrowest_tile_that_serves_d():

@@ -131,12 +131,16 @@ def test_persistent_masked_switch(shape, d, plain):
     dev = {"sm_count": 132, "cc_major": 9, "cc_minor": 0, "smem_optin": 227 * 1024}
     if _debug.heuristic(*shape, d, **dev) != plain + "_p":
         pytest.skip("this build has no Hopper family (sm_90a)")
-    assert _debug.heuristic(*shape, d, **dev, masked=True) == plain
+    # Past 64 query tiles per head (16K) a masked call keeps the one-block-per-
+    # tile build; the switch takes the persistent one there too.
+    longest = (shape[0], shape[1], 16384, shape[3])
+    assert _debug.heuristic(*longest, d, **dev, masked=True) == plain
     with _debug.sm90_persistent_masked():
+        assert _debug.heuristic(*longest, d, **dev, masked=True) == plain + "_p"
         assert _debug.heuristic(*shape, d, **dev, masked=True) == plain + "_p"
         assert _debug.heuristic(*shape, d, **dev, masked=False) == plain + "_p"
         # Only the Hopper pick changes: small grids keep the mma.sync configs.
         small = _debug.heuristic(1, 8, 1024, 1024, d, **dev, masked=True)
         assert not small.startswith("sm90")
     # The default is back after the block.
-    assert _debug.heuristic(*shape, d, **dev, masked=True) == plain
+    assert _debug.heuristic(*longest, d, **dev, masked=True) == plain

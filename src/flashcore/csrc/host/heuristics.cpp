@@ -57,14 +57,22 @@ bool use_sm90(const FwdShape& s, const DeviceDesc& dev, FwdConfig c) {
 
 std::atomic<bool> g_sm90_persistent_masked{false};
 
-// Within the Hopper family: the persistent build of a config for calls
-// without a mask (every tile the same length), the one-block-per-tile build
-// under a causal mask or a window, where the persistent one measured 1-6%
-// slower with the head-major tile order (benchmarks/NOTES.md, v10). The debug
-// switch (debug_overrides.h) takes the persistent build, now in cross-head
-// longest-first order, for masked calls too.
+// Within the Hopper family: the persistent build of a config, whose tiles
+// come from an atomic counter (in cross-head longest-first order under a
+// mask), except under a causal mask or a window with more than 64 query tiles
+// per head (seqlen_q > 8192), where the one-block-per-tile build stays. Without
+// a mask the persistent build measured +0-6% (benchmarks/NOTES.md v10). Under
+// a causal mask, with the longest-first order: +3-9% at (4,16,2048) and
+// (8,16,4096), D64 and D128, but at (2,16,16384) +1% at D64 and -2.5% at D128
+// (NOTES v15). Windows ride the same rule unmeasured. The debug switch
+// (debug_overrides.h) takes the persistent build for every masked call.
+constexpr int64_t kMaxPersistentMaskedTiles = 64;
+
 int sm90_pick(const FwdShape& s, FwdConfig per_tile, FwdConfig persistent) {
-  if (s.masked && !sm90_persistent_masked()) return static_cast<int>(per_tile);
+  if (s.masked && !sm90_persistent_masked() &&
+      ceil_div(s.seqlen_q, desc(persistent).block_m) > kMaxPersistentMaskedTiles) {
+    return static_cast<int>(per_tile);
+  }
   return static_cast<int>(persistent);
 }
 
@@ -119,24 +127,21 @@ int bwd_tile_head_dim(int head_dim) {
 namespace {
 
 // The Hopper backward (sm90/bwd_kernel.cuh) where it can run and has measured
-// faster: 466-496 TFLOP/s against the mma.sync configs' 258-285 at (4,16,2048),
-// (8,16,4096) and (2,16,16384), D64 and D128 (H200, benchmarks/NOTES.md v13).
-// It needs code (a build with sm_90a), compute capability 9.0 with its shared
-// memory, TMA-readable tensors and the default mode (it adds dQ by atomics; no
+// faster: 480-560 TFLOP/s against the mma.sync configs' 258-285 at (4,16,2048)
+// and (8,16,4096), D64 and D128 (H200, benchmarks/NOTES.md v13, v16). It needs
+// code (a build with sm_90a), compute capability 9.0 with its shared memory,
+// TMA-readable tensors and the default mode (it adds dQ by atomics; no
 // deterministic build, no GQA split). Its grid of batch x kv heads x 128-key
-// blocks must fill one wave of the SMs: below that the mma.sync config with its
-// GQA split stays. That bound is provisional: the small grids (e.g. the GPT
-// training step, 64 blocks on 132 SMs, where mma.sync with G = 2 took 113 us,
-// NOTES v12) have not been measured with the Hopper kernel. The rule has not yet
-// run through the whole GPU suite and the sanitizers with these configs picked
-// (NOTES v13: 68 forced-config GPU tests pass; v14 reads the statistics from
-// global memory instead of the shared ring racecheck reported on).
+// blocks must fill at least 48% of a wave of the SMs, the smallest grid where
+// it has measured faster: the GPT training step, 64 blocks on 132 SMs, 205
+// TFLOP/s against 192 for mma.sync with its GQA split of 2 (NOTES v16).
+// Smaller grids are unmeasured and keep the mma.sync configs and their split.
 bool use_sm90_bwd(const BwdShape& s, const DeviceDesc& dev, BwdConfig c) {
   const BwdConfigDesc& cfg = kBwdConfigs[static_cast<int>(c)];
   const int64_t blocks = s.batch * s.heads_kv * ceil_div(s.seqlen_k, cfg.block_n);
   return built_with_sm90a() && dev.cc_major == 9 && dev.cc_minor == 0 &&
          cfg.smem_bytes <= dev.smem_optin && s.tma_ok && !s.deterministic &&
-         s.forced_gqa_split <= 1 && blocks >= dev.sm_count;
+         s.forced_gqa_split <= 1 && 100 * blocks >= 48 * static_cast<int64_t>(dev.sm_count);
 }
 
 }  // namespace
