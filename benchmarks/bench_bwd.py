@@ -10,7 +10,9 @@
 Rows: every dtype x head dim x shape, causal off and on. Shapes: --shapes (H may
 be HQ/HKV), else issue 10's (4,16,2048), (8,16,4096), (2,16,16384) (--quick:
 (1,8,1024) and (4,16,2048)); --gqa adds (1, HQ/HKV, 8192); --window adds causal
-sliding-window rows, window (LEFT, 0), over --shapes or (1, 16, 16384).
+sliding-window rows, window (LEFT, 0), over --shapes or (1, 16, 16384). Without
+--shapes, --gqa and --window replace the default shapes (as in bench_fwd.py): the
+default table and the GQA rows are two runs.
 A small GQA training shape, e.g. the GPT step's: --shapes "8,8/2,512" --head-dim 128.
 
 --gqa-split G forces flashcore's GQA group split (flashcore._debug.forced_bwd_gqa_split)
@@ -62,7 +64,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--head-dim", action="append", metavar="D", help="multiples of 8 in 8..256 (default 128)"
     )
     parser.add_argument("--shapes", metavar="B,H,S;...", help="shapes instead of the defaults")
-    parser.add_argument("--gqa", metavar="HQ/HKV", help="add GQA rows (1, HQ/HKV, 8192)")
+    parser.add_argument(
+        "--gqa",
+        metavar="HQ/HKV",
+        help="GQA rows (1, HQ/HKV, 8192): besides --shapes, else instead of the defaults",
+    )
     parser.add_argument("--window", type=int, metavar="LEFT", help="add causal window rows")
     parser.add_argument(
         "--gqa-split", type=int, metavar="G", help="force flashcore's GQA group split (GQA rows)"

@@ -9,7 +9,8 @@ Rows: every dtype x head dim x shape, causal off and on. Shapes: --shapes (H may
 be HQ/HKV for grouped-query attention), else the sequence sweep with --plot,
 else the README shapes (--quick: the small ones); --gqa adds (1, HQ/HKV, 8192);
 --window adds causal sliding-window rows, window (LEFT, 0), over --shapes or
-(1, 16, 16384).
+(1, 16, 16384). Without --shapes or --plot, --gqa and --window replace the README
+shapes: the default table and the GQA rows are two runs.
 
 Prints, per row: kernel time (CUDA-graph replay, median), eager per-call latency
 (events around one call, p50) and its ratio to the best SDPA backend's, TFLOP/s
@@ -432,7 +433,8 @@ def main() -> int:
     parser.add_argument(
         "--gqa",
         metavar="HQ/HKV",
-        help=f"add GQA rows ({GQA_BATCH}, HQ/HKV, {GQA_SEQLEN}), e.g. 32/8",
+        help=f"GQA rows ({GQA_BATCH}, HQ/HKV, {GQA_SEQLEN}), e.g. 32/8: besides --shapes "
+        "or --plot's, else instead of the README shapes",
     )
     parser.add_argument(
         "--window",

@@ -89,7 +89,7 @@ __device__ __forceinline__ void tma_load_4d(void* dst, const void* tensor_map, u
 // at dst, completing `bar`'s transaction bytes: the non-tensor bulk copy
 // (9.7.9.25.4.1). Both addresses 16-byte aligned, bytes a multiple of 16.
 // tests/cuda/sm90_primitives.cu checks it; no kernel uses it now (the
-// backward's statistics come from global memory, sm90/bwd_kernel.cuh).
+// backward's consumers copy their statistics with cp.async, sm90/bwd_kernel.cuh).
 __device__ __forceinline__ void bulk_load_1d(void* dst, const void* src, uint32_t bytes,
                                              uint64_t* bar) {
   asm volatile(
