@@ -432,8 +432,9 @@ def test_gqa_split_heuristic_on_this_gpu(b, hq, hkv, s):
     # the GQA row and an MQA row: the divisor G of the group with the
     # fewest waves of one block per SM per unit of work (waves / G), the
     # smallest on ties (heuristics.h); 1 where the heuristic picks a Hopper
-    # config (a grid of a wave or more on H100 / H200: the GQA row), which has
-    # no split. The deterministic mode keeps the mma.sync configs: the model.
+    # config (a grid of 48% of a wave or more on H100 / H200: the GPT step and
+    # the GQA row), which has no split. The deterministic mode keeps the
+    # mma.sync configs: the model.
     q = torch.empty(b, hq, s, 128, device="cuda", dtype=torch.bfloat16)
     k = torch.empty(b, hkv, s, 128, device="cuda", dtype=torch.bfloat16)
     for det in (False, True):

@@ -46,8 +46,8 @@
 // (design section 7's tiles: 128 at head dim 64, 64 at 128), the default
 // (non-deterministic) mode with the GQA group walked inside the block (no
 // split). choose_bwd_config picks them for TMA-readable default-mode calls
-// whose grid fills the GPU (host/heuristics.cpp), a rule not yet run through
-// the whole GPU suite; flashcore._debug.forced_bwd_config forces them anywhere.
+// whose grid fills at least 48% of a wave (host/heuristics.cpp);
+// flashcore._debug.forced_bwd_config forces them anywhere.
 // X(name, head_dim, block_m)
 #define FLASHCORE_BWD_SM90_CONFIGS(X) \
   X(sm90_bwd_d64, 64, 128)            \

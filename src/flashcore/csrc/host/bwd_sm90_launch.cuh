@@ -16,7 +16,7 @@
 #include "flashcore/params.h"
 #include "flashcore/sm80/bwd_kernel.cuh"
 #include "flashcore/sm90/bwd_kernel.cuh"
-#include "fwd_sm90_launch.cuh"  // encode_map, ElemOf, fwd_has_mask
+#include "fwd_sm90_launch.cuh"  // encode_qkv_maps, encode_map, ElemOf, fwd_has_mask
 
 namespace flashcore {
 namespace sm90 {
@@ -85,17 +85,8 @@ cudaError_t launch_bwd_sm90(const BwdParams& params, DType dtype, cudaStream_t s
   {
     BwdArgs args;
     args.p = params;
-    cudaError_t err = encode_map(&args.q, p.q, dtype, p.head_dim, p.seqlen_q, p.heads_q, p.batch,
-                                 p.q_row_stride, p.q_head_stride, p.q_batch_stride,
-                                 Traits::kBlockM);
-    if (err == cudaSuccess) {
-      err = encode_map(&args.k, p.k, dtype, p.head_dim, p.seqlen_k, p.heads_kv, p.batch,
-                       p.k_row_stride, p.k_head_stride, p.k_batch_stride, Traits::kBlockN);
-    }
-    if (err == cudaSuccess) {
-      err = encode_map(&args.v, p.v, dtype, p.head_dim, p.seqlen_k, p.heads_kv, p.batch,
-                       p.v_row_stride, p.v_head_stride, p.v_batch_stride, Traits::kBlockN);
-    }
+    cudaError_t err =
+        encode_qkv_maps(&args.q, &args.k, &args.v, p, dtype, Traits::kBlockM, Traits::kBlockN);
     if (err == cudaSuccess) {
       err = encode_map(&args.dout, p.dout, dtype, p.head_dim, p.seqlen_q, p.heads_q, p.batch,
                        p.do_row_stride, p.do_head_stride, p.do_batch_stride, Traits::kBlockM);

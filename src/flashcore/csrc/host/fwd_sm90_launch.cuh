@@ -74,6 +74,23 @@ inline cudaError_t encode_map(CUtensorMap* map, const void* ptr, DType dtype, in
   return r == CUDA_SUCCESS ? cudaSuccess : cudaErrorInvalidValue;
 }
 
+// The maps of q (boxes of block_m rows), k and v (block_n rows) of one call,
+// shared by the forward's and the backward's launches.
+inline cudaError_t encode_qkv_maps(CUtensorMap* q, CUtensorMap* k, CUtensorMap* v,
+                                   const FwdParams& p, DType dtype, int block_m, int block_n) {
+  cudaError_t err = encode_map(q, p.q, dtype, p.head_dim, p.seqlen_q, p.heads_q, p.batch,
+                               p.q_row_stride, p.q_head_stride, p.q_batch_stride, block_m);
+  if (err == cudaSuccess) {
+    err = encode_map(k, p.k, dtype, p.head_dim, p.seqlen_k, p.heads_kv, p.batch, p.k_row_stride,
+                     p.k_head_stride, p.k_batch_stride, block_n);
+  }
+  if (err == cudaSuccess) {
+    err = encode_map(v, p.v, dtype, p.head_dim, p.seqlen_k, p.heads_kv, p.batch, p.v_row_stride,
+                     p.v_head_stride, p.v_batch_stride, block_n);
+  }
+  return err;
+}
+
 // The device's L2 in bytes, read once per device (the LPT head group of the
 // persistent kernels is sized by it on every call).
 inline int64_t l2_bytes(int device) {
@@ -137,17 +154,8 @@ cudaError_t launch_variant(const FwdParams& p, DType dtype, cudaStream_t stream,
                            bool pdl) {
   FwdArgs args;
   args.p = p;
-  cudaError_t err =
-      encode_map(&args.q, p.q, dtype, p.head_dim, p.seqlen_q, p.heads_q, p.batch, p.q_row_stride,
-                 p.q_head_stride, p.q_batch_stride, Traits::kBlockM);
-  if (err == cudaSuccess) {
-    err = encode_map(&args.k, p.k, dtype, p.head_dim, p.seqlen_k, p.heads_kv, p.batch,
-                     p.k_row_stride, p.k_head_stride, p.k_batch_stride, Traits::kBlockN);
-  }
-  if (err == cudaSuccess) {
-    err = encode_map(&args.v, p.v, dtype, p.head_dim, p.seqlen_k, p.heads_kv, p.batch,
-                     p.v_row_stride, p.v_head_stride, p.v_batch_stride, Traits::kBlockN);
-  }
+  const cudaError_t err =
+      encode_qkv_maps(&args.q, &args.k, &args.v, p, dtype, Traits::kBlockM, Traits::kBlockN);
   if (err != cudaSuccess) return err;
   const bool masked = fwd_has_mask(p);
   if constexpr (Traits::kPersistent) {

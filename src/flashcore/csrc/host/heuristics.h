@@ -62,8 +62,9 @@ struct BwdShape {
 // device, or -1 when no compiled backward config serves it (the caller raises
 // naming the head dim and device). The Hopper family (sm90_bwd_d64 / _d128)
 // on compute capability 9.0 in a build with sm_90a, for TMA-readable inputs
-// in the default mode whose grid of 128-key blocks fills the GPU; else the
-// narrowest mma.sync config that fits (host/heuristics.cpp says why).
+// in the default mode whose grid of 128-key blocks fills at least 48% of a
+// wave of the SMs; else the narrowest mma.sync config that fits
+// (host/heuristics.cpp says why).
 int choose_bwd_config(const BwdShape& shape, const DeviceDesc& device);
 
 // The narrowest compiled backward tile head dim >= head_dim, or -1 past the widest.
