@@ -77,14 +77,19 @@
 // Tried and not kept (v9): a static persistent grid (one block per SM walking
 // tiles: equal non-causal, 10% slower causal at (2,16,16384)), O stored from
 // registers instead of through shared memory (3-5% slower non-causal), K/V
-// tiles of 176 keys at head dim 128 and a third stage at 64 (no gain), three
-// consumer warpgroups of 64 rows at head dim 64 (spills at 160 registers).
+// tiles of 176 keys at head dim 128 and a third stage at 64 (no gain).
+// Forced only, for the A/B (benchmarks/NOTES.md v17; not yet run on a GPU):
+// three consumer warpgroups of 64 rows at head dim 64 (192-row tiles, FA3's
+// shape there), with and without the ping-pong turns, and its persistent twin.
 // X(name, head_dim, block_n, stages, pingpong, consumer warpgroups, persistent, pdl)
 #define FLASHCORE_FWD_SM90_CONFIGS(X)                 \
   X(sm90_d64, 64, 128, 2, true, 2, false, false)      \
   X(sm90_d128, 128, 128, 2, true, 2, false, false)    \
   X(sm90_d64_p, 64, 128, 2, true, 2, true, false)     \
-  X(sm90_d128_p, 128, 128, 2, true, 2, true, false)
+  X(sm90_d128_p, 128, 128, 2, true, 2, true, false)   \
+  X(sm90_d64_w3, 64, 128, 2, true, 3, false, false)   \
+  X(sm90_d64_w3_np, 64, 128, 2, false, 3, false, false) \
+  X(sm90_d64_w3_p, 64, 128, 2, true, 3, true, false)
 
 namespace flashcore {
 
