@@ -419,10 +419,12 @@ def test_heuristic_picks_the_narrowest_tile_that_fits(device, shape):
         ((1, 16, 512, 512), 64, "H100/H200", "d64_m64_g2"),  # 8 key tiles: two groups
         ((2, 8, 1024, 1024), 64, "H100/H200", "d64_m64"),
         # Grids of 128-row tiles that fill the GPU: the Hopper wgmma/TMA family,
-        # persistent without a mask (masked calls: test_heuristic_sm90_*).
-        ((8, 16, 4096, 4096), 64, "H100/H200", "sm90_d64_p"),
-        ((2, 8, 8192, 8192), 64, "H100/H200", "sm90_d64_p"),
-        ((8, 16, 4096, 4096), 48, "H100/H200", "sm90_d64_p"),
+        # persistent without a mask (masked calls: test_heuristic_sm90_*); head
+        # dim 64 with rows >= 4096: three consumer warpgroups.
+        ((4, 16, 2048, 2048), 64, "H100/H200", "sm90_d64_p"),
+        ((8, 16, 4096, 4096), 64, "H100/H200", "sm90_d64_w3"),
+        ((2, 8, 8192, 8192), 64, "H100/H200", "sm90_d64_w3"),
+        ((8, 16, 4096, 4096), 48, "H100/H200", "sm90_d64_w3"),
         ((1, 8, 512, 512), 128, "H100/H200", "d128_m32_g4"),
         ((1, 8, 1024, 1024), 128, "H100/H200", "d128_m64_g2"),
         ((4, 16, 2048, 2048), 128, "H100/H200", "sm90_d128_p"),
@@ -456,10 +458,9 @@ def test_heuristic_keeps_mma_sync_when_inputs_do_not_suit_tma(shape, d, expected
 @pytest.mark.parametrize(
     "shape, d, plain",
     [
-        ((8, 16, 4096, 4096), 64, "sm90_d64"),
+        ((4, 16, 2048, 2048), 64, "sm90_d64"),  # rows < 4096: two warpgroups
         ((4, 16, 2048, 2048), 128, "sm90_d128"),
         ((2, 16, 16384, 16384), 128, "sm90_d128"),
-        ((2, 16, 16384, 16384), 64, "sm90_d64"),
         ((1, 32, 8192, 8192), 128, "sm90_d128"),
     ],
 )
@@ -480,6 +481,44 @@ def test_heuristic_sm90_persistent_unless_masked_past_64_query_tiles(shape, d, p
         assert _debug.heuristic(*longer, d, **dev, masked=False) == plain + "_p"
     by_name = {c["name"]: c for c in _debug.configs()}
     assert by_name[plain + "_p"]["persistent"] and not by_name[plain]["persistent"]
+
+
+@pytest.mark.parametrize(
+    "shape, masked, expected",
+    [
+        ((4, 16, 2048, 2048), False, "sm90_d64_p"),  # -4% at 2K: two warpgroups
+        ((8, 16, 4096, 4096), False, "sm90_d64_w3"),
+        ((2, 16, 16384, 16384), False, "sm90_d64_w3"),
+        ((1, 16, 32768, 32768), False, "sm90_d64_w3"),
+        ((8, 16, 4096, 4096), True, "sm90_d64_p"),  # masked below 8192 rows: two
+        ((2, 16, 8192, 8192), True, "sm90_d64_w3_p"),
+        ((1, 32, 8192, 8192), True, "sm90_d64_w3_p"),
+        ((2, 16, 16384, 16384), True, "sm90_d64_w3_p"),  # 86 query tiles of 192
+        ((1, 16, 16512, 16512), True, "sm90_d64_w3_p"),  # 86
+        ((1, 16, 16513, 16513), True, "sm90_d64_w3"),  # 87: one block per tile
+        ((1, 16, 32768, 32768), True, "sm90_d64_w3"),
+        # rows = min(seqlen_q, seqlen_k)
+        ((8, 16, 4096, 1024), False, "sm90_d64_p"),
+        ((8, 16, 1024, 8192), False, "sm90_d64_p"),
+        ((1, 16, 8192, 4096), True, "sm90_d64_p"),
+        # 192-row tiles that do not fill the GPU: two warpgroups (128-row tiles do)
+        ((1, 3, 8192, 8192), False, "sm90_d64_p"),
+        ((1, 4, 8192, 8192), False, "sm90_d64_w3"),
+    ],
+)
+def test_heuristic_sm90_d64_three_warpgroups_for_long_rows(shape, masked, expected):
+    # Head dims served by the 64-wide tile (NOTES v17): three consumer warpgroups
+    # from 4096 rows without a mask and from 8192 under one; softcap keeps two.
+    dev = DEVICES["H100/H200"]
+    for d in (64, 40):
+        assert _debug.heuristic(*shape, d, **dev, masked=masked) == expected, d
+        two = _debug.heuristic(*shape, d, **dev, masked=masked, softcap=True)
+        assert two in ("sm90_d64", "sm90_d64_p"), (d, two)
+        if "w3" not in expected:
+            assert two == expected, d
+    # Off Hopper and for inputs TMA cannot read nothing changes.
+    assert not _debug.heuristic(*shape, 64, **DEVICES["A100"], masked=masked).startswith("sm90")
+    assert _debug.heuristic(*shape, 64, **dev, masked=masked, tma_ok=False).startswith("d64_")
 
 
 @pytest.mark.parametrize(

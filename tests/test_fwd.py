@@ -16,6 +16,7 @@ random tensors in each test, seeded from the test id so a failure reproduces.
 """
 
 import contextlib
+import re
 
 import pytest
 import torch
@@ -362,13 +363,60 @@ def test_sm90_persistent_twin_under_a_mask(d):
     assert _debug.chosen_config(q, k, v, window=(150, 0)) == plain + "_p"
     check(q, k, v, causal=True)
     check(q, k, v, window=(150, 0))
-    # 8193 queries are 65 tiles of 128 (only the shapes are read).
+    # 8193 queries are 65 tiles of 128 (only the shapes are read); 2048 keys
+    # keep head dim 64 on two consumer warpgroups (test_sm90_d64_three_warpgroups_*).
     long_q = torch.empty(1, 4, 8193, d, device="cuda", dtype=torch.bfloat16)
-    assert _debug.chosen_config(long_q, long_q, long_q) == plain + "_p"
-    assert _debug.chosen_config(long_q, long_q, long_q, causal=True) == plain
+    long_k = torch.empty(1, 4, 2048, d, device="cuda", dtype=torch.bfloat16)
+    assert _debug.chosen_config(long_q, long_k, long_k) == plain + "_p"
+    assert _debug.chosen_config(long_q, long_k, long_k, causal=True) == plain
     with _debug.sm90_persistent_masked():
-        assert _debug.chosen_config(long_q, long_q, long_q, causal=True) == plain + "_p"
-    assert _debug.chosen_config(long_q, long_q, long_q, causal=True) == plain
+        assert _debug.chosen_config(long_q, long_k, long_k, causal=True) == plain + "_p"
+    assert _debug.chosen_config(long_q, long_k, long_k, causal=True) == plain
+
+
+SM90_TRAITS = re.compile(r"sm90::FwdTraits<(\d+), (\d+), (\d+), (true|false), (\d+), (true|false)>")
+
+
+def sm90_fwd_kernels_run(fn):
+    """(consumer warpgroups, persistent) of every Hopper forward kernel fn launches,
+    read from the kernel names (template arguments of sm90::FwdTraits)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        fn()
+        torch.cuda.synchronize()
+    found = []
+    for e in prof.events():
+        m = SM90_TRAITS.search(e.name)
+        if m and "fwd_kernel" in e.name:
+            found.append((int(m.group(5)), m.group(6) == "true"))
+    return found
+
+
+@pytest.mark.parametrize(
+    "heads, s, kw, expected",
+    [
+        # rows >= 4096 without a mask: three warpgroups, one block per tile
+        (6, 4096, {}, ("sm90_d64_w3", 3, False)),
+        # causal from 8192 rows: three warpgroups, persistent (longest-first)
+        (4, 8192, {"causal": True}, ("sm90_d64_w3_p", 3, True)),
+        # softcap keeps two warpgroups (persistent without a mask)
+        (6, 4096, {"softcap": 30.0}, ("sm90_d64_p", 2, True)),
+        # causal at 4096 rows keeps two warpgroups
+        (6, 4096, {"causal": True}, ("sm90_d64_p", 2, True)),
+    ],
+)
+def test_sm90_d64_three_warpgroups_unforced(heads, s, kw, expected):
+    # The heuristic's head-dim-64 pick on an H100/H200 (NOTES v17), checked on
+    # the kernel that really ran (not only on _debug's mirror) and against the
+    # reference. 6 heads of 4096 rows are 132 tiles of 192: one wave.
+    q, k, v = make_qkv(1, heads, heads, s, s, 64, torch.bfloat16, q_scale_for(kw))
+    name, wgs, persistent = expected
+    if not (_debug.chosen_config(q, k, v) or "").startswith("sm90"):
+        pytest.skip("the Hopper family: compute capability 9.0 and an sm_90a build only")
+    assert _debug.chosen_config(q, k, v, **kw) == name
+    assert sm90_fwd_kernels_run(lambda: fused_attention(q, k, v, **kw)) == [(wgs, persistent)]
+    check(q, k, v, **kw)
 
 
 def test_heuristic_picks_a_config_of_the_narrowest_tile_that_serves_d():

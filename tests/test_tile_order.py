@@ -124,21 +124,32 @@ def test_lpt_group_fits_half_the_l2(shape, d, group):
 
 
 @pytest.mark.parametrize(
-    "shape, d, plain",
-    [((8, 16, 4096, 4096), 64, "sm90_d64"), ((2, 16, 16384, 16384), 128, "sm90_d128")],
+    "longest, d, plain, persistent",
+    [
+        # past 64 query tiles of 128 (rows = min(Sq, Sk) < 8192: two warpgroups)
+        ((4, 16, 16384, 2048), 64, "sm90_d64", "sm90_d64_p"),
+        ((2, 16, 16384, 16384), 128, "sm90_d128", "sm90_d128_p"),
+        # past 86 query tiles of 192 (three warpgroups)
+        ((1, 16, 32768, 32768), 64, "sm90_d64_w3", "sm90_d64_w3_p"),
+    ],
 )
-def test_persistent_masked_switch(shape, d, plain):
+def test_persistent_masked_switch(longest, d, plain, persistent):
     dev = {"sm_count": 132, "cc_major": 9, "cc_minor": 0, "smem_optin": 227 * 1024}
-    if _debug.heuristic(*shape, d, **dev) != plain + "_p":
+    if not _debug.heuristic(*longest, d, **dev).startswith("sm90"):
         pytest.skip("this build has no Hopper family (sm_90a)")
-    # Past 64 query tiles per head (16K) a masked call keeps the one-block-per-
-    # tile build; the switch takes the persistent one there too.
-    longest = (shape[0], shape[1], 16384, shape[3])
+    # Past its query-tile bound a masked call keeps the one-block-per-tile
+    # build; the switch takes the persistent one there too.
     assert _debug.heuristic(*longest, d, **dev, masked=True) == plain
+    short = (4, 16, 2048, 2048)
+    short_masked = _debug.heuristic(*short, d, **dev, masked=True)
+    unmasked = _debug.heuristic(*longest, d, **dev, masked=False)
     with _debug.sm90_persistent_masked():
-        assert _debug.heuristic(*longest, d, **dev, masked=True) == plain + "_p"
-        assert _debug.heuristic(*shape, d, **dev, masked=True) == plain + "_p"
-        assert _debug.heuristic(*shape, d, **dev, masked=False) == plain + "_p"
+        assert _debug.heuristic(*longest, d, **dev, masked=True) == persistent
+        # Below the bound the persistent twin was the pick already; unmasked
+        # calls do not change.
+        assert _debug.heuristic(*short, d, **dev, masked=True) == short_masked
+        assert short_masked.endswith("_p")
+        assert _debug.heuristic(*longest, d, **dev, masked=False) == unmasked
         # Only the Hopper pick changes: small grids keep the mma.sync configs.
         small = _debug.heuristic(1, 8, 1024, 1024, d, **dev, masked=True)
         assert not small.startswith("sm90")

@@ -338,7 +338,7 @@ def measure_shape(
         row["flashcore_error"] = f"{type(e).__name__}: {_first_line(str(e))}"
     row["flashcore"] = mine
     if mine is not None:
-        row["config"] = _debug.chosen_config(q, k, v)
+        row["config"] = _debug.chosen_config(q, k, v, **ours_kwargs)
         by_name = {c["name"]: c for c in _debug.configs()}
         if by_name[row["config"]]["sm90"]:
             # The Hopper family served this row: time the mma.sync config the

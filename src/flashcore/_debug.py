@@ -87,11 +87,13 @@ def heuristic(
     smem_optin: int,
     tma_ok: bool = True,
     masked: bool = False,
+    softcap: bool = False,
 ) -> str | None:
     """The config the dispatch heuristic picks for this shape on a device with these
     numbers (a pure function: no GPU needed). None when no config fits. tma_ok:
     whether q, k and v suit TMA (see tma_ok()); masked: whether the call masks
-    any (query, key) pair (causal or a window; see masked())."""
+    any (query, key) pair (causal or a window; see masked()); softcap: whether
+    the call applies a logit softcap."""
     i = _loader.c_api().flashcore_choose_fwd_config(
         batch,
         heads_q,
@@ -104,6 +106,7 @@ def heuristic(
         smem_optin,
         int(tma_ok),
         int(masked),
+        int(softcap),
     )
     return configs()[i]["name"] if i >= 0 else None
 
@@ -135,9 +138,10 @@ def masked(
 
 
 def chosen_config(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, **kw: Any) -> str | None:
-    """The config a fused_attention call on these tensors (and its causal / window
-    arguments, in kw) runs on their GPU. The choice depends on the shapes, TMA
-    readiness and whether anything is masked, not on softcap or dtype."""
+    """The config a fused_attention call on these tensors (and its causal / window /
+    softcap arguments, in kw) runs on their GPU. The choice depends on the shapes,
+    TMA readiness, whether anything is masked and whether softcap is on, not on
+    the dtype."""
     b, hq, sq, d = q.shape
     sk = k.shape[2]
     return heuristic(
@@ -149,6 +153,7 @@ def chosen_config(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, **kw: Any) 
         **device_desc(q.device),
         tma_ok=tma_ok(q, k, v),
         masked=masked(sq, sk, **kw),
+        softcap=bool(kw.get("softcap")),
     )
 
 
@@ -411,11 +416,12 @@ def sm90_lpt_group(
 @contextlib.contextmanager
 def sm90_persistent_masked() -> Iterator[None]:
     """Inside, the forward heuristic picks the Hopper family's persistent twin
-    (sm90_d64_p / sm90_d128_p) for causal and windowed calls too, where it
-    otherwise picks the one-block-per-tile config; those kernels hand out tiles
-    longest-first across heads (sm90_tile_order). Process-wide, also seen by
-    heuristic() and chosen_config(). Off by default: not measured yet
-    (benchmarks/NOTES.md v15). A forced_config wins over it."""
+    (sm90_d64_p, sm90_d64_w3_p, sm90_d128_p) for every causal and windowed call
+    it gives that family, also past the query-tile bounds where it otherwise
+    picks the one-block-per-tile build (64 tiles of 128 rows, 86 of 192); those
+    kernels hand out tiles longest-first across heads (sm90_tile_order). For the
+    A/B (benchmarks/NOTES.md v15, v17). Process-wide, also seen by heuristic() and
+    chosen_config(). A forced_config wins over it."""
     lib = _loader.c_api()
     previous = lib.flashcore_set_sm90_persistent_masked(1)
     try:

@@ -89,7 +89,7 @@ def c_api():
             ctypes.c_int,
         ]  # fmt: skip
         lib.flashcore_choose_fwd_config.restype = ctypes.c_int
-        lib.flashcore_choose_fwd_config.argtypes = [ctypes.c_int64] * 4 + [ctypes.c_int] * 7
+        lib.flashcore_choose_fwd_config.argtypes = [ctypes.c_int64] * 4 + [ctypes.c_int] * 8
         lib.flashcore_num_fwd_configs.restype = ctypes.c_int
         lib.flashcore_num_fwd_configs.argtypes = []
         lib.flashcore_fwd_config_desc.restype = ctypes.c_int

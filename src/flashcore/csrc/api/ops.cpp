@@ -222,7 +222,7 @@ std::tuple<Tensor, Tensor> run(const Tensor& q, const Tensor& k, const Tensor& v
   }
   if (chosen < 0) {
     chosen = flashcore::choose_fwd_config(
-        {batch, heads_q, seqlen_q, seqlen_k, p.head_dim, tma_ok, has_mask(p)},
+        {batch, heads_q, seqlen_q, seqlen_k, p.head_dim, tma_ok, has_mask(p), p.softcap > 0.0f},
         flashcore::device_desc(device));
     STD_TORCH_CHECK(chosen >= 0, "flashcore: no compiled kernel config fits cuda:", device,
                     " (its shared memory per block is too small) for head_dim ", head_dim);

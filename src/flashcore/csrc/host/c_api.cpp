@@ -116,9 +116,9 @@ FLASHCORE_C_API int flashcore_check_bwd_args(const int64_t* dout, const int64_t*
 FLASHCORE_C_API int flashcore_choose_fwd_config(int64_t batch, int64_t heads_q, int64_t seqlen_q,
                                                 int64_t seqlen_k, int head_dim, int sm_count,
                                                 int cc_major, int cc_minor, int smem_optin,
-                                                int tma_ok, int masked) {
+                                                int tma_ok, int masked, int softcap) {
   return flashcore::choose_fwd_config(
-      {batch, heads_q, seqlen_q, seqlen_k, head_dim, tma_ok != 0, masked != 0},
+      {batch, heads_q, seqlen_q, seqlen_k, head_dim, tma_ok != 0, masked != 0, softcap != 0},
       {sm_count, cc_major, cc_minor, smem_optin});
 }
 

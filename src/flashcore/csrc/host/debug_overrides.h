@@ -5,10 +5,11 @@
 namespace flashcore {
 
 // On: under a causal mask or a window the heuristic picks the Hopper family's
-// persistent twin (sm90_d64_p / sm90_d128_p) where it would pick the
-// one-block-per-tile config, so that the masked calls of a whole run take the
-// persistent kernels' cross-head longest-first order (sm90/tile_order.h).
-// Not measured yet (benchmarks/NOTES.md v15); the default stays off.
+// persistent twin (sm90_d64_p, sm90_d64_w3_p, sm90_d128_p) also where it
+// would pick the one-block-per-tile config (past its query-tile bounds), so
+// that the masked calls of a whole run take the persistent kernels' cross-head
+// longest-first order (sm90/tile_order.h). For A/B runs (benchmarks/NOTES.md
+// v15, v17).
 void set_sm90_persistent_masked(bool on);
 bool sm90_persistent_masked();
 

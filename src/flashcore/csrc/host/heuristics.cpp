@@ -1,5 +1,6 @@
 #include "heuristics.h"
 
+#include <algorithm>
 #include <atomic>
 
 #include "build_config.h"
@@ -76,6 +77,33 @@ int sm90_pick(const FwdShape& s, FwdConfig per_tile, FwdConfig persistent) {
   return static_cast<int>(persistent);
 }
 
+// Head dim 64 on Hopper with long rows and no softcap: three consumer
+// warpgroups (192-row tiles), so each K/V tile the producer loads serves 50%
+// more query rows. Against the two-warpgroup pick (benchmarks/NOTES.md v17,
+// H200, fp16 and bf16): without a mask -4% at 2K, +1..+6% at 4K and 8K,
+// +8..+11% at 16K and 32K; under a causal mask -1..-10% up to 4K, +4..+8% from
+// 8K, where the persistent twin (longest-first order) leads up to 16K and the
+// one-block-per-tile build at 32K. Softcap keeps two warpgroups: tanh's
+// temporaries spill inside the key/value loop at three warpgroups' 160
+// registers a thread. Rows are min(seqlen_q, seqlen_k), the measured square
+// shapes' length.
+constexpr int64_t kMinW3Rows = 4096;
+constexpr int64_t kMinW3MaskedRows = 8192;
+constexpr int64_t kMaxW3PersistentMaskedTiles = 86;  // ceil(16384 / 192)
+
+int sm90_d64_pick(const FwdShape& s, const DeviceDesc& dev) {
+  const int64_t rows = std::min(s.seqlen_q, s.seqlen_k);
+  if (!s.softcap && rows >= (s.masked ? kMinW3MaskedRows : kMinW3Rows) &&
+      use_sm90(s, dev, FwdConfig::sm90_d64_w3)) {
+    if (!s.masked) return static_cast<int>(FwdConfig::sm90_d64_w3);
+    const bool persistent =
+        sm90_persistent_masked() ||
+        ceil_div(s.seqlen_q, desc(FwdConfig::sm90_d64_w3_p).block_m) <= kMaxW3PersistentMaskedTiles;
+    return static_cast<int>(persistent ? FwdConfig::sm90_d64_w3_p : FwdConfig::sm90_d64_w3);
+  }
+  return sm90_pick(s, FwdConfig::sm90_d64, FwdConfig::sm90_d64_p);
+}
+
 }  // namespace
 
 void set_sm90_persistent_masked(bool on) {
@@ -98,7 +126,7 @@ int choose_fwd_config(const FwdShape& s, const DeviceDesc& dev) {
   switch (fwd_tile_head_dim(s.head_dim)) {
     case 32: c = choose_plain(s, dev, FwdConfig::d32_m128, FwdConfig::d32_m64); break;
     case 64:
-      if (use_sm90(s, dev, FwdConfig::sm90_d64)) return sm90_pick(s, FwdConfig::sm90_d64, FwdConfig::sm90_d64_p);
+      if (use_sm90(s, dev, FwdConfig::sm90_d64)) return sm90_d64_pick(s, dev);
       c = choose_grouped(s, dev, FwdConfig::d64_m128, FwdConfig::d64_m64, FwdConfig::d64_m64_g2,
                          FwdConfig::d64_m32_g4, FwdConfig::d64_m64_g4);
       break;

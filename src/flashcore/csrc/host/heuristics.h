@@ -25,6 +25,8 @@ struct FwdShape {
   bool tma_ok = true;
   // Some (query, key) pair is masked: causal or a window.
   bool masked = false;
+  // A logit softcap (tanh) is applied.
+  bool softcap = false;
 };
 
 // Whether this build compiled the Hopper family (an sm_90a target).
