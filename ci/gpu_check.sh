@@ -9,7 +9,8 @@
 # non-zero if any step failed. Run from the repository root.
 # FLASHCORE_GPU_CHECK_STEPS=main,pytest,memcheck,racecheck,synccheck,benchmark (the
 # default) runs a subset, e.g. to split the check over device calls; pytest_bwd and
-# pytest_rest (not in the default) are pytest's two halves. Each
+# pytest_rest (not in the default) are pytest's two halves, racecheck_fwd and
+# racecheck_bwd racecheck's (ci/sanitize_cases.py --fwd / --bwd). Each
 # step's result line (and pytest's FAILED/ERROR lines) goes to stdout as soon as the
 # step ends, so a run cut short still tells what it saw.
 set -u
@@ -61,6 +62,12 @@ step "memcheck" memcheck memcheck.txt "$SAN" --tool memcheck --error-exitcode 1 
   python3 ci/sanitize_cases.py
 step "racecheck" racecheck racecheck.txt "$SAN" --tool racecheck --racecheck-report all \
   --error-exitcode 1 python3 ci/sanitize_cases.py
+# racecheck's two halves (not in the default), for device calls too short for all of
+# it (138 cases took over 530 s beside the pytest steps in session 19).
+step "racecheck (forward)" racecheck_fwd racecheck_fwd.txt "$SAN" --tool racecheck \
+  --racecheck-report all --error-exitcode 1 python3 ci/sanitize_cases.py --fwd
+step "racecheck (backward)" racecheck_bwd racecheck_bwd.txt "$SAN" --tool racecheck \
+  --racecheck-report all --error-exitcode 1 python3 ci/sanitize_cases.py --bwd
 # The Hopper family's mbarrier ring and named barriers.
 step "synccheck" synccheck synccheck.txt "$SAN" --tool synccheck --error-exitcode 1 \
   python3 ci/sanitize_cases.py
@@ -100,7 +107,7 @@ for line in open(sys.argv[1]):
     echo
   fi
   echo "## compute-sanitizer"
-  for tool in memcheck racecheck synccheck; do
+  for tool in memcheck racecheck racecheck_fwd racecheck_bwd synccheck; do
     [ -f "$logs/$tool.txt" ] || continue
     echo "  $tool:"
     grep -h "ERROR SUMMARY\|RACECHECK SUMMARY\|passed, " "$logs/$tool.txt" | sed 's/^/    /'

@@ -238,8 +238,12 @@ def run_case(label, shape, dtype, kw, unaligned, ctx):
 
 
 def main(argv: list[str]) -> int:
-    # Optional argument: run only the configs whose name contains it (and no
-    # heuristic cases), e.g. "sm90".
+    # Optional first argument --fwd or --bwd: only the forward cases (forced
+    # configs, then the heuristic's) or only the backward's, so that racecheck
+    # can be split over two device calls. Optional argument after it: run only
+    # the configs whose name contains it (and no heuristic cases), e.g. "sm90".
+    argv = list(argv)
+    part = argv.pop(0)[2:] if argv and argv[0] in ("--fwd", "--bwd") else None
     only = argv[0] if argv else None
     torch.manual_seed(0)
     results = []
@@ -249,7 +253,7 @@ def main(argv: list[str]) -> int:
         print(f"flashcore._debug.configs() failed: {exc!r}")
         cases = []
         results.append(False)
-    for cfg, variant, shape, dtype, kw, unaligned in cases:
+    for cfg, variant, shape, dtype, kw, unaligned in [] if part == "bwd" else cases:
         if only is not None and only not in cfg["name"]:
             continue
         label = f"{cfg['name']} {variant}"
@@ -261,7 +265,8 @@ def main(argv: list[str]) -> int:
             continue
         forced = _debug.forced_config(cfg["name"])
         results.append(run_case(label, shape, dtype, kw, unaligned, forced))
-    for label, shape, dtype, kw, unaligned in [] if only is not None else HEURISTIC_CASES:
+    heuristic_cases = [] if only is not None or part == "bwd" else HEURISTIC_CASES
+    for label, shape, dtype, kw, unaligned in heuristic_cases:
         results.append(run_case(label, shape, dtype, kw, unaligned, contextlib.nullcontext()))
     try:
         bwd_cases = bwd_config_cases()
@@ -269,7 +274,9 @@ def main(argv: list[str]) -> int:
         print(f"flashcore._debug.bwd_configs() failed: {exc!r}")
         bwd_cases = []
         results.append(False)
-    for cfg, variant, shape, dtype, kw, unaligned, with_dlse, gqa_split in bwd_cases:
+    for cfg, variant, shape, dtype, kw, unaligned, with_dlse, gqa_split in (
+        [] if part == "fwd" else bwd_cases
+    ):
         if only is not None and only not in cfg["name"]:
             continue
         label = f"{cfg['name']} {variant}"
