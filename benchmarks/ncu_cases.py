@@ -1,19 +1,70 @@
 """One call each of the configs the README's shapes get, for Nsight Compute (see
-README, "Profiling"): head dim 64 at (1,8,512), (1,8,1024) and (8,16,4096), and
-head dim 128 at (1,8,1024) and (8,16,4096), fp16, non-causal:
+README, "Profiling"). By default head dim 64 at (1,8,512), (1,8,1024) and
+(8,16,4096), and head dim 128 at (1,8,1024) and (8,16,4096), fp16, non-causal:
 
     ncu --clock-control none -k regex:fwd_kernel --set full -o fwd \\
         python benchmarks/ncu_cases.py
     ncu -i fwd.ncu-rep --page details
+
+--shapes "B,H,S,D;..." calls those shapes instead (H may be HQ/HKV), --causal
+makes the calls causal, --dtype bf16 switches the dtype, and --cudnn adds SDPA's
+cuDNN forward on the same inputs after each call, so one report holds both
+kernels (profile it with -k "regex:fwd_kernel|sdpa.*fprop"). For the stall
+reasons behind a gap, `--set full --import-source yes` (PC sampling and source
+counters; a build with FLASHCORE_LINEINFO=1 maps them to lines):
+
+    ncu --clock-control none -k "regex:fwd_kernel|sdpa.*fprop" --set full \\
+        --import-source yes -o short_rows python benchmarks/ncu_cases.py \\
+        --shapes "4,16,2048,128;4,16,2048,64" --cudnn
 """
 
+from __future__ import annotations
+
+import argparse
+import sys
+
 import torch
+import torch.nn.functional as F
 
 from flashcore import fused_attention
 from flashcore._bench import make_inputs
 
-for b, h, s, d in [(1, 8, 512, 64), (1, 8, 1024, 64), (8, 16, 4096, 64), (1, 8, 1024, 128),
-                   (8, 16, 4096, 128)]:  # fmt: skip
-    q, k, v = make_inputs(b, h, s, s, d=d)
-    fused_attention(q, k, v)
-    torch.cuda.synchronize()
+DEFAULT = "1,8,512,64;1,8,1024,64;8,16,4096,64;1,8,1024,128;8,16,4096,128"
+
+
+def parse_shapes(text: str) -> list[tuple[int, int, int, int, int]]:
+    """ "B,H,S,D;..." (H may be HQ/HKV) -> [(batch, heads_q, heads_kv, seqlen, head_dim)]."""
+    shapes = []
+    for part in text.split(";"):
+        fields = part.split(",")
+        if len(fields) != 4:
+            raise ValueError(f"--shapes: expected B,H,S,D (H may be HQ/HKV), got {part!r}")
+        b, h, s, d = fields
+        hq, _, hkv = h.partition("/")
+        shapes.append((int(b), int(hq), int(hkv or hq), int(s), int(d)))
+    return shapes
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--shapes", default=DEFAULT)
+    p.add_argument("--causal", action="store_true")
+    p.add_argument("--dtype", choices=("fp16", "bf16"), default="fp16")
+    p.add_argument("--cudnn", action="store_true", help="add SDPA's cuDNN forward per shape")
+    args = p.parse_args(argv)
+    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}[args.dtype]
+    for b, hq, hkv, s, d in parse_shapes(args.shapes):
+        q, k, v = make_inputs(b, hq, s, s, d=d, dtype=dtype, heads_kv=hkv)
+        gqa = hkv != hq
+        fused_attention(q, k, v, causal=args.causal, enable_gqa=gqa)
+        if args.cudnn:
+            from torch.nn.attention import SDPBackend, sdpa_kernel
+
+            with sdpa_kernel([SDPBackend.CUDNN_ATTENTION]):
+                F.scaled_dot_product_attention(q, k, v, is_causal=args.causal, enable_gqa=gqa)
+        torch.cuda.synchronize()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
