@@ -25,6 +25,7 @@ import sys
 
 import torch
 import torch.nn.functional as F
+from ab_configs import parse_shapes as parse_bhs  # B,H,S (H may be HQ/HKV)
 
 from flashcore import fused_attention
 from flashcore._bench import make_inputs
@@ -36,12 +37,10 @@ def parse_shapes(text: str) -> list[tuple[int, int, int, int, int]]:
     """ "B,H,S,D;..." (H may be HQ/HKV) -> [(batch, heads_q, heads_kv, seqlen, head_dim)]."""
     shapes = []
     for part in text.split(";"):
-        fields = part.split(",")
-        if len(fields) != 4:
+        bhs, _, d = part.rpartition(",")
+        if bhs.count(",") != 2:
             raise ValueError(f"--shapes: expected B,H,S,D (H may be HQ/HKV), got {part!r}")
-        b, h, s, d = fields
-        hq, _, hkv = h.partition("/")
-        shapes.append((int(b), int(hq), int(hkv or hq), int(s), int(d)))
+        shapes.append((*parse_bhs(bhs)[0], int(d)))
     return shapes
 
 

@@ -78,9 +78,11 @@
 // tiles: equal non-causal, 10% slower causal at (2,16,16384)), O stored from
 // registers instead of through shared memory (3-5% slower non-causal), K/V
 // tiles of 176 keys at head dim 128 and a third stage at 64 (no gain).
-// Forced only, for the A/B (benchmarks/NOTES.md v17; not yet run on a GPU):
-// three consumer warpgroups of 64 rows at head dim 64 (192-row tiles, FA3's
-// shape there), with and without the ping-pong turns, and its persistent twin.
+// Three consumer warpgroups of 64 rows at head dim 64 (192-row tiles, FA3's
+// shape there; benchmarks/NOTES.md v17): sm90_d64_w3 and its persistent twin
+// _w3_p are the heuristic's picks for long rows without softcap
+// (host/heuristics.cpp sm90_d64_pick); _w3_np, without the ping-pong turns
+// (9-16% slower), is forced only.
 // X(name, head_dim, block_n, stages, pingpong, consumer warpgroups, persistent, pdl)
 #define FLASHCORE_FWD_SM90_CONFIGS(X)                 \
   X(sm90_d64, 64, 128, 2, true, 2, false, false)      \

@@ -80,7 +80,7 @@ int sm90_pick(const FwdShape& s, FwdConfig per_tile, FwdConfig persistent) {
 // Head dim 64 on Hopper with long rows and no softcap: three consumer
 // warpgroups (192-row tiles), so each K/V tile the producer loads serves 50%
 // more query rows. Against the two-warpgroup pick (benchmarks/NOTES.md v17,
-// H200, fp16 and bf16): without a mask -4% at 2K, +1..+6% at 4K and 8K,
+// H200, fp16 and bf16): without a mask -4% at 2K, +1..+7% at 4K and 8K,
 // +8..+11% at 16K and 32K; under a causal mask -1..-10% up to 4K, +4..+8% from
 // 8K, where the persistent twin (longest-first order) leads up to 16K and the
 // one-block-per-tile build at 32K. Softcap keeps two warpgroups: tanh's
