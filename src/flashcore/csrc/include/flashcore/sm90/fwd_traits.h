@@ -21,11 +21,17 @@ namespace sm90 {
 // are handed out in the grid's order as blocks claim them, as the hardware
 // scheduler does with one block per tile; under a mask, longest-first across
 // groups of heads (sm90/tile_order.h).
+// kQBufs: Q buffers (1 or 2; 2 only persistent). With two, the producer loads
+// the next tile's Q into the other buffer while the consumers still work on
+// this one, so a consumer warpgroup goes from its epilogue straight into the
+// next tile's first Q K^T instead of waiting for both warpgroups' epilogues
+// (O is staged in the warpgroup's own Q rows) and then for Q's load.
 template <int kHeadDim_, int kBlockN_, int kStages_, bool kPingPong_, int kConsumerWGs_,
-          bool kPersistent_>
+          bool kPersistent_, int kQBufs_ = 1>
 struct FwdTraits {
   static constexpr bool kPingPong = kPingPong_;
   static constexpr bool kPersistent = kPersistent_;
+  static constexpr int kQBufs = kQBufs_;
   static constexpr int kHeadDim = kHeadDim_;  // tile width: 64 or 128
   static constexpr int kBlockN = kBlockN_;
   static constexpr int kStages = kStages_;
@@ -39,12 +45,13 @@ struct FwdTraits {
   static constexpr int kQBytes = kColBlocks * kQBlockBytes;
   static constexpr int kKVTileBytes = kColBlocks * kKVBlockBytes;  // one K or one V tile
 
-  // Offsets from the 1024-aligned base: Q, then K stages, then V stages, then
-  // the mbarriers (q_full, q_empty, k_full[S], v_full[S], k_empty[S], v_empty[S]).
-  static constexpr int kKOffset = kQBytes;
+  // Offsets from the 1024-aligned base: the Q buffers, then K stages, then V
+  // stages, then the mbarriers (q_full[Q], q_empty[Q], k_full[S], v_full[S],
+  // k_empty[S], v_empty[S]).
+  static constexpr int kKOffset = kQBufs * kQBytes;
   static constexpr int kVOffset = kKOffset + kStages * kKVTileBytes;
   static constexpr int kBarOffset = kVOffset + kStages * kKVTileBytes;
-  static constexpr int kNumBarriers = 2 + 4 * kStages;
+  static constexpr int kNumBarriers = 2 * kQBufs + 4 * kStages;
   // Plus up to 1008 bytes to align the dynamic base (only 16 is guaranteed).
   static constexpr int kSmemBytes = kBarOffset + 8 * kNumBarriers + 1008;
 
@@ -63,6 +70,8 @@ struct FwdTraits {
   // most three.
   static_assert(kConsumerWGs == 2 || (kConsumerWGs == 3 && kHeadDim == 64),
                 "two consumer warpgroups, or three at head dim 64");
+  static_assert(kQBufs == 1 || (kQBufs == 2 && kPersistent),
+                "a second Q buffer only where a block runs more than one tile");
   static_assert(kBlockN % 16 == 0 && kBlockN <= 256, "wgmma N: a multiple of 16, at most 256");
   static_assert(kQBlockBytes % 1024 == 0 && kKVBlockBytes % 1024 == 0,
                 "128B-swizzled tiles start on 1024-byte boundaries");
