@@ -468,6 +468,14 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
         if (lane == 0) mbarrier_arrive(&k_empty[stage]);
         float alpha[2];
         scores(s, n, alpha);
+        // The next K tile's wait (repeated, and then passing at once, at the
+        // loop's top) sits here because it ends a basic block: without it
+        // ptxas hoists the wait for P V below to the top of the softmax's
+        // block, and the softmax no longer runs under the P V (NOTES v20).
+        if (n > range.n_begin) {
+          mbarrier_wait_parity(&k_full[stage + 1 == kStages ? 0 : stage + 1],
+                               stage + 1 == kStages ? phase ^ 1 : phase);
+        }
         wgmma_wait_group<0>();
         wgmma_fence_operands(reinterpret_cast<float(&)[Traits::kHeadDim / 2]>(acc_o));
         if (lane == 0) mbarrier_arrive(&v_empty[v_stage]);
