@@ -375,7 +375,8 @@ def test_sm90_persistent_twin_under_a_mask(d):
 
 
 SM90_TRAITS = re.compile(
-    r"sm90::FwdTraits<(\d+), (\d+), (\d+), (true|false), (\d+), (true|false), (\d+)>"
+    r"sm90::FwdTraits<(\d+), (\d+), (\d+), (true|false), (\d+), (true|false), (\d+), "
+    r"(true|false)>"
 )
 
 

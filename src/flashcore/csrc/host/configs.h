@@ -83,21 +83,28 @@
 // _w3_p are the heuristic's picks for long rows without softcap
 // (host/heuristics.cpp sm90_d64_pick); _w3_np, without the ping-pong turns
 // (9-16% slower), is forced only.
-// Two Q buffers (_q2, v20, forced only until measured): the persistent
-// twins with the next tile's Q loaded while this one's still runs
-// (sm90/fwd_traits.h kQBufs).
-// X(name, head_dim, block_n, stages, pingpong, consumer warpgroups, persistent, Q buffers, pdl)
-#define FLASHCORE_FWD_SM90_CONFIGS(X)                        \
-  X(sm90_d64, 64, 128, 2, true, 2, false, 1, false)          \
-  X(sm90_d128, 128, 128, 2, true, 2, false, 1, false)        \
-  X(sm90_d64_p, 64, 128, 2, true, 2, true, 1, false)         \
-  X(sm90_d128_p, 128, 128, 2, true, 2, true, 1, false)       \
-  X(sm90_d64_w3, 64, 128, 2, true, 3, false, 1, false)       \
-  X(sm90_d64_w3_np, 64, 128, 2, false, 3, false, 1, false)   \
-  X(sm90_d64_w3_p, 64, 128, 2, true, 3, true, 1, false)      \
-  X(sm90_d64_p_q2, 64, 128, 2, true, 2, true, 2, false)      \
-  X(sm90_d128_p_q2, 128, 128, 2, true, 2, true, 2, false)    \
-  X(sm90_d64_w3_p_q2, 64, 128, 2, true, 3, true, 2, false)
+// v20 (forced only until measured): two Q buffers (_q2, sm90/fwd_traits.h
+// kQBufs), a third K/V stage (_s3), and _nov, the softmax after the P V (as
+// every config before v20; kSoftmaxUnderPV off).
+// X(name, head_dim, block_n, stages, pingpong, consumer warpgroups, persistent, Q buffers,
+//   softmax under P V, pdl)
+#define FLASHCORE_FWD_SM90_CONFIGS(X)                               \
+  X(sm90_d64, 64, 128, 2, true, 2, false, 1, true, false)           \
+  X(sm90_d128, 128, 128, 2, true, 2, false, 1, true, false)         \
+  X(sm90_d64_p, 64, 128, 2, true, 2, true, 1, true, false)          \
+  X(sm90_d128_p, 128, 128, 2, true, 2, true, 1, true, false)        \
+  X(sm90_d64_w3, 64, 128, 2, true, 3, false, 1, true, false)        \
+  X(sm90_d64_w3_np, 64, 128, 2, false, 3, false, 1, true, false)    \
+  X(sm90_d64_w3_p, 64, 128, 2, true, 3, true, 1, true, false)       \
+  X(sm90_d128_p_q2, 128, 128, 2, true, 2, true, 2, true, false)     \
+  X(sm90_d64_p_nov, 64, 128, 2, true, 2, true, 1, false, false)     \
+  X(sm90_d128_p_nov, 128, 128, 2, true, 2, true, 1, false, false)   \
+  X(sm90_d64_w3_nov, 64, 128, 2, true, 3, false, 1, false, false)   \
+  X(sm90_d128_s3, 128, 128, 3, true, 2, false, 1, true, false)      \
+  X(sm90_d128_s3_p, 128, 128, 3, true, 2, true, 1, true, false)     \
+  X(sm90_d64_s3_p, 64, 128, 3, true, 2, true, 1, true, false)       \
+  X(sm90_d64_w3_s3, 64, 128, 3, true, 3, false, 1, true, false)     \
+  X(sm90_d64_w3_s3_p, 64, 128, 3, true, 3, true, 1, true, false)
 
 namespace flashcore {
 
@@ -142,10 +149,10 @@ constexpr FwdConfigDesc kFwdConfigs[] = {
    false, false},
     FLASHCORE_FWD_CONFIGS(FLASHCORE_X)
 #undef FLASHCORE_X
-#define FLASHCORE_X(name, D, BN, ST, PP, WG, PS, QB, PDL)                             \
-  {#name, D, sm90::FwdTraits<D, BN, ST, PP, WG, PS, QB>::kBlockM, BN,                   \
-   sm90::FwdTraits<D, BN, ST, PP, WG, PS, QB>::kNThreads / 32, 1,                       \
-   sm90::FwdTraits<D, BN, ST, PP, WG, PS, QB>::kSmemBytes, PDL, true, PS},
+#define FLASHCORE_X(name, D, BN, ST, PP, WG, PS, QB, OV, PDL)                         \
+  {#name, D, sm90::FwdTraits<D, BN, ST, PP, WG, PS, QB, OV>::kBlockM, BN,               \
+   sm90::FwdTraits<D, BN, ST, PP, WG, PS, QB, OV>::kNThreads / 32, 1,                   \
+   sm90::FwdTraits<D, BN, ST, PP, WG, PS, QB, OV>::kSmemBytes, PDL, true, PS},
     FLASHCORE_FWD_SM90_CONFIGS(FLASHCORE_X)
 #undef FLASHCORE_X
 };

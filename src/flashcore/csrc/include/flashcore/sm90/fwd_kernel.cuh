@@ -472,7 +472,7 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
         // loop's top) sits here because it ends a basic block: without it
         // ptxas hoists the wait for P V below to the top of the softmax's
         // block, and the softmax no longer runs under the P V (NOTES v20).
-        if (n > range.n_begin) {
+        if (Traits::kSoftmaxUnderPV && n > range.n_begin) {
           mbarrier_wait_parity(&k_full[stage + 1 == kStages ? 0 : stage + 1],
                                stage + 1 == kStages ? phase ^ 1 : phase);
         }

@@ -26,9 +26,14 @@ namespace sm90 {
 // this one, so a consumer warpgroup goes from its epilogue straight into the
 // next tile's first Q K^T instead of waiting for both warpgroups' epilogues
 // (O is staged in the warpgroup's own Q rows) and then for Q's load.
+// kSoftmaxUnderPV: the next K tile's wait sits between the softmax and the
+// wait for the P V it overlaps, which ends the basic block there; without it
+// ptxas hoists the P V wait to the top of the softmax's block and the softmax
+// runs after the P V (benchmarks/NOTES.md v20).
 template <int kHeadDim_, int kBlockN_, int kStages_, bool kPingPong_, int kConsumerWGs_,
-          bool kPersistent_, int kQBufs_ = 1>
+          bool kPersistent_, int kQBufs_ = 1, bool kSoftmaxUnderPV_ = true>
 struct FwdTraits {
+  static constexpr bool kSoftmaxUnderPV = kSoftmaxUnderPV_;
   static constexpr bool kPingPong = kPingPong_;
   static constexpr bool kPersistent = kPersistent_;
   static constexpr int kQBufs = kQBufs_;
