@@ -374,10 +374,7 @@ def test_sm90_persistent_twin_under_a_mask(d):
     assert _debug.chosen_config(long_q, long_k, long_k, causal=True) == plain
 
 
-SM90_TRAITS = re.compile(
-    r"sm90::FwdTraits<(\d+), (\d+), (\d+), (true|false), (\d+), (true|false), (\d+), "
-    r"(true|false)>"
-)
+SM90_TRAITS = re.compile(r"sm90::FwdTraits<(\d+), (\d+), (\d+), (true|false), (\d+), (true|false)>")
 
 
 def sm90_fwd_kernels_run(fn):

@@ -63,7 +63,9 @@
 // The Hopper family (sm90/fwd_kernel.cuh; compiled for sm_90a, launched on
 // compute capability 9.0 only): one producer and two consumer warpgroups,
 // 128 query rows, K/V tiles of block N keys in a ring of `stages`; overlap:
-// a warpgroup's softmax runs under its own next GEMMs; pingpong: the two
+// a warpgroup issues tile n's Q K^T with tile n+1's P V in one batch (its
+// softmax then runs after both: ptxas's order, measured the faster one in
+// v20); pingpong: the two
 // warpgroups alternate their GEMM batches. Both on, against neither / overlap
 // alone on H200 (fp16 and bf16, (4,16,2048) .. (2,16,16384) and (1,8,1024)):
 // head dim 128 4-30% / -2..+17% faster, head dim 64 non-causal 10-20% /
@@ -83,28 +85,15 @@
 // _w3_p are the heuristic's picks for long rows without softcap
 // (host/heuristics.cpp sm90_d64_pick); _w3_np, without the ping-pong turns
 // (9-16% slower), is forced only.
-// v20 (forced only until measured): two Q buffers (_q2, sm90/fwd_traits.h
-// kQBufs), a third K/V stage (_s3), and _nov, the softmax after the P V (as
-// every config before v20; kSoftmaxUnderPV off).
-// X(name, head_dim, block_n, stages, pingpong, consumer warpgroups, persistent, Q buffers,
-//   softmax under P V, pdl)
-#define FLASHCORE_FWD_SM90_CONFIGS(X)                               \
-  X(sm90_d64, 64, 128, 2, true, 2, false, 1, true, false)           \
-  X(sm90_d128, 128, 128, 2, true, 2, false, 1, true, false)         \
-  X(sm90_d64_p, 64, 128, 2, true, 2, true, 1, true, false)          \
-  X(sm90_d128_p, 128, 128, 2, true, 2, true, 1, true, false)        \
-  X(sm90_d64_w3, 64, 128, 2, true, 3, false, 1, true, false)        \
-  X(sm90_d64_w3_np, 64, 128, 2, false, 3, false, 1, true, false)    \
-  X(sm90_d64_w3_p, 64, 128, 2, true, 3, true, 1, true, false)       \
-  X(sm90_d128_p_q2, 128, 128, 2, true, 2, true, 2, true, false)     \
-  X(sm90_d64_p_nov, 64, 128, 2, true, 2, true, 1, false, false)     \
-  X(sm90_d128_p_nov, 128, 128, 2, true, 2, true, 1, false, false)   \
-  X(sm90_d64_w3_nov, 64, 128, 2, true, 3, false, 1, false, false)   \
-  X(sm90_d128_s3, 128, 128, 3, true, 2, false, 1, true, false)      \
-  X(sm90_d128_s3_p, 128, 128, 3, true, 2, true, 1, true, false)     \
-  X(sm90_d64_s3_p, 64, 128, 3, true, 2, true, 1, true, false)       \
-  X(sm90_d64_w3_s3, 64, 128, 3, true, 3, false, 1, true, false)     \
-  X(sm90_d64_w3_s3_p, 64, 128, 3, true, 3, true, 1, true, false)
+// X(name, head_dim, block_n, stages, pingpong, consumer warpgroups, persistent, pdl)
+#define FLASHCORE_FWD_SM90_CONFIGS(X)                 \
+  X(sm90_d64, 64, 128, 2, true, 2, false, false)      \
+  X(sm90_d128, 128, 128, 2, true, 2, false, false)    \
+  X(sm90_d64_p, 64, 128, 2, true, 2, true, false)     \
+  X(sm90_d128_p, 128, 128, 2, true, 2, true, false)   \
+  X(sm90_d64_w3, 64, 128, 2, true, 3, false, false)   \
+  X(sm90_d64_w3_np, 64, 128, 2, false, 3, false, false) \
+  X(sm90_d64_w3_p, 64, 128, 2, true, 3, true, false)
 
 namespace flashcore {
 
@@ -149,10 +138,10 @@ constexpr FwdConfigDesc kFwdConfigs[] = {
    false, false},
     FLASHCORE_FWD_CONFIGS(FLASHCORE_X)
 #undef FLASHCORE_X
-#define FLASHCORE_X(name, D, BN, ST, PP, WG, PS, QB, OV, PDL)                         \
-  {#name, D, sm90::FwdTraits<D, BN, ST, PP, WG, PS, QB, OV>::kBlockM, BN,               \
-   sm90::FwdTraits<D, BN, ST, PP, WG, PS, QB, OV>::kNThreads / 32, 1,                   \
-   sm90::FwdTraits<D, BN, ST, PP, WG, PS, QB, OV>::kSmemBytes, PDL, true, PS},
+#define FLASHCORE_X(name, D, BN, ST, PP, WG, PS, PDL)                                 \
+  {#name, D, sm90::FwdTraits<D, BN, ST, PP, WG, PS>::kBlockM, BN,                       \
+   sm90::FwdTraits<D, BN, ST, PP, WG, PS>::kNThreads / 32, 1,                           \
+   sm90::FwdTraits<D, BN, ST, PP, WG, PS>::kSmemBytes, PDL, true, PS},
     FLASHCORE_FWD_SM90_CONFIGS(FLASHCORE_X)
 #undef FLASHCORE_X
 };

@@ -180,11 +180,10 @@ cudaError_t run_fwd_sm90_hdim(const FwdParams& params, int config, cudaStream_t 
                               int device, bool pdl_capable) {
   using Elem = typename ElemOf<kDType>::type;
   switch (static_cast<FwdConfig>(config)) {
-#define FLASHCORE_X(name, D, BN, ST, PP, WG, PS, QB, OV, PDL)                          \
+#define FLASHCORE_X(name, D, BN, ST, PP, WG, PS, PDL)                                  \
   case FwdConfig::name:                                                                \
     if constexpr (D == kHeadDim) {                                                     \
-      return sm90::launch_variant<Elem,                                                \
-                                  sm90::FwdTraits<D, BN, ST, PP, WG, PS, QB, OV>>(     \
+      return sm90::launch_variant<Elem, sm90::FwdTraits<D, BN, ST, PP, WG, PS>>(       \
           params, kDType, stream, device, PDL && pdl_capable);                         \
     }                                                                                  \
     break;

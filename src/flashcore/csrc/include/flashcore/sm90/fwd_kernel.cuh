@@ -174,9 +174,9 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
                                        ~uintptr_t{1023});
   char* smem_q = smem;
   uint64_t* bars = reinterpret_cast<uint64_t*>(smem + Traits::kBarOffset);
-  uint64_t* q_full = bars;                  // [kQBufs]
-  uint64_t* q_empty = bars + Traits::kQBufs;  // [kQBufs]
-  uint64_t* k_full = bars + 2 * Traits::kQBufs;
+  uint64_t* q_full = bars;
+  uint64_t* q_empty = bars + 1;
+  uint64_t* k_full = bars + 2;
   uint64_t* v_full = k_full + kStages;
   uint64_t* k_empty = v_full + kStages;
   uint64_t* v_empty = k_empty + kStages;
@@ -188,10 +188,8 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
   const int num_tiles = ((params.seqlen_q + kBlockM - 1) / kBlockM) * params.batch * params.heads_q;
 
   if (tid == 0) {
-    for (int b = 0; b < Traits::kQBufs; ++b) {
-      mbarrier_init(&q_full[b], 1);
-      mbarrier_init(&q_empty[b], kConsumerWarps);
-    }
+    mbarrier_init(q_full, 1);
+    mbarrier_init(q_empty, kConsumerWarps);
     for (int s = 0; s < kStages; ++s) {
       mbarrier_init(&k_full[s], 1);
       mbarrier_init(&v_full[s], 1);
@@ -229,23 +227,7 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
       }
       int stage = 0;
       uint32_t phase = 0;
-      int qb = 0;  // the Q buffer of the next tile, and its phase
       uint32_t q_phase = 0;
-      // Q of tile c into the next Q buffer, once every consumer warp released
-      // it (after its epilogue, which stages O there).
-      auto load_q = [&](const TileCoord& c) {
-        mbarrier_wait_parity(&q_empty[qb], q_phase ^ 1);
-        mbarrier_arrive_expect_tx(&q_full[qb], Traits::kQBytes);
-#pragma unroll
-        for (int cb = 0; cb < Traits::kColBlocks; ++cb) {
-          tma_load_4d(smem_q + qb * Traits::kQBytes + cb * Traits::kQBlockBytes, &args.q,
-                      &q_full[qb], 64 * cb, c.m0, c.h, c.b);
-        }
-        if (++qb == Traits::kQBufs) {
-          qb = 0;
-          q_phase ^= 1;
-        }
-      };
       // K then V of key tile n into the ring's next stage, each once every
       // consumer warp released that stage (the first wait of a stage passes:
       // parity 1 is the phase before the initial one).
@@ -291,15 +273,8 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
         }
         int n = range.n_end - 1;
         if constexpr (Traits::kPersistent) {
-          // Two Q buffers: this tile's was freed by the epilogue of the tile
-          // before last, so Q goes first and lands while the consumers finish
-          // the previous tile.
-          if constexpr (Traits::kQBufs == 2) {
-            if (leader) load_q(c);
-          }
-          // One Q buffer: the first K/V tile goes before Q, which waits for
-          // the consumers' epilogue of the previous tile, so it loads under
-          // that epilogue.
+          // The first K/V tile goes before Q, which waits for the consumers'
+          // epilogue of the previous tile, so it loads under that epilogue.
           if (n >= range.n_begin) {
             if (leader) load_kv(c, n);
             --n;
@@ -307,7 +282,16 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
           publish(tile, first);
         }
         if (leader) {
-          if constexpr (Traits::kQBufs == 1) load_q(c);
+          // Q is refilled once every consumer warp is done with the previous
+          // tile's Q (and its O staged there).
+          mbarrier_wait_parity(q_empty, q_phase ^ 1);
+          mbarrier_arrive_expect_tx(q_full, Traits::kQBytes);
+#pragma unroll
+          for (int cb = 0; cb < Traits::kColBlocks; ++cb) {
+            tma_load_4d(smem_q + cb * Traits::kQBlockBytes, &args.q, q_full, 64 * cb, c.m0, c.h,
+                        c.b);
+          }
+          q_phase ^= 1;
           for (; n >= range.n_begin; --n) load_kv(c, n);
         }
         if constexpr (Traits::kPersistent) {
@@ -328,6 +312,8 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
   const int tid_wg = tid % 128;
   const int lane = tid % 32;
   const int quad_col = 2 * (lane % 4);
+  // This warpgroup's 64 rows of Q, in every column block.
+  char* q_rows = smem_q + wg * 64 * 128;
 
   // Ping-pong: the consumer warpgroups take turns issuing their GEMM batches,
   // round robin (warpgroup w waits on barrier 4 + w and passes the turn on
@@ -346,7 +332,6 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
 
   int stage = 0;
   uint32_t phase = 0;
-  int qb = 0;  // this tile's Q buffer, and its phase
   uint32_t q_phase = 0;
   auto advance = [&]() {
     if (++stage == kStages) {
@@ -364,9 +349,8 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
     } else {
       if (t >= num_tiles) break;
     }
-    mbarrier_wait_parity(&q_full[qb], q_phase);
-    // This warpgroup's 64 rows of Q, in every column block.
-    char* q_rows = smem_q + qb * Traits::kQBytes + wg * 64 * 128;
+    mbarrier_wait_parity(q_full, q_phase);
+    q_phase ^= 1;
     const TileCoord c = tile_coord<kBlockM>(params, t);
     const KeyRange<kBlockM, kBlockN, kHasMask> range(params, c.m0);
     const int row0 = c.m0 + 64 * wg;                                // this warpgroup's first row
@@ -431,13 +415,18 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
     };
     // This warp is done reading Q: the producer may load the next tile's.
     auto release_q = [&]() {
-      if (lane == 0) mbarrier_arrive(&q_empty[qb]);
+      if (lane == 0) mbarrier_arrive(q_empty);
     };
 
     if (range.n_end > range.n_begin) {
-      // Tile n's S = Q K^T is issued before tile n+1's O += P V, and tile n's
-      // softmax runs while that P V is in flight; O is rescaled only after it
-      // completes.
+      // Tile n's S = Q K^T is issued before tile n+1's O += P V, so the
+      // tensor cores get both in one batch; O is rescaled only after the P V
+      // completes. The source places tile n's softmax between the two waits,
+      // but ptxas hoists the P V's wait to the top of the softmax's basic
+      // block, so in the machine code the softmax runs after the P V and the
+      // other warpgroup's GEMMs (ping-pong) are what hide it. Ending the block
+      // there (a wait in between) keeps the source order and measured 7-10%
+      // slower on the H200 (benchmarks/NOTES.md v20).
       uint32_t p[kBlockN / 16][4];
       {
         float s[kNTilesS][4];
@@ -468,14 +457,6 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
         if (lane == 0) mbarrier_arrive(&k_empty[stage]);
         float alpha[2];
         scores(s, n, alpha);
-        // The next K tile's wait (repeated, and then passing at once, at the
-        // loop's top) sits here because it ends a basic block: without it
-        // ptxas hoists the wait for P V below to the top of the softmax's
-        // block, and the softmax no longer runs under the P V (NOTES v20).
-        if (Traits::kSoftmaxUnderPV && n > range.n_begin) {
-          mbarrier_wait_parity(&k_full[stage + 1 == kStages ? 0 : stage + 1],
-                               stage + 1 == kStages ? phase ^ 1 : phase);
-        }
         wgmma_wait_group<0>();
         wgmma_fence_operands(reinterpret_cast<float(&)[Traits::kHeadDim / 2]>(acc_o));
         if (lane == 0) mbarrier_arrive(&v_empty[v_stage]);
@@ -506,10 +487,6 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
     // (async proxy) overwrites.
     fence_proxy_async_smem();
     release_q();
-    if (++qb == Traits::kQBufs) {
-      qb = 0;
-      q_phase ^= 1;
-    }
   }
 #endif  // FLASHCORE_SM90A
 }

@@ -11,8 +11,9 @@
 namespace flashcore {
 namespace sm90 {
 
-// Every config overlaps inside a warpgroup: tile n's Q K^T is issued before
-// tile n+1's P V and its softmax runs while that P V is in flight.
+// Every config issues tile n's Q K^T right before tile n+1's P V (one GEMM
+// batch per turn); the softmax runs after both (ptxas orders it so, and
+// measured faster that way: benchmarks/NOTES.md v20).
 // kPingPong: the consumer warpgroups take turns issuing their GEMMs (named
 // barriers, round robin).
 // kPersistent: a grid of at most one block per SM; each block takes its next
@@ -21,22 +22,11 @@ namespace sm90 {
 // are handed out in the grid's order as blocks claim them, as the hardware
 // scheduler does with one block per tile; under a mask, longest-first across
 // groups of heads (sm90/tile_order.h).
-// kQBufs: Q buffers (1 or 2; 2 only persistent). With two, the producer loads
-// the next tile's Q into the other buffer while the consumers still work on
-// this one, so a consumer warpgroup goes from its epilogue straight into the
-// next tile's first Q K^T instead of waiting for both warpgroups' epilogues
-// (O is staged in the warpgroup's own Q rows) and then for Q's load.
-// kSoftmaxUnderPV: the next K tile's wait sits between the softmax and the
-// wait for the P V it overlaps, which ends the basic block there; without it
-// ptxas hoists the P V wait to the top of the softmax's block and the softmax
-// runs after the P V (benchmarks/NOTES.md v20).
 template <int kHeadDim_, int kBlockN_, int kStages_, bool kPingPong_, int kConsumerWGs_,
-          bool kPersistent_, int kQBufs_ = 1, bool kSoftmaxUnderPV_ = true>
+          bool kPersistent_>
 struct FwdTraits {
-  static constexpr bool kSoftmaxUnderPV = kSoftmaxUnderPV_;
   static constexpr bool kPingPong = kPingPong_;
   static constexpr bool kPersistent = kPersistent_;
-  static constexpr int kQBufs = kQBufs_;
   static constexpr int kHeadDim = kHeadDim_;  // tile width: 64 or 128
   static constexpr int kBlockN = kBlockN_;
   static constexpr int kStages = kStages_;
@@ -50,13 +40,12 @@ struct FwdTraits {
   static constexpr int kQBytes = kColBlocks * kQBlockBytes;
   static constexpr int kKVTileBytes = kColBlocks * kKVBlockBytes;  // one K or one V tile
 
-  // Offsets from the 1024-aligned base: the Q buffers, then K stages, then V
-  // stages, then the mbarriers (q_full[Q], q_empty[Q], k_full[S], v_full[S],
-  // k_empty[S], v_empty[S]).
-  static constexpr int kKOffset = kQBufs * kQBytes;
+  // Offsets from the 1024-aligned base: Q, then K stages, then V stages, then
+  // the mbarriers (q_full, q_empty, k_full[S], v_full[S], k_empty[S], v_empty[S]).
+  static constexpr int kKOffset = kQBytes;
   static constexpr int kVOffset = kKOffset + kStages * kKVTileBytes;
   static constexpr int kBarOffset = kVOffset + kStages * kKVTileBytes;
-  static constexpr int kNumBarriers = 2 * kQBufs + 4 * kStages;
+  static constexpr int kNumBarriers = 2 + 4 * kStages;
   // Plus up to 1008 bytes to align the dynamic base (only 16 is guaranteed).
   static constexpr int kSmemBytes = kBarOffset + 8 * kNumBarriers + 1008;
 
@@ -75,8 +64,6 @@ struct FwdTraits {
   // most three.
   static_assert(kConsumerWGs == 2 || (kConsumerWGs == 3 && kHeadDim == 64),
                 "two consumer warpgroups, or three at head dim 64");
-  static_assert(kQBufs == 1 || (kQBufs == 2 && kPersistent),
-                "a second Q buffer only where a block runs more than one tile");
   static_assert(kBlockN % 16 == 0 && kBlockN <= 256, "wgmma N: a multiple of 16, at most 256");
   static_assert(kQBlockBytes % 1024 == 0 && kKVBlockBytes % 1024 == 0,
                 "128B-swizzled tiles start on 1024-byte boundaries");

@@ -65,17 +65,6 @@ __device__ __forceinline__ void wgmma_fence_operands(float (&d)[kN]) {
   for (int i = 0; i < kN; ++i) asm volatile("" : "+f"(d[i])::"memory");
 }
 
-// The same for register A operands (packed 16-bit pairs). Also keeps them
-// live up to this point: an A operand whose C++ lifetime ends at the wgmma
-// that reads it lets the register allocator reuse its registers, and ptxas
-// then waits for that wgmma before the first reuse, which serializes whatever
-// was meant to run under it (benchmarks/NOTES.md v20).
-template <int kN>
-__device__ __forceinline__ void wgmma_fence_operands(uint32_t (&a)[kN]) {
-#pragma unroll
-  for (int i = 0; i < kN; ++i) asm volatile("" : "+r"(a[i])::"memory");
-}
-
 // kTransB: B is MN-major (its N dimension contiguous, e.g. V stored [key][d]
 // as the B operand of O += P V); false: K-major (K stored [key][d] as the B of
 // S = Q K^T). kTransA (ss only), the same for A: M-major (the backward's dS
