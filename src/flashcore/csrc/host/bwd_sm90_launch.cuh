@@ -12,7 +12,7 @@
 #include <cstdint>
 
 #include "bwd_configs.h"
-#include "bwd_launch.cuh"  // rows_aligned16, launch_plain, opt_in_smem
+#include "bwd_launch.cuh"  // rows_aligned16, launch_plain, opt_in_smem, the split's helpers
 #include "flashcore/params.h"
 #include "flashcore/sm80/bwd_kernel.cuh"
 #include "flashcore/sm90/bwd_kernel.cuh"
@@ -76,15 +76,7 @@ cudaError_t launch_bwd_sm90(const BwdParams& params, DType dtype, cudaStream_t s
   if (params.deterministic) {
     return cudaErrorInvalidValue;  // the mma.sync family's mode only
   }
-  if (params.gqa_split < 1 || params.q_per_kv % params.gqa_split != 0) {
-    return cudaErrorInvalidValue;  // the parts must split the group evenly
-  }
-  if (params.gqa_split > 1 &&
-      (params.dk_partial == nullptr || params.dv_partial == nullptr ||
-       reinterpret_cast<uintptr_t>(params.dk_partial) % 16 != 0 ||
-       reinterpret_cast<uintptr_t>(params.dv_partial) % 16 != 0)) {
-    return cudaErrorInvalidValue;  // the reduce's float4 reads (bwd_workspace.h)
-  }
+  if (!gqa_split_params_ok(params)) return cudaErrorInvalidValue;
   // TMA reads q, k, v and dout; the epilogues write dk, dv (and the
   // postprocess dq, either way) in 16-byte chunks.
   if (!params.aligned16 ||
@@ -125,14 +117,7 @@ cudaError_t launch_bwd_sm90(const BwdParams& params, DType dtype, cudaStream_t s
   // 2b. A split group's dK / dV: the parts' sums, in order (the mma.sync
   // family's reduce; dk and dv rows are 16-byte aligned, checked above).
   if (params.gqa_split > 1) {
-    bool aligned = true;
-    void* reduce_args[] = {&p, &aligned};
-    const int64_t chunks =
-        int64_t{params.batch} * params.heads_kv * params.seqlen_k * (params.head_dim / 8);
-    const cudaError_t err =
-        launch_plain(reinterpret_cast<const void*>(bwd_dkv_reduce_kernel<Elem>),
-                     (chunks + kBwdReduceThreads - 1) / kBwdReduceThreads, kBwdReduceThreads, 0,
-                     stream, reduce_args);
+    const cudaError_t err = launch_bwd_dkv_reduce<Elem>(p, /*dkv_aligned16=*/true, stream);
     if (err != cudaSuccess) return err;
   }
 
