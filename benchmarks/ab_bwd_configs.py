@@ -7,7 +7,9 @@ round, the order rotated each round), medians over rounds.
         [--dtype fp16,bf16] [--shapes "4,16,2048;8,16,4096"] [--rounds 5] [--json ab.json]
 
 The config name auto stands for the heuristic's pick (no forcing), so the default
-path can be timed beside a forced config.
+path can be timed beside a forced config. NAME/gN forces config NAME with the GQA
+group split N (flashcore._debug.forced_bwd_gqa_split), e.g. sm90_bwd_d128/g2 at
+--shapes "8,8/2,512" --head-dim 128.
 
 The backward's time is (fwd+bwd) - fwd by CUDA-graph replay (bench_bwd.py's
 method); TFLOP/s = 2.5 x the forward's FLOPs of the visible pairs / that time.
@@ -18,6 +20,7 @@ Every config must serve the shapes' head dim (its tile width or narrower: pass
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
@@ -91,8 +94,13 @@ def time_case(args: argparse.Namespace, dtype_name: str, shape, causal: bool) ->
         if name == "auto":  # the heuristic's pick (config and GQA split)
             return lambda: fused_attention(q, k, v, causal=causal, enable_gqa=gqa)
 
+        config, _, split = name.partition("/g")
+
         def attn():
-            with _debug.forced_bwd_config(name):  # read by the forward, used by its backward
+            # read by the forward, used by its backward
+            with _debug.forced_bwd_config(config), contextlib.ExitStack() as stack:
+                if split:
+                    stack.enter_context(_debug.forced_bwd_gqa_split(int(split)))
                 return fused_attention(q, k, v, causal=causal, enable_gqa=gqa)
 
         return attn

@@ -131,8 +131,9 @@ def bwd_config_cases():
     GQA group split in 4 parts (the fp32 partials and their reduce kernel; the
     last element: the forced split, None for the heuristic's). Two in
     deterministic mode. Per Hopper-family config (sm90: TMA-readable inputs,
-    the default mode without a split only) five: its four builds (masked and
-    unmasked, softcap on and off) and MQA, whose blocks walk 8 query heads.
+    the default mode only) six: its four builds (masked and unmasked, softcap
+    on and off), MQA, whose blocks walk 8 query heads, and a forced GQA split
+    in 4 parts (fp32 partials from the wgmma accumulators, the same reduce).
     Each key block sees at least two query blocks and there are at least two
     key blocks, so the query-block loop (and the sm90 ring and dS buffers
     wrapping), the dQ reductions from several blocks and the tails all run."""
@@ -165,6 +166,10 @@ def bwd_config_cases():
             cases.append(
                 (cfg, "mqa causal", (1, 8, 1, sq, sk, cfg["head_dim"]), first,
                  {"causal": True, "enable_gqa": True}, False, False, None)
+            )  # fmt: skip
+            cases.append(
+                (cfg, "gqa split 4", (1, 8, 2, sq, sk, d_narrow), second,
+                 {"causal": True, "enable_gqa": True}, False, True, 4)
             )  # fmt: skip
             continue
         cases.append(

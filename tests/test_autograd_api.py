@@ -304,9 +304,10 @@ def test_bwd_forced_config_too_narrow_for_head_dim(fake):
         bwd(torch.empty_like(out), q, k, v, out, lse, config=index)
 
 
-def test_bwd_forced_sm90_config_serves_the_default_mode_without_a_split(fake):
-    # The Hopper backward configs add dQ with atomics and walk each GQA group in
-    # one block: a forced one refuses the deterministic mode and a group split.
+def test_bwd_forced_sm90_config_serves_the_default_mode_with_or_without_a_split(fake):
+    # The Hopper backward configs add dQ with atomics: a forced one refuses the
+    # deterministic mode. A forced GQA split (4 query heads per kv head here)
+    # passes the contract as it does for the mma.sync configs.
     configs = _debug.bwd_configs()
     sm90 = [i for i, c in enumerate(configs) if c["sm90"]]
     assert sm90
@@ -321,18 +322,24 @@ def test_bwd_forced_sm90_config_serves_the_default_mode_without_a_split(fake):
             r"mma\.sync backward config or use deterministic=False",
         ):
             bwd(dout, q, k, v, out, lse, det=True, config=index)
-        with pytest.raises(
-            ValueError,
-            match=rf"forced backward config {name} walks each GQA group in one thread block; a "
-            r"forced gqa_split must be 1 with it, got 2",
-        ):
-            torch.ops.flashcore.bwd(dout, q, k, v, out, lse, None, *scalars, False, index, 2)
-        # the default mode, with or without the split forced to 1, passes the contract
+        # the default mode, with the heuristic's split or a forced one, passes the contract
         for split in (-1, 1):
             dq, dk, dv = torch.ops.flashcore.bwd(
                 dout, q, k, v, out, lse, None, *scalars, False, index, split
             )
             assert dq.shape == q.shape and dk.shape == k.shape and dv.shape == v.shape
+        # a forced split > 1: its builds have no softcap (SCALARS has 30.0)
+        with pytest.raises(
+            ValueError,
+            match=rf"forced backward config {name} with a forced gqa_split > 1 has no softcap "
+            r"build; got gqa_split 2 and softcap 30",
+        ):
+            torch.ops.flashcore.bwd(dout, q, k, v, out, lse, None, *scalars, False, index, 2)
+        no_cap = scalars[:5] + (0.0,) + scalars[6:]
+        dq, dk, dv = torch.ops.flashcore.bwd(
+            dout, q, k, v, out, lse, None, *no_cap, False, index, 2
+        )
+        assert dq.shape == q.shape and dk.shape == k.shape and dv.shape == v.shape
 
 
 def test_fwd_train_contract_is_the_forwards(fake):

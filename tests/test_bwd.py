@@ -1015,20 +1015,22 @@ def test_every_bwd_config_forced(cfg, case):
 
 @pytest.mark.parametrize("cfg", _bwd_config_params())
 def test_every_bwd_config_with_a_gqa_split(cfg):
-    # Every config's split epilogue (fp32 partials from its warp tiles) and the
-    # reduce; the Hopper family has no split (its blocks walk the whole group)
-    # and refuses a forced one.
+    # Every config's split epilogue (fp32 partials from its warp tiles, or its
+    # wgmma accumulators in the Hopper family) and the reduce. The Hopper
+    # family's split builds have no softcap: it raises there, naming both.
     skip_unless_runs_here(cfg)
     kw = {"causal": True, "alignment": "bottom_right", "enable_gqa": True, "softcap": 5.0}
+    if cfg["sm90"]:
+        q, k, v, dout = make(2, 8, 2, 300, 190, cfg["head_dim"], torch.bfloat16, 3.0)
+        with _debug.forced_bwd_config(cfg["name"]), _debug.forced_bwd_gqa_split(2):
+            out = fused_attention(q.requires_grad_(True), k, v, **kw)
+        with pytest.raises(ValueError, match=r"gqa_split > 1 has no softcap build; got "
+                           r"gqa_split 2 and softcap 5"):  # fmt: skip
+            out.backward(dout)
+        kw = {"causal": True, "alignment": "bottom_right", "enable_gqa": True, "window": (90, -1)}
     narrower = [c["head_dim"] for c in BWD_CONFIGS if c["head_dim"] < cfg["head_dim"]]
     for d in sorted({cfg["head_dim"], max(narrower, default=0) + 8}):
         q, k, v, dout = make(2, 8, 2, 300, 190, d, torch.bfloat16, q_scale_for(kw))
-        if cfg["sm90"]:
-            with _debug.forced_bwd_config(cfg["name"]), _debug.forced_bwd_gqa_split(2):
-                out = fused_attention(q.requires_grad_(True), k, v, **kw)
-            with pytest.raises(ValueError, match=r"a forced gqa_split must be 1 with it, got 2"):
-                out.backward(dout)
-            continue
         with _debug.forced_bwd_config(cfg["name"]), _debug.forced_bwd_gqa_split(2):
             *_, dq, dk, dv = train(q, k, v, dout, **kw)
         assert_grads(dq, dk, dv, q, k, v, dout, **kw)
@@ -1273,20 +1275,24 @@ def test_sm90_bwd_refuses_inputs_tma_cannot_read(cfg):
 
 
 @pytest.mark.parametrize("cfg", _bwd_config_params(lambda cfg: cfg["sm90"]))
-def test_sm90_bwd_refuses_the_deterministic_mode_and_a_split(cfg):
+def test_sm90_bwd_refuses_the_deterministic_mode_takes_a_forced_split(cfg):
     skip_unless_runs_here(cfg)
-    q, k, v, dout = make(1, 4, 2, 100, 120, cfg["head_dim"], torch.float16)
+    q, k, v, dout = make(1, 4, 1, 100, 120, cfg["head_dim"], torch.float16)
     with _debug.forced_bwd_config(cfg["name"]):
         out = fused_attention(q.requires_grad_(True), k, v, enable_gqa=True, deterministic=True)
     with pytest.raises(ValueError, match=rf"{cfg['name']} has no deterministic mode"):
         out.backward(dout)
-    with _debug.forced_bwd_config(cfg["name"]), _debug.forced_bwd_gqa_split(2):
+    # MQA, 4 query heads: splits 1 (the whole group per block), 2 and 4 (one
+    # head per block); poisoned gradient buffers and workspace (train), the
+    # same reference rule; 3 does not divide the group and raises.
+    for split in (1, 2, 4):
+        with _debug.forced_bwd_config(cfg["name"]), _debug.forced_bwd_gqa_split(split):
+            _, _, dq, dk, dv = train(q, k, v, dout, enable_gqa=True)
+        assert_grads(dq, dk, dv, q, k, v, dout, enable_gqa=True)
+    with _debug.forced_bwd_config(cfg["name"]), _debug.forced_bwd_gqa_split(3):
         out = fused_attention(q, k, v, enable_gqa=True)
-    with pytest.raises(ValueError, match=r"a forced gqa_split must be 1 with it, got 2"):
+    with pytest.raises(ValueError, match=r"forced gqa_split must be a divisor"):
         out.backward(dout)
-    with _debug.forced_bwd_config(cfg["name"]), _debug.forced_bwd_gqa_split(1):
-        _, _, dq, dk, dv = train(q, k, v, dout, enable_gqa=True)
-    assert_grads(dq, dk, dv, q, k, v, dout, enable_gqa=True)
 
 
 # ---------------------------------------------------------------- the Hopper backward, picked

@@ -378,7 +378,8 @@ SM90_BWD_HGMMA = {"64x64x16", "64x128x16"}
 def test_extension_sm90_bwd_kernels_are_hopper_code(cuobjdump):
     # Guards the build, not the math (tests/test_bwd.py runs them on an H100/H200):
     # in the sm_90a cubin every Hopper backward main kernel (2 dtypes x 2 tile
-    # head dims x {unmasked, masked} x {softcap}) holds wgmma (HGMMA, the dQ
+    # head dims x {unmasked, masked} x {softcap}, and the forced GQA split's
+    # builds without softcap) holds wgmma (HGMMA, the dQ
     # GEMM's with both operands transposed: dS stored [key][query], K [key][d]),
     # TMA tile loads (UTMALDG), the statistics copied by the consumers
     # themselves (LDGSTS, then a named barrier: BAR.SYNC) and no bulk copies
@@ -397,9 +398,9 @@ def test_extension_sm90_bwd_kernels_are_hopper_code(cuobjdump):
         if not fn.startswith("_ZN9flashcore4sm9010bwd_kernel"):
             continue
         d, bm = (int(x) for x in re.findall(r"Li(\d+)E", fn)[:2])
-        mask, softcap = (f == "1" for f in re.findall(r"Lb([01])E", fn)[-2:])
+        mask, softcap, split = (f == "1" for f in re.findall(r"Lb([01])E", fn)[-3:])
         dtype = "bf16" if "bfloat16" in fn else "fp16"
-        seen.add((arch, d, bm, mask, softcap, dtype))
+        seen.add((arch, d, bm, mask, softcap, split, dtype))
         body = "\n".join(lines)
         if arch != "sm_90a":
             assert not re.search(r"HGMMA|UTMALDG|\bRED", body), f"{fn} on {arch} is not empty"
@@ -415,11 +416,11 @@ def test_extension_sm90_bwd_kernels_are_hopper_code(cuobjdump):
         assert not re.search(r"\b(LDL|STL)\b", body), f"{fn} on {arch} uses local memory (spills)"
     built = set(info["sass_archs"])
     want = {
-        (a, d, bm, mask, softcap, dtype)
+        (a, d, bm, mask, softcap, split, dtype)
         for a in built
         for d, bm in dims
         for mask in (False, True)
-        for softcap in (False, True)
+        for softcap, split in ((False, False), (True, False), (False, True))
         for dtype in ("fp16", "bf16")
     }
     assert seen == want, sorted(seen ^ want)
@@ -509,7 +510,8 @@ def test_choose_bwd_gqa_split_minimizes_waves_per_part(device):
 
 @pytest.mark.parametrize("name", ["sm90_bwd_d64", "sm90_bwd_d128"])
 def test_choose_bwd_gqa_split_is_one_for_the_hopper_family(name):
-    # Its blocks walk the whole group (no partials): even MQA on a small grid.
+    # The heuristic gives it no split, even MQA on a small grid (a forced split
+    # runs, for the A/B; not measured).
     for shape in ((8, 8, 2, 512, 512, 64), (1, 32, 1, 2048, 2048, 64), (1, 4, 4, 128, 128, 64)):
         assert _split(*shape, "H100/H200", name) == 1, shape
 

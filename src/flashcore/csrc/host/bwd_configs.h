@@ -98,7 +98,7 @@ struct BwdConfigDesc {
   int warps;
   int smem_bytes;
   // The Hopper wgmma/TMA family: compute capability 9.0, TMA-ready inputs, the
-  // default mode without a GQA split only.
+  // default mode only (a GQA split only when forced).
   bool sm90;
 };
 

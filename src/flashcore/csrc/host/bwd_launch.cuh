@@ -140,6 +140,28 @@ cudaError_t launch_bwd_dq_variant(const BwdParams& params, cudaStream_t stream, 
 // host/fwd_launch.cuh: rows that are not 16-byte aligned take the masked
 // kernel's element-wise loads, exact for unmasked calls too); kComputeDq and
 // kGqaSplit come from the mode and the group split (launch_bwd).
+// The GQA split's parameters, for both families: the parts split the group
+// evenly, and with more than one, the partials are there for the reduce's
+// float4 reads (bwd_workspace.h aligns them).
+inline bool gqa_split_params_ok(const BwdParams& params) {
+  if (params.gqa_split < 1 || params.q_per_kv % params.gqa_split != 0) return false;
+  return params.gqa_split == 1 ||
+         (params.dk_partial != nullptr && params.dv_partial != nullptr &&
+          reinterpret_cast<uintptr_t>(params.dk_partial) % 16 == 0 &&
+          reinterpret_cast<uintptr_t>(params.dv_partial) % 16 == 0);
+}
+
+// A split group's dK / dV: the parts' sums, in order (bwd_dkv_reduce_kernel).
+template <typename Elem>
+cudaError_t launch_bwd_dkv_reduce(BwdParams& params, bool dkv_aligned16, cudaStream_t stream) {
+  void* args[] = {&params, &dkv_aligned16};
+  const int64_t chunks =
+      int64_t{params.batch} * params.heads_kv * params.seqlen_k * (params.head_dim / 8);
+  return launch_plain(reinterpret_cast<const void*>(bwd_dkv_reduce_kernel<Elem>),
+                      (chunks + kBwdReduceThreads - 1) / kBwdReduceThreads, kBwdReduceThreads, 0,
+                      stream, args);
+}
+
 template <typename Elem, typename Traits, bool kComputeDq, bool kGqaSplit>
 cudaError_t launch_bwd_variant(const BwdParams& params, cudaStream_t stream, int device,
                                bool inputs_aligned16, bool grads_aligned16) {
@@ -181,15 +203,7 @@ cudaError_t launch_bwd(const BwdParams& params, cudaStream_t stream, int device)
   if (reinterpret_cast<uintptr_t>(params.dq_accum) % 16 != 0) {
     return cudaErrorInvalidValue;  // float4 zeroing and atomics (params.h)
   }
-  if (params.gqa_split < 1 || params.q_per_kv % params.gqa_split != 0) {
-    return cudaErrorInvalidValue;  // the parts must split the group evenly
-  }
-  if (params.gqa_split > 1 &&
-      (params.dk_partial == nullptr || params.dv_partial == nullptr ||
-       reinterpret_cast<uintptr_t>(params.dk_partial) % 16 != 0 ||
-       reinterpret_cast<uintptr_t>(params.dv_partial) % 16 != 0)) {
-    return cudaErrorInvalidValue;  // the reduce's float4 reads (bwd_workspace.h)
-  }
+  if (!gqa_split_params_ok(params)) return cudaErrorInvalidValue;
   BwdParams p = params;
   const int64_t bh = int64_t{params.batch} * params.heads_q;
   const bool det = params.deterministic;
@@ -227,13 +241,7 @@ cudaError_t launch_bwd(const BwdParams& params, cudaStream_t stream, int device)
 
   // 2b. A split group's dK / dV: the parts' sums, in order.
   if (params.gqa_split > 1) {
-    bool aligned = dkv_aligned16;
-    void* args[] = {&p, &aligned};
-    const int64_t chunks =
-        int64_t{params.batch} * params.heads_kv * params.seqlen_k * (params.head_dim / 8);
-    const cudaError_t err = launch_plain(
-        reinterpret_cast<const void*>(bwd_dkv_reduce_kernel<Elem>),
-        (chunks + kBwdReduceThreads - 1) / kBwdReduceThreads, kBwdReduceThreads, 0, stream, args);
+    const cudaError_t err = launch_bwd_dkv_reduce<Elem>(p, dkv_aligned16, stream);
     if (err != cudaSuccess) return err;
   }
 

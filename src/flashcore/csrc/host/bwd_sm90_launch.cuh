@@ -12,7 +12,7 @@
 #include <cstdint>
 
 #include "bwd_configs.h"
-#include "bwd_launch.cuh"  // rows_aligned16, launch_plain, opt_in_smem
+#include "bwd_launch.cuh"  // rows_aligned16, launch_plain, opt_in_smem, the split's helpers
 #include "flashcore/params.h"
 #include "flashcore/sm80/bwd_kernel.cuh"
 #include "flashcore/sm90/bwd_kernel.cuh"
@@ -21,23 +21,39 @@
 namespace flashcore {
 namespace sm90 {
 
-template <typename Elem, typename Traits, bool kHasMask, bool kSoftcap>
+template <typename Elem, typename Traits, bool kHasMask, bool kSoftcap, bool kGqaSplit>
 cudaError_t launch_bwd_sm90_main(const BwdArgs& args, cudaStream_t stream, int device) {
   const BwdParams& p = args.p;
   const int64_t num_n_blocks = (p.seqlen_k + Traits::kBlockN - 1) / Traits::kBlockN;
-  const int64_t grid = num_n_blocks * p.batch * p.heads_kv;
+  const int64_t grid = num_n_blocks * p.batch * p.heads_kv;  // x; the split's parts: y
   if (grid == 0) return cudaSuccess;
-  if (grid > 0x7fffffff) return cudaErrorInvalidConfiguration;
-  auto kernel = bwd_kernel<Elem, Traits, kHasMask, kSoftcap>;
+  if (grid > 0x7fffffff || p.gqa_split > 65535) return cudaErrorInvalidConfiguration;
+  auto kernel = bwd_kernel<Elem, Traits, kHasMask, kSoftcap, kGqaSplit>;
   static std::atomic<uint64_t> opted_in{0};
   const cudaError_t err = opt_in_smem(kernel, Traits::kSmemBytes, device, opted_in);
   if (err != cudaSuccess) return err;
   cudaLaunchConfig_t config = {};
-  config.gridDim = dim3(static_cast<unsigned>(grid));
+  config.gridDim = dim3(static_cast<unsigned>(grid), static_cast<unsigned>(p.gqa_split));
   config.blockDim = dim3(Traits::kNThreads);
   config.dynamicSmemBytes = Traits::kSmemBytes;
   config.stream = stream;
   return cudaLaunchKernelEx(&config, kernel, args);
+}
+
+// The main kernel's build for the call's mask and softcap. The split builds
+// have no softcap (host/checks.cpp refuses it: the unmasked one spilled in
+// its key/value loop at the consumers' 240 registers).
+template <typename Elem, typename Traits, bool kGqaSplit>
+cudaError_t launch_bwd_sm90_variant(const BwdArgs& args, cudaStream_t stream, int device) {
+  const bool masked = fwd_has_mask(args.p);
+  if constexpr (kGqaSplit) {
+    if (args.p.softcap != 0.f) return cudaErrorInvalidValue;
+  } else if (args.p.softcap != 0.f) {
+    return masked ? launch_bwd_sm90_main<Elem, Traits, true, true, kGqaSplit>(args, stream, device)
+                  : launch_bwd_sm90_main<Elem, Traits, false, true, kGqaSplit>(args, stream, device);
+  }
+  return masked ? launch_bwd_sm90_main<Elem, Traits, true, false, kGqaSplit>(args, stream, device)
+                : launch_bwd_sm90_main<Elem, Traits, false, false, kGqaSplit>(args, stream, device);
 }
 
 // Preprocess, main kernel and postprocess of one Hopper config on `stream`.
@@ -57,9 +73,10 @@ cudaError_t launch_bwd_sm90(const BwdParams& params, DType dtype, cudaStream_t s
       reinterpret_cast<uintptr_t>(params.dpsum) % 16 != 0) {
     return cudaErrorInvalidValue;  // float2 reads of the rows (bwd_workspace.h aligns to 256)
   }
-  if (params.deterministic || params.gqa_split != 1) {
-    return cudaErrorInvalidValue;  // the mma.sync family's modes only
+  if (params.deterministic) {
+    return cudaErrorInvalidValue;  // the mma.sync family's mode only
   }
+  if (!gqa_split_params_ok(params)) return cudaErrorInvalidValue;
   // TMA reads q, k, v and dout; the epilogues write dk, dv (and the
   // postprocess dq, either way) in 16-byte chunks.
   if (!params.aligned16 ||
@@ -92,14 +109,15 @@ cudaError_t launch_bwd_sm90(const BwdParams& params, DType dtype, cudaStream_t s
                        p.do_row_stride, p.do_head_stride, p.do_batch_stride, Traits::kBlockM);
     }
     if (err != cudaSuccess) return err;
-    const bool masked = fwd_has_mask(p);
-    if (p.softcap != 0.f) {
-      err = masked ? launch_bwd_sm90_main<Elem, Traits, true, true>(args, stream, device)
-                   : launch_bwd_sm90_main<Elem, Traits, false, true>(args, stream, device);
-    } else {
-      err = masked ? launch_bwd_sm90_main<Elem, Traits, true, false>(args, stream, device)
-                   : launch_bwd_sm90_main<Elem, Traits, false, false>(args, stream, device);
-    }
+    err = p.gqa_split > 1 ? launch_bwd_sm90_variant<Elem, Traits, true>(args, stream, device)
+                          : launch_bwd_sm90_variant<Elem, Traits, false>(args, stream, device);
+    if (err != cudaSuccess) return err;
+  }
+
+  // 2b. A split group's dK / dV: the parts' sums, in order (the mma.sync
+  // family's reduce; dk and dv rows are 16-byte aligned, checked above).
+  if (params.gqa_split > 1) {
+    const cudaError_t err = launch_bwd_dkv_reduce<Elem>(p, /*dkv_aligned16=*/true, stream);
     if (err != cudaSuccess) return err;
   }
 

@@ -248,15 +248,16 @@ ArgError check_bwd_args(const BwdArgs& a, std::string* message) {
       const BwdConfigDesc& cfg = kBwdConfigs[a.config];
       c.fail(ArgError::kValue, "forced backward config ", cfg.name, " serves head_dim <= ",
              cfg.head_dim, ", got head_dim ", q.sizes[3]);
+    } else if (kBwdConfigs[a.config].sm90 && a.gqa_split > 1 && a.fwd.softcap > 0.0) {
+      // Its split kernels are built without softcap (host/bwd_sm90_launch.cuh).
+      c.fail(ArgError::kValue, "forced backward config ", kBwdConfigs[a.config].name,
+             " with a forced gqa_split > 1 has no softcap build; got gqa_split ", a.gqa_split,
+             " and softcap ", a.fwd.softcap);
     } else if (kBwdConfigs[a.config].sm90 && a.deterministic) {
       // The Hopper family adds dQ with atomics and has no query-major dQ kernel.
       c.fail(ArgError::kValue, "forced backward config ", kBwdConfigs[a.config].name,
              " has no deterministic mode; force an mma.sync backward config or use "
              "deterministic=False");
-    } else if (kBwdConfigs[a.config].sm90 && a.gqa_split != -1 && a.gqa_split != 1) {
-      c.fail(ArgError::kValue, "forced backward config ", kBwdConfigs[a.config].name,
-             " walks each GQA group in one thread block; a forced gqa_split must be 1 with it, "
-             "got ", a.gqa_split);
     }
   }
   if (a.gqa_split != -1) {

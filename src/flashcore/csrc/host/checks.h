@@ -64,7 +64,8 @@ struct BwdArgs {
 
 // Checks every rule of the backward op (the forward's on q, k, v first). A
 // forced Hopper-family config (kBwdConfigs[config].sm90) serves the default
-// mode without a GQA split only; its device and TMA rules are api/ops.cpp's.
+// mode only (with or without a forced GQA split); its device and TMA rules are
+// api/ops.cpp's.
 ArgError check_bwd_args(const BwdArgs& args, std::string* message);
 
 constexpr int kScalarTypeHalf = 5;

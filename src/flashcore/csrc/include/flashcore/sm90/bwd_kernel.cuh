@@ -48,8 +48,10 @@
 //
 // The main kernel's body exists only in the sm_90a pass (FLASHCORE_SM90A); the
 // host launches it only on compute capability 9.0 (host/run.cu). The
-// deterministic mode and the GQA group split are the mma.sync family's only
-// (api/ops.cpp and host/checks.cpp refuse them for these configs).
+// deterministic mode is the mma.sync family's only (api/ops.cpp and
+// host/checks.cpp refuse it for these configs). A GQA group split (forced
+// only, for the A/B) runs as the mma.sync family's: fp32 partials per part
+// and the same reduce kernel.
 #pragma once
 
 #include <cuda.h>
@@ -117,7 +119,10 @@ constexpr int kBarStats = 5;  // after kBarStaged + 0, 1 (two consumer warpgroup
 
 // kHasMask: causal / window (mask.cuh); kSoftcap. TMA reads every tile, so
 // there is no unaligned-rows build (the host refuses such inputs).
-template <typename Elem, typename Traits, bool kHasMask, bool kSoftcap>
+// kGqaSplit: params.gqa_split > 1 (forced only): part g of each group per
+// block and fp32 partials; false compiles the one-part kernel, whose code is
+// the same as before the split existed (gqa_split never read).
+template <typename Elem, typename Traits, bool kHasMask, bool kSoftcap, bool kGqaSplit>
 __global__ void __launch_bounds__(Traits::kNThreads, 1)
     bwd_kernel(const __grid_constant__ BwdArgs args) {
 #if defined(FLASHCORE_SM90A)
@@ -156,16 +161,22 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
   // QueryRange (the same for every head of the group, design section 3) for
   // each of the kv head's q_per_kv query heads. Producer and consumers walk
   // the same sequence.
+  // A split group (params.gqa_split > 1, a divisor of q_per_kv): part
+  // blockIdx.y of the kv head's query heads, q_per_kv / gqa_split consecutive
+  // ones.
   const int num_n_blocks = (params.seqlen_k + kBlockN - 1) / kBlockN;
   const int n_block = static_cast<int>(blockIdx.x) % num_n_blocks;
   const int bh_kv = static_cast<int>(blockIdx.x) / num_n_blocks;
+  const int part = kGqaSplit ? static_cast<int>(blockIdx.y) : 0;
+  const int heads_per_part = kGqaSplit ? params.q_per_kv / params.gqa_split : params.q_per_kv;
   const int b = bh_kv / params.heads_kv;
   const int h_kv = bh_kv % params.heads_kv;
   const int n0 = n_block * kBlockN;
   const QueryRange<kBlockM, kBlockN, kHasMask> range(params, n0);
   const int num_m = range.m_end > range.m_begin ? range.m_end - range.m_begin : 0;
-  const int num_steps = num_m * params.q_per_kv;
-  auto step_head = [&](int step) { return h_kv * params.q_per_kv + step / num_m; };
+  const int num_steps = num_m * heads_per_part;
+  const int first_head = h_kv * params.q_per_kv + part * heads_per_part;
+  auto step_head = [&](int step) { return first_head + step / num_m; };
   auto step_m_block = [&](int step) { return range.m_begin + step % num_m; };
 
   if (tid == 0) {
@@ -493,6 +504,43 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
   }
 
   // ---- epilogue ----
+  // A split group: this part's fp32 sums (dK times scale) straight from the
+  // registers into its slice of dk_partial / dv_partial, (gqa_split, batch,
+  // heads_kv, seqlen_k, head_dim); every row < seqlen_k and column <
+  // head_dim, zeros included, so the reduce (sm80/bwd_kernel.cuh
+  // bwd_dkv_reduce_kernel) reads no stale workspace. No shared memory: no
+  // barrier (both warpgroups take this branch).
+  if constexpr (kGqaSplit) {
+    // The part and kv head again from the block index, read anew (volatile):
+    // not held in registers through the loop, where the softcap builds have
+    // none to spare.
+    uint32_t block, part_e;
+    asm volatile("mov.u32 %0, %%ctaid.x;" : "=r"(block));
+    asm volatile("mov.u32 %0, %%ctaid.y;" : "=r"(part_e));
+    const int bh_kv_e = static_cast<int>(block) / ((params.seqlen_k + kBlockN - 1) / kBlockN);
+    const int64_t slice =
+        (static_cast<int64_t>(part_e) * params.batch * params.heads_kv + bh_kv_e) *
+        params.seqlen_k * params.head_dim;
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int key_g = n0 + 64 * wg + key_row + 8 * r;
+      if (key_g >= params.seqlen_k) continue;
+      float* dk_row = params.dk_partial + slice + static_cast<int64_t>(key_g) * params.head_dim;
+      float* dv_row = params.dv_partial + slice + static_cast<int64_t>(key_g) * params.head_dim;
+#pragma unroll
+      for (int j = 0; j < kNTilesD; ++j) {
+        // head_dim is a multiple of 8 and col even: col < head_dim covers col + 1.
+        const int col = 8 * j + quad_col;
+        if (col < params.head_dim) {
+          *reinterpret_cast<float2*>(dk_row + col) =
+              make_float2(acc_dk[j][2 * r] * params.scale, acc_dk[j][2 * r + 1] * params.scale);
+          *reinterpret_cast<float2*>(dv_row + col) =
+              make_float2(acc_dv[j][2 * r], acc_dv[j][2 * r + 1]);
+        }
+      }
+    }
+    return;
+  }
   // Both warpgroups' wgmmas read all of K (the dQ GEMMs) and their own rows of
   // V: every one of them is complete before the 16-bit dK and dV overwrite
   // this warpgroup's rows of the K and V buffers.
