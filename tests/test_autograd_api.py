@@ -763,12 +763,13 @@ def test_chosen_bwd_config_reads_the_tensors_and_the_mode(monkeypatch):
     # A broadcast (stride 0) head dim: no TMA either.
     assert _debug.chosen_bwd_config(q, k[:, :1].expand(4, 16, 2048, 128)) == "bwd_d128"
     # The GPT training step (8 x 8/2 heads, 512 tokens): the Hopper config at
-    # its grid bound (no split); mma.sync with G = 2 in the deterministic mode
-    # or without sm_90a.
+    # its grid bound, split in two parts like mma.sync's G = 2 (the deterministic
+    # mode's, or without sm_90a); with softcap the Hopper config has no split.
     q = torch.empty(8, 8, 512, 128, dtype=torch.bfloat16)
     k = torch.empty(8, 2, 512, 128, dtype=torch.bfloat16)
     assert _debug.chosen_bwd_config(q, k) == sm90
-    assert _debug.chosen_bwd_gqa_split(q, k) == (1 if hopper else 2)
+    assert _debug.chosen_bwd_gqa_split(q, k) == 2
+    assert _debug.chosen_bwd_gqa_split(q, k, softcap=30.0) == (1 if hopper else 2)
     assert _debug.chosen_bwd_config(q, k, deterministic=True) == "bwd_d128"
     assert _debug.chosen_bwd_gqa_split(q, k, deterministic=True) == 2
 

@@ -259,15 +259,17 @@ def poisoned_call(fn, out_specs):
     return res
 
 
-def bwd_specs(q, k, v, gqa_split=None, deterministic=False, dout=None):
+def bwd_specs(q, k, v, gqa_split=None, deterministic=False, dout=None, softcap=0.0):
     """The op's allocations: dq, dk, dv, then the workspace of the chosen config
     (for these tensors, the mode and a forced split) and GQA group split (the
-    heuristic's unless forced)."""
+    heuristic's unless forced; it depends on softcap for a Hopper config)."""
     forced = -1 if gqa_split is None else gqa_split
     name = _debug.chosen_bwd_config(q, k, deterministic, v=v, dout=dout, gqa_split=forced)
     assert name is not None
     if gqa_split is None:
-        gqa_split = _debug.chosen_bwd_gqa_split(q, k, deterministic, v=v, dout=dout)
+        gqa_split = _debug.chosen_bwd_gqa_split(
+            q, k, deterministic, v=v, dout=dout, softcap=softcap
+        )
     b, hq, sq, d = q.shape
     ws = _debug.bwd_workspace_elems(b, hq, k.shape[1], sq, k.shape[2], d, name, gqa_split)
     return [(q.shape, q.dtype), (k.shape, k.dtype), (v.shape, v.dtype), ((ws,), torch.float32)]
@@ -310,7 +312,7 @@ def test_poisoned_outputs_and_workspace(case, with_dlse):
     dlse = torch.randn(b, hq, sq, device="cuda") if with_dlse else None
     dq, dk, dv = poisoned_call(
         lambda: torch.ops.flashcore.bwd(dout, q, k, v, out, lse, dlse, *op_args(q, kw)),
-        bwd_specs(q, k, v, dout=dout),
+        bwd_specs(q, k, v, dout=dout, softcap=kw.get("softcap", 0.0)),
     )
     assert_grads(dq, dk, dv, q, k, v, dout, dlse, **kw)
 
@@ -1348,6 +1350,39 @@ def test_heuristic_hopper_bwd_poisoned_outputs_and_workspace():
         lambda: torch.ops.flashcore.bwd(dout, q, k, v, out, lse, dlse, *op_args(q, kw)), specs
     )
     assert_grads(dq, dk, dv, q, k, v, dout, dlse, **kw)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [{"enable_gqa": True}, {"enable_gqa": True, "causal": True}],
+    ids=["plain", "causal"],
+)
+def test_heuristic_hopper_bwd_gqa_split_unforced(kw):
+    # The GPT training step's GQA shape (8 x 8/2 heads, 512 tokens, head dim
+    # 128): on 132 SMs 64 blocks, which the heuristic splits in two parts for
+    # the Hopper config too (NOTES v19). Unforced, poisoned outputs and
+    # workspace (the fp32 partials included), correct gradients; with softcap
+    # the Hopper config runs unsplit.
+    q, k, v, dout = make(8, 8, 2, 512, 512, 128, torch.bfloat16, q_scale_for(kw))
+    name = _debug.chosen_bwd_config(q, k, v=v, dout=dout)
+    if not next(c for c in BWD_CONFIGS if c["name"] == name)["sm90"]:
+        pytest.skip(f"the heuristic picks {name} here, not a Hopper config")
+    g = _debug.chosen_bwd_gqa_split(q, k, v=v, dout=dout)
+    blocks = 8 * 2 * 4
+    if -(-2 * blocks // _debug.device_desc()["sm_count"]) != 1:
+        pytest.skip("two parts are not one wave on this GPU")
+    assert g == 2
+    assert _debug.chosen_bwd_gqa_split(q, k, v=v, dout=dout, softcap=20.0) == 1
+    out, lse = torch.ops.flashcore.fwd_train(q, k, v, *op_args(q, kw))
+    dlse = torch.randn_like(lse)
+    dq, dk, dv = poisoned_call(
+        lambda: torch.ops.flashcore.bwd(dout, q, k, v, out, lse, dlse, *op_args(q, kw)),
+        bwd_specs(q, k, v, dout=dout),
+    )
+    assert_grads(dq, dk, dv, q, k, v, dout, dlse, **kw)
+    soft = {**kw, "softcap": 20.0}
+    picked = train(q, k, v, dout, **soft)
+    assert_grads(*picked[2:], q, k, v, dout, **soft)
 
 
 @pytest.mark.parametrize("d", [64, 128])

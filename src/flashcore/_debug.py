@@ -269,17 +269,19 @@ def bwd_gqa_split_heuristic(
     cc_major: int,
     cc_minor: int = 0,
     smem_optin: int,
+    softcap: bool = False,
 ) -> int:
     """How many parts the backward splits each GQA group's query heads into
     (host/heuristics.h choose_bwd_gqa_split) for this shape, backward config
     `name` and a device with these numbers: the divisor G of heads_q / heads_kv
     with the least ceil(batch * heads_kv * key blocks * G / sm_count) / G (waves
     of one block per SM, each part 1/G of the work), the smallest on ties; 1
-    without GQA. A pure function: no GPU needed."""
+    without GQA, and 1 for a Hopper config with softcap (no split build). A pure
+    function: no GPU needed."""
     return int(
         _loader.c_api().flashcore_choose_bwd_gqa_split(
             batch, heads_q, heads_kv, seqlen_q, seqlen_k, head_dim, sm_count, cc_major,
-            cc_minor, smem_optin, _bwd_index(name),
+            cc_minor, smem_optin, _bwd_index(name), int(bool(softcap)),
         )
     )  # fmt: skip
 
@@ -291,16 +293,17 @@ def chosen_bwd_gqa_split(
     *,
     v: torch.Tensor | None = None,
     dout: torch.Tensor | None = None,
+    softcap: float = 0.0,
 ) -> int:
-    """The GQA group split a training call on these tensors runs on their GPU
-    (without a forced_bwd_gqa_split override): 1 where chosen_bwd_config (same
-    arguments) is a Hopper config."""
+    """The GQA group split a training call on these tensors (with this logit
+    softcap) runs on their GPU, for the config chosen_bwd_config (same
+    arguments) names, without a forced_bwd_gqa_split override."""
     b, hq, sq, d = q.shape
     name = chosen_bwd_config(q, k, deterministic, v=v, dout=dout)
     if name is None:
         raise ValueError(f"no backward config serves head_dim {d} on {q.device}")
     return bwd_gqa_split_heuristic(
-        b, hq, k.shape[1], sq, k.shape[2], d, name, **device_desc(q.device)
+        b, hq, k.shape[1], sq, k.shape[2], d, name, **device_desc(q.device), softcap=softcap > 0
     )
 
 

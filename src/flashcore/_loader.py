@@ -112,7 +112,7 @@ def c_api():
             [ctypes.c_int64] * 5 + [ctypes.c_int] * 7 + [ctypes.c_int64]
         )
         lib.flashcore_choose_bwd_gqa_split.restype = ctypes.c_int
-        lib.flashcore_choose_bwd_gqa_split.argtypes = [ctypes.c_int64] * 5 + [ctypes.c_int] * 6
+        lib.flashcore_choose_bwd_gqa_split.argtypes = [ctypes.c_int64] * 5 + [ctypes.c_int] * 7
         lib.flashcore_num_bwd_configs.restype = ctypes.c_int
         lib.flashcore_num_bwd_configs.argtypes = []
         lib.flashcore_bwd_config_desc.restype = ctypes.c_int

@@ -450,7 +450,7 @@ std::tuple<Tensor, Tensor, Tensor> bwd(Tensor dout, Tensor q, Tensor k, Tensor v
   p.gqa_split = gqa_split >= 1 ? static_cast<int>(gqa_split)
                                : flashcore::choose_bwd_gqa_split(
                                      {q.size(0), q.size(1), q.size(2), k.size(2), p.head_dim,
-                                      tma_ok},
+                                      tma_ok, false, p.softcap > 0.0f},
                                      k.size(1), flashcore::device_desc(device), chosen);
 
   const flashcore::BwdWorkspace ws = flashcore::bwd_workspace(p, chosen);

@@ -157,10 +157,10 @@ FLASHCORE_C_API int flashcore_choose_bwd_gqa_split(int64_t batch, int64_t heads_
                                                    int64_t heads_kv, int64_t seqlen_q,
                                                    int64_t seqlen_k, int head_dim, int sm_count,
                                                    int cc_major, int cc_minor, int smem_optin,
-                                                   int config) {
-  return flashcore::choose_bwd_gqa_split({batch, heads_q, seqlen_q, seqlen_k, head_dim, true},
-                                         heads_kv, {sm_count, cc_major, cc_minor, smem_optin},
-                                         config);
+                                                   int config, int softcap) {
+  return flashcore::choose_bwd_gqa_split(
+      {batch, heads_q, seqlen_q, seqlen_k, head_dim, true, false, softcap != 0}, heads_kv,
+      {sm_count, cc_major, cc_minor, smem_optin}, config);
 }
 
 FLASHCORE_C_API int flashcore_num_bwd_configs() { return flashcore::kNumBwdConfigs; }

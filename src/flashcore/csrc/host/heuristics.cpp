@@ -159,7 +159,8 @@ namespace {
 // and (8,16,4096), D64 and D128 (H200, benchmarks/NOTES.md v13, v16). It needs
 // code (a build with sm_90a), compute capability 9.0 with its shared memory,
 // TMA-readable tensors and the default mode (it adds dQ by atomics; no
-// deterministic build, no GQA split). Its grid of batch x kv heads x 128-key
+// deterministic build; no forced GQA split unless the config is forced too).
+// Its grid of batch x kv heads x 128-key
 // blocks must fill at least 48% of a wave of the SMs, the smallest grid where
 // it has measured faster: the GPT training step, 64 blocks on 132 SMs, 205
 // TFLOP/s against 192 for mma.sync with its GQA split of 2 (NOTES v16).
@@ -207,8 +208,11 @@ int choose_bwd_config(const BwdShape& s, const DeviceDesc& dev) {
 // The Hopper-family configs get no split here (1): their blocks walk the
 // whole group unless a split is forced (for the A/B; not yet measured).
 int choose_bwd_gqa_split(const FwdShape& s, int64_t heads_kv, const DeviceDesc& dev, int config) {
+  // The Hopper configs split by the same model (NOTES v19: 1.25-1.32x at the
+  // GPT step's 64 blocks with G = 2, a loss where the grid is a wave already,
+  // which the model keeps at G = 1); they have no split build with softcap.
   if (config < 0 || config >= kNumBwdConfigs || heads_kv <= 0 || s.heads_q % heads_kv != 0 ||
-      dev.sm_count <= 0 || kBwdConfigs[config].sm90) {
+      dev.sm_count <= 0 || (kBwdConfigs[config].sm90 && s.softcap)) {
     return 1;
   }
   const int64_t q_per_kv = s.heads_q / heads_kv;

@@ -77,8 +77,8 @@ int bwd_tile_head_dim(int head_dim);
 // config `config`: the divisor G of q_per_kv = heads_q / heads_kv that
 // minimizes waves / G, where waves = ceil(batch * heads_kv * key blocks * G /
 // sm_count) (one block per SM), the smallest such G on ties. 1 without GQA
-// (q_per_kv 1), for a Hopper-family config (its split is forced only) and for an
-// invalid config, shape or device.
+// (q_per_kv 1), for a Hopper-family config with softcap (no split build) and
+// for an invalid config, shape or device.
 int choose_bwd_gqa_split(const FwdShape& shape, int64_t heads_kv, const DeviceDesc& device,
                          int config);
 
