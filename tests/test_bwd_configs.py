@@ -450,8 +450,8 @@ def _split(b, hq, hkv, sq, sk, d, device, config=None, softcap=False):
         ("H100/H200", (8, 8, 2, 512, 512, 64), 2),  # bwd_d64: 128 keys too
         ("H100/H200", (8, 8, 2, 1024, 1024, 128), 1),  # 128 blocks: one wave already
         # 256 and 512 blocks, and the GQA row (8 kv heads x 64 key blocks
-        # = 512): grids of a wave or more, the Hopper config (no split) in a build
-        # with sm_90a; mma.sync's model gives 1 too (2 waves = 4 / 2 = 8 / 4).
+        # = 512): grids of a wave or more, the Hopper config in a build with
+        # sm_90a; the model gives 1 (2 waves = 4 / 2 = 8 / 4).
         ("H100/H200", (8, 8, 2, 2048, 2048, 128), 1),
         ("H100/H200", (8, 8, 2, 4096, 4096, 128), 1),
         ("H100/H200", (1, 32, 8, 8192, 8192, 128), 1),
