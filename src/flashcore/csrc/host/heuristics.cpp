@@ -205,8 +205,6 @@ int choose_bwd_config(const BwdShape& s, const DeviceDesc& dev) {
 // 182 / 113 / 125 us, the model's 1 / 0.5 / 0.5. Ties go to the smaller G:
 // fewer partials to write and reduce. (The first version aimed at two blocks
 // per SM and picked G = 4 there.)
-// The Hopper-family configs get no split here (1): their blocks walk the
-// whole group unless a split is forced (for the A/B; not yet measured).
 int choose_bwd_gqa_split(const FwdShape& s, int64_t heads_kv, const DeviceDesc& dev, int config) {
   // The Hopper configs split by the same model (NOTES v19: 1.25-1.32x at the
   // GPT step's 64 blocks with G = 2, a loss where the grid is a wave already,
