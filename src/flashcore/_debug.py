@@ -163,7 +163,8 @@ def bwd_configs() -> list[dict[str, Any]]:
     name, head_dim (tile width: serves any head_dim up to it), block_m, block_n,
     warps, smem_bytes, sm90 (the Hopper wgmma/TMA family: compute capability 9.0,
     TMA-ready inputs, the default mode; the heuristic picks them where its grid
-    fills the GPU, without a GQA split, see bwd_heuristic; a forced split runs)."""
+    fills the GPU, see bwd_heuristic, with the GQA split bwd_gqa_split_heuristic
+    gives, none with softcap)."""
     lib = _loader.c_api()
     out = []
     for i in range(lib.flashcore_num_bwd_configs()):
