@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "flashcore/numeric.cuh"
 #include "flashcore/sm80/ptx.cuh"
 
 namespace flashcore {
@@ -121,6 +122,54 @@ struct OnlineSoftmaxRows {
       m_i[r] = row_max;
       l_i[r] = l_i[r] * alpha[r] + exp_row(s, r, max_scaled, scale_log2);
     }
+  }
+
+  // The speculative step (FA4's lazy rescale, one step further): the
+  // exponentials are taken against the running maxima before this tile's
+  // maxima are known, so they do not wait for the max reduction and its
+  // shuffles, and go straight to 16-bit P in the wgmma A layout (s is kept).
+  // Where no row of the warp grows past its running max by more than
+  // kSpecLog2 (so P <= 2^kSpecLog2) that is the whole step: the maxima and O
+  // stay (alpha 1), l_i takes the sums, returns false. Otherwise (a row grew,
+  // or has seen only masked keys: its max is -inf) nothing is committed and it
+  // returns true: the caller redoes the tile with scores_step. Warp-uniform
+  // (a vote). The same softmax either way: l, O and lse use the same maxima.
+  static constexpr float kSpecLog2 = 8.f;
+  template <typename Elem>
+  __device__ __forceinline__ bool spec_step(const float (&s)[kNTilesS][4], float scale_log2,
+                                            uint32_t (&p)[kNTilesS / 2][4]) {
+    float max_scaled[2], sum[2];
+    float part[2][kNTilesS / 2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) max_scaled[r] = m_i[r] * scale_log2;
+#pragma unroll
+    for (int kk = 0; kk < kNTilesS / 2; ++kk) {
+      float e[2][4];
+#pragma unroll
+      for (int h = 0; h < 2; ++h)
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          e[h][i] = fast_exp2(fmaf(s[2 * kk + h][i], scale_log2, -max_scaled[i / 2]));
+        }
+      p[kk][0] = Numeric<Elem>::pack2(e[0][0], e[0][1]);
+      p[kk][1] = Numeric<Elem>::pack2(e[0][2], e[0][3]);
+      p[kk][2] = Numeric<Elem>::pack2(e[1][0], e[1][1]);
+      p[kk][3] = Numeric<Elem>::pack2(e[1][2], e[1][3]);
+      part[0][kk] = (e[0][0] + e[0][1]) + (e[1][0] + e[1][1]);
+      part[1][kk] = (e[0][2] + e[0][3]) + (e[1][2] + e[1][3]);
+    }
+    sum[0] = tree_reduce(part[0], SumOp{});
+    sum[1] = tree_reduce(part[1], SumOp{});
+    bool grows = false;
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      // NaN (-inf - -inf: a row that has seen only masked keys) counts as growth.
+      grows = grows || !((new_row_max(s, r) - m_i[r]) * scale_log2 <= kSpecLog2);
+    }
+    if (__any_sync(0xffffffffu, grows)) return true;
+    l_i[0] += sum[0];
+    l_i[1] += sum[1];
+    return false;
   }
 
   __device__ __forceinline__ static void rescale(float (&acc_o)[kNTilesO][4],
