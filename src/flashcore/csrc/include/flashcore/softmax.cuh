@@ -124,17 +124,19 @@ struct OnlineSoftmaxRows {
     }
   }
 
-  // The speculative step (FA4's lazy rescale, one step further): the
-  // exponentials are taken against the running maxima before this tile's
-  // maxima are known, so they do not wait for the max reduction and its
-  // shuffles, and go straight to 16-bit P in the wgmma A layout (s is kept).
-  // Where no row of the warp grows past its running max by more than
-  // kSpecLog2 (so P <= 2^kSpecLog2) that is the whole step: the maxima and O
-  // stay (alpha 1), l_i takes the sums, returns false. Otherwise (a row grew,
-  // or has seen only masked keys: its max is -inf) nothing is committed and it
-  // returns true: the caller redoes the tile with scores_step. Warp-uniform
-  // (a vote). The same softmax either way: l, O and lse use the same maxima.
+  // The speculative step (FA4's lazy rescale taken one step further): the
+  // exponentials are taken against the running maxima, without this tile's
+  // maxima at all (no max reduction, no shuffles, no O rescale), and go
+  // straight to 16-bit P in the wgmma A layout; s is kept. The check is on
+  // what they produced: while every thread's part of every row sum (32 keys
+  // at 128-key tiles) is at most 2^kSpecLog2, so is every P, and that is the
+  // whole step: the maxima and O stay (alpha 1), l_i takes the sums, returns
+  // false. Otherwise (a row grew; or has seen only masked keys, max -inf:
+  // inf or NaN) nothing is committed and it returns true: the caller redoes
+  // the tile with scores_step and the rescale. Warp-uniform (a vote). The same
+  // softmax either way: l, O and lse use the same maxima.
   static constexpr float kSpecLog2 = 8.f;
+  static constexpr float kSpecMaxPart = 256.f;  // 2^kSpecLog2
   template <typename Elem>
   __device__ __forceinline__ bool spec_step(const float (&s)[kNTilesS][4], float scale_log2,
                                             uint32_t (&p)[kNTilesS / 2][4]) {
@@ -160,12 +162,8 @@ struct OnlineSoftmaxRows {
     }
     sum[0] = tree_reduce(part[0], SumOp{});
     sum[1] = tree_reduce(part[1], SumOp{});
-    bool grows = false;
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      // NaN (-inf - -inf: a row that has seen only masked keys) counts as growth.
-      grows = grows || !((new_row_max(s, r) - m_i[r]) * scale_log2 <= kSpecLog2);
-    }
+    // NaN fails the comparison too.
+    const bool grows = !(sum[0] <= kSpecMaxPart) || !(sum[1] <= kSpecMaxPart);
     if (__any_sync(0xffffffffu, grows)) return true;
     l_i[0] += sum[0];
     l_i[1] += sum[1];
