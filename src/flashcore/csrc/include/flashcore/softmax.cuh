@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "flashcore/numeric.cuh"
 #include "flashcore/sm80/ptx.cuh"
 
 namespace flashcore {
@@ -121,6 +122,52 @@ struct OnlineSoftmaxRows {
       m_i[r] = row_max;
       l_i[r] = l_i[r] * alpha[r] + exp_row(s, r, max_scaled, scale_log2);
     }
+  }
+
+  // The speculative step (FA4's lazy rescale taken one step further): the
+  // exponentials are taken against the running maxima, without this tile's
+  // maxima at all (no max reduction, no shuffles, no O rescale), and go
+  // straight to 16-bit P in the wgmma A layout; s is kept. The check is on
+  // what they produced: while every thread's part of every row sum (32 keys
+  // at 128-key tiles) is at most 2^kSpecLog2, so is every P, and that is the
+  // whole step: the maxima and O stay (alpha 1), l_i takes the sums, returns
+  // false. Otherwise (a row grew; or has seen only masked keys, max -inf:
+  // inf or NaN) nothing is committed and it returns true: the caller redoes
+  // the tile with scores_step and the rescale. Warp-uniform (a vote). The same
+  // softmax either way: l, O and lse use the same maxima.
+  static constexpr float kSpecLog2 = 8.f;
+  static constexpr float kSpecMaxPart = 256.f;  // 2^kSpecLog2
+  template <typename Elem>
+  __device__ __forceinline__ bool spec_step(const float (&s)[kNTilesS][4], float scale_log2,
+                                            uint32_t (&p)[kNTilesS / 2][4]) {
+    float max_scaled[2], sum[2];
+    float part[2][kNTilesS / 2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) max_scaled[r] = m_i[r] * scale_log2;
+#pragma unroll
+    for (int kk = 0; kk < kNTilesS / 2; ++kk) {
+      float e[2][4];
+#pragma unroll
+      for (int h = 0; h < 2; ++h)
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+          e[h][i] = fast_exp2(fmaf(s[2 * kk + h][i], scale_log2, -max_scaled[i / 2]));
+        }
+      p[kk][0] = Numeric<Elem>::pack2(e[0][0], e[0][1]);
+      p[kk][1] = Numeric<Elem>::pack2(e[0][2], e[0][3]);
+      p[kk][2] = Numeric<Elem>::pack2(e[1][0], e[1][1]);
+      p[kk][3] = Numeric<Elem>::pack2(e[1][2], e[1][3]);
+      part[0][kk] = (e[0][0] + e[0][1]) + (e[1][0] + e[1][1]);
+      part[1][kk] = (e[0][2] + e[0][3]) + (e[1][2] + e[1][3]);
+    }
+    sum[0] = tree_reduce(part[0], SumOp{});
+    sum[1] = tree_reduce(part[1], SumOp{});
+    // NaN fails the comparison too.
+    const bool grows = !(sum[0] <= kSpecMaxPart) || !(sum[1] <= kSpecMaxPart);
+    if (__any_sync(0xffffffffu, grows)) return true;
+    l_i[0] += sum[0];
+    l_i[1] += sum[1];
+    return false;
   }
 
   __device__ __forceinline__ static void rescale(float (&acc_o)[kNTilesO][4],

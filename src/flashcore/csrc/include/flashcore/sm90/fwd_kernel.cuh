@@ -455,13 +455,22 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
         wgmma_wait_group<1>();  // S done; P V may still run
         wgmma_fence_operands(reinterpret_cast<float(&)[kBlockN / 2]>(s));
         if (lane == 0) mbarrier_arrive(&k_empty[stage]);
-        float alpha[2];
-        scores(s, n, alpha);
+        if constexpr (kSoftcap) softcap_scores(s, params.softcap, params.softcap_scale);
+        if (range.needs_mask(params, n)) {
+          mask_scores<kNTilesS, kHasMask>(s, params, thread_row, n * kBlockN, quad_col);
+        }
+        // P is the running P V's A operand: it is rewritten only once that
+        // GEMM is done (ptxas put this wait here in any case: v20).
         wgmma_wait_group<0>();
         wgmma_fence_operands(reinterpret_cast<float(&)[Traits::kHeadDim / 2]>(acc_o));
+        wgmma_fence_operands(reinterpret_cast<uint32_t(&)[kBlockN / 4]>(p));
         if (lane == 0) mbarrier_arrive(&v_empty[v_stage]);
-        softmax.rescale(acc_o, alpha);
-        to_p(s, p);
+        if (softmax.template spec_step<Elem>(s, params.scale_log2, p)) {
+          float alpha[2];
+          softmax.scores_step(s, params.scale_log2, alpha);
+          softmax.rescale(acc_o, alpha);
+          to_p(s, p);
+        }
         v_stage = stage;
         v_phase = phase;
         advance();

@@ -64,6 +64,12 @@ __device__ __forceinline__ void wgmma_fence_operands(float (&d)[kN]) {
 #pragma unroll
   for (int i = 0; i < kN; ++i) asm volatile("" : "+f"(d[i])::"memory");
 }
+// The same for a register-sourced A operand (16-bit pairs).
+template <int kN>
+__device__ __forceinline__ void wgmma_fence_operands(uint32_t (&a)[kN]) {
+#pragma unroll
+  for (int i = 0; i < kN; ++i) asm volatile("" : "+r"(a[i])::"memory");
+}
 
 // kTransB: B is MN-major (its N dimension contiguous, e.g. V stored [key][d]
 // as the B operand of O += P V); false: K-major (K stored [key][d] as the B of
