@@ -420,13 +420,13 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
 
     if (range.n_end > range.n_begin) {
       // Tile n's S = Q K^T is issued before tile n+1's O += P V, so the
-      // tensor cores get both in one batch; O is rescaled only after the P V
-      // completes. The source places tile n's softmax between the two waits,
-      // but ptxas hoists the P V's wait to the top of the softmax's basic
-      // block, so in the machine code the softmax runs after the P V and the
-      // other warpgroup's GEMMs (ping-pong) are what hide it. Ending the block
-      // there (a wait in between) keeps the source order and measured 7-10%
-      // slower on the H200 (benchmarks/NOTES.md v20).
+      // tensor cores get both in one batch. Tile n's softmax runs after that
+      // P V is done: a warpgroup's softmax and its own register-sourced P V
+      // do not overlap on the H200 (measured: benchmarks/NOTES.md v20, v24),
+      // the other warpgroup's GEMMs (ping-pong) are what hide it. The first
+      // tile takes the full online-softmax step; every later one the
+      // speculative step against the running maxima (softmax.cuh spec_step,
+      // v26), redone with the full step where a row's max grew.
       uint32_t p[kBlockN / 16][4];
       {
         float s[kNTilesS][4];
@@ -460,7 +460,8 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
           mask_scores<kNTilesS, kHasMask>(s, params, thread_row, n * kBlockN, quad_col);
         }
         // P is the running P V's A operand: it is rewritten only once that
-        // GEMM is done (ptxas put this wait here in any case: v20).
+        // GEMM is done (ptxas placed this wait here even when the source put
+        // the softmax first: v20).
         wgmma_wait_group<0>();
         wgmma_fence_operands(reinterpret_cast<float(&)[Traits::kHeadDim / 2]>(acc_o));
         wgmma_fence_operands(reinterpret_cast<uint32_t(&)[kBlockN / 4]>(p));
