@@ -428,6 +428,10 @@ def test_heuristic_picks_the_narrowest_tile_that_fits(device, shape):
         ((1, 8, 512, 512), 128, "H100/H200", "d128_m32_g4"),
         ((1, 8, 1024, 1024), 128, "H100/H200", "d128_m64_g2"),
         ((4, 16, 2048, 2048), 128, "H100/H200", "sm90_d128_p"),
+        # head dim 128 from 4096 rows without a mask: one block per tile (v26)
+        ((8, 16, 4096, 4096), 128, "H100/H200", "sm90_d128"),
+        ((1, 32, 8192, 8192), 128, "H100/H200", "sm90_d128"),
+        ((8, 16, 4096, 2048), 128, "H100/H200", "sm90_d128_p"),  # rows = min(Sq, Sk)
         ((8, 16, 4096, 4096), 96, "H100/H200", "d96_m128"),  # has its own tile width
         ((8, 16, 4096, 4096), 128, "A100", "d128_m128"),  # sm_80: mma.sync only
         ((8, 16, 4096, 4096), 256, "H100/H200", "d256_m128"),
@@ -465,20 +469,26 @@ def test_heuristic_keeps_mma_sync_when_inputs_do_not_suit_tma(shape, d, expected
     ],
 )
 def test_heuristic_sm90_persistent_unless_masked_past_64_query_tiles(shape, d, plain):
-    # Without a mask, the persistent build (benchmarks/NOTES.md, v10). Under a
+    # Without a mask, the persistent build (benchmarks/NOTES.md, v10), except
+    # head dim 128 from 4096 rows (NOTES v26). Under a
     # causal mask or a window, with the longest-first order, the persistent
     # build up to 64 query tiles of 128 per head (seqlen_q 8192); past that the
     # one-block-per-tile build, which measured faster at 16K (NOTES v15).
+    # Head dim 128 without a mask: one block per tile from 4096 rows (v26).
     dev = DEVICES["H100/H200"]
     _, h, sq, sk = shape
+
+    def unmasked_pick(sq, sk):
+        return plain if d == 128 and min(sq, sk) >= 4096 else plain + "_p"
+
     masked_pick = plain if -(-sq // 128) > 64 else plain + "_p"
     assert _debug.heuristic(*shape, d, **dev, masked=True) == masked_pick
-    assert _debug.heuristic(*shape, d, **dev, masked=False) == plain + "_p"
+    assert _debug.heuristic(*shape, d, **dev, masked=False) == unmasked_pick(sq, sk)
     # The bound is on query tiles, whatever the keys: 8193 queries are 65 tiles.
     if sq <= 8192:
         longer = (1, h, 8193, sk)
         assert _debug.heuristic(*longer, d, **dev, masked=True) == plain
-        assert _debug.heuristic(*longer, d, **dev, masked=False) == plain + "_p"
+        assert _debug.heuristic(*longer, d, **dev, masked=False) == unmasked_pick(8193, sk)
     by_name = {c["name"]: c for c in _debug.configs()}
     assert by_name[plain + "_p"]["persistent"] and not by_name[plain]["persistent"]
 

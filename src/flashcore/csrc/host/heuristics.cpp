@@ -77,6 +77,21 @@ int sm90_pick(const FwdShape& s, FwdConfig per_tile, FwdConfig persistent) {
   return static_cast<int>(persistent);
 }
 
+// Head dim 128 without a mask: the persistent build up to rows of 4096, the
+// one-block-per-tile build from there. With the speculative softmax step
+// (benchmarks/NOTES.md v26; H200, fp16 and bf16, two calls) the two measured
+// within 1% at (4,16,2048) and (2,16,16384), and the one-block-per-tile build
+// 3-6% faster at (8,16,4096) and 2-5% at (1,32/8,8192). Rows are
+// min(seqlen_q, seqlen_k). Masked calls keep sm90_pick's rule.
+constexpr int64_t kMinPerTileUnmaskedRowsD128 = 4096;
+
+int sm90_d128_pick(const FwdShape& s) {
+  if (!s.masked && std::min(s.seqlen_q, s.seqlen_k) >= kMinPerTileUnmaskedRowsD128) {
+    return static_cast<int>(FwdConfig::sm90_d128);
+  }
+  return sm90_pick(s, FwdConfig::sm90_d128, FwdConfig::sm90_d128_p);
+}
+
 // Head dim 64 on Hopper with long rows and no softcap: three consumer
 // warpgroups (192-row tiles), so each K/V tile the producer loads serves 50%
 // more query rows. Against the two-warpgroup pick (benchmarks/NOTES.md v17,
@@ -132,7 +147,7 @@ int choose_fwd_config(const FwdShape& s, const DeviceDesc& dev) {
       break;
     case 96: c = choose_plain(s, dev, FwdConfig::d96_m128, FwdConfig::d96_m64); break;
     case 128:
-      if (use_sm90(s, dev, FwdConfig::sm90_d128)) return sm90_pick(s, FwdConfig::sm90_d128, FwdConfig::sm90_d128_p);
+      if (use_sm90(s, dev, FwdConfig::sm90_d128)) return sm90_d128_pick(s);
       // No 64-row four-group config: its merge exchange does not fit the K/V
       // buffers of 32-key tiles at this width (fwd_traits.h).
       c = choose_grouped(s, dev, FwdConfig::d128_m128, FwdConfig::d128_m64,
