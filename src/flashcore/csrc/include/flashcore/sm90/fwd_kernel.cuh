@@ -394,14 +394,12 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
       }
       wgmma_commit_group();
     };
-    // Softcap, the mask where tile n needs it, and the softmax step without
-    // the O rescale (alpha returned).
-    auto scores = [&](float (&s)[kNTilesS][4], int n, float (&alpha)[2]) {
+    // Softcap, and the mask where tile n needs it.
+    auto prepare_scores = [&](float (&s)[kNTilesS][4], int n) {
       if constexpr (kSoftcap) softcap_scores(s, params.softcap, params.softcap_scale);
       if (range.needs_mask(params, n)) {
         mask_scores<kNTilesS, kHasMask>(s, params, thread_row, n * kBlockN, quad_col);
       }
-      softmax.scores_step(s, params.scale_log2, alpha);
     };
     // P as the A operand: k16 step kk is n8 blocks 2kk and 2kk + 1.
     auto to_p = [&](const float (&s)[kNTilesS][4], uint32_t (&p)[kBlockN / 16][4]) {
@@ -438,7 +436,8 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
         wgmma_fence_operands(reinterpret_cast<float(&)[kBlockN / 2]>(s));
         if (lane == 0) mbarrier_arrive(&k_empty[stage]);
         float alpha[2];
-        scores(s, range.n_end - 1, alpha);  // O is still zero: no rescale
+        prepare_scores(s, range.n_end - 1);
+        softmax.scores_step(s, params.scale_log2, alpha);  // O is still zero: no rescale
         to_p(s, p);
       }
       int v_stage = stage;
@@ -455,10 +454,7 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
         wgmma_wait_group<1>();  // S done; P V may still run
         wgmma_fence_operands(reinterpret_cast<float(&)[kBlockN / 2]>(s));
         if (lane == 0) mbarrier_arrive(&k_empty[stage]);
-        if constexpr (kSoftcap) softcap_scores(s, params.softcap, params.softcap_scale);
-        if (range.needs_mask(params, n)) {
-          mask_scores<kNTilesS, kHasMask>(s, params, thread_row, n * kBlockN, quad_col);
-        }
+        prepare_scores(s, n);
         // P is the running P V's A operand: it is rewritten only once that
         // GEMM is done (ptxas placed this wait here even when the source put
         // the softmax first: v20).
