@@ -318,6 +318,14 @@ SM90_CASES = {
         (2, 25, 25, 600, 2100),
         {"causal": True, "alignment": "bottom_right"},
     ),
+    # Query tiles whose rows see no key (bottom-right, Sq > Sk) among more
+    # tiles than SMs: a persistent block's walk passes from tiles with keys to
+    # tiles without and back (the merged tile boundary, NOTES v27).
+    "many_tiles_no_key_rows": (
+        torch.bfloat16,
+        (2, 70, 35, 600, 150),
+        {"causal": True, "alignment": "bottom_right", "enable_gqa": True},
+    ),
     "many_tiles_window_br": (
         torch.bfloat16,
         (2, 70, 70, 300, 333),
