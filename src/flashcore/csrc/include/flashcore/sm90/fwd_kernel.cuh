@@ -313,7 +313,11 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
 
   // ---- consumers ----
   setmaxnreg_inc<Traits::kConsumerRegs>();
-  const int wg = warpgroup - 1;
+  // Warp-uniform values that nvcc cannot prove uniform (the warpgroup from
+  // threadIdx, the tile index from the slot) go through a shuffle from lane
+  // 0, which it can: the wgmma descriptors and the key loop's stage and bounds
+  // then live in uniform registers (benchmarks/NOTES.md v27).
+  const int wg = __shfl_sync(0xffffffffu, warpgroup - 1, 0);
   const int tid_wg = tid % 128;
   const int lane = tid % 32;
   const int quad_col = 2 * (lane % 4);
@@ -394,12 +398,25 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
       p[kk][3] = Numeric<Elem>::pack2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
     }
   };
+  // A warp-uniform condition as a vote (a uniform predicate to ptxas): the
+  // persistent kernel's tile index comes from memory, and ptxas kept the
+  // branches on it, and the key loop's stage below them, in per-thread
+  // registers (benchmarks/NOTES.md v27).
+  auto uniform = [](bool b) {
+    if constexpr (Traits::kPersistent) {
+      return __all_sync(0xffffffffu, b);
+    } else {
+      return b;
+    }
+  };
   // The tile after `t`: the persistent kernel's producer publishes it in the
   // slot (an index past the last stops the block); otherwise the grid stride.
   auto next_tile = [&](int t) {
     if constexpr (Traits::kPersistent) {
       bar_sync(kSlotFull, kSlotThreads);
-      const int next = *tile_slot;
+      int slot = *tile_slot;
+      asm volatile("" : "+r"(slot));  // keeps the shuffle below (not folded into the load)
+      const int next = __shfl_sync(0xffffffffu, slot, 0);
       if (next < num_tiles) bar_arrive(kSlotEmpty, kSlotThreads);
       return next;
     } else {
@@ -437,7 +454,7 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
   bool p_ready = false;
   int index = 0;  // tiles this block ran, for the Q buffer and its phase
   for (int t = Traits::kPersistent ? next_tile(0) : static_cast<int>(blockIdx.x);
-       t < num_tiles; ++index) {
+       uniform(t < num_tiles); ++index) {
     const int qb = q_buf(index);
     char* q_rows = q_rows_of(qb);
     mbarrier_wait_parity(&q_full[qb], q_parity(index));
@@ -465,7 +482,7 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
     if (!p_ready) reset_tile();
     int t_next;
     bool merged = false;
-    if (range.n_end > range.n_begin) {
+    if (uniform(range.n_end > range.n_begin)) {
       // Tile n's S = Q K^T is issued before tile n+1's O += P V, so the
       // tensor cores get both in one batch. Tile n's softmax runs after that
       // P V is done: a warpgroup's softmax and its own register-sourced P V
@@ -489,7 +506,7 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
       int v_stage = stage;
       uint32_t v_phase = phase;
       advance();
-      for (int n = range.n_end - 2; n >= range.n_begin; --n) {
+      for (int n = range.n_end - 2; uniform(n >= range.n_begin); --n) {
         float s[kNTilesS][4];
         mbarrier_wait_parity(&k_full[stage], phase);
         turn_wait();
@@ -522,11 +539,11 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
       // tile with keys (its Q and first K tile loaded under this tile), else
       // alone.
       t_next = next_tile(t);
-      if constexpr (Traits::kPersistent) {
-        if (t_next < num_tiles) {
+      if constexpr (Traits::kMergeTiles) {
+        if (uniform(t_next < num_tiles)) {
           const TileCoord cn = tile_coord<kBlockM>(params, t_next);
           const KeyRange<kBlockM, kBlockN, kHasMask> rn(params, cn.m0);
-          if (rn.n_end > rn.n_begin) {
+          if (uniform(rn.n_end > rn.n_begin)) {
             merged = true;
             float s[kNTilesS][4];
             mbarrier_wait_parity(&q_full[q_buf(index + 1)], q_parity(index + 1));
