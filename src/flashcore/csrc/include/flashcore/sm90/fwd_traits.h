@@ -32,7 +32,7 @@ template <int kHeadDim_, int kBlockN_, int kStages_, bool kPingPong_, int kConsu
 struct FwdTraits {
   static constexpr bool kPingPong = kPingPong_;
   static constexpr bool kPersistent = kPersistent_;
-#if 1  // TEMP A/B
+#if defined(FLASHCORE_SM90_NO_MERGE)
   static constexpr bool kMergeTiles = false;
 #else
   static constexpr bool kMergeTiles = kPersistent;
