@@ -290,29 +290,17 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
         if constexpr (Traits::kPersistent) {
           if (leader) claimed = atomicAdd(params.tile_counter, 1);
         }
-        int n = range.n_end - 1;
-        if constexpr (Traits::kQBufs == 2) {
-          // Merged boundary: this tile's Q buffer was freed by the epilogue of
-          // the tile before last, so Q loads first, then the tile is
-          // published: the consumers read it at the end of the previous tile,
-          // whose last P V they issue together with this tile's first Q K^T.
-          if (leader) load_q(c);
-          publish(tile, first);
-        } else {
-          if constexpr (Traits::kPersistent) {
-            // One Q buffer: the consumers read the slot before their epilogue,
-            // which frees Q, so the tile is published first; its first K/V
-            // tile goes before Q and loads under that epilogue.
-            if (n >= range.n_begin) {
-              if (leader) load_kv(c, n);
-              --n;
-            }
-            publish(tile, first);
-          }
-          if (leader) load_q(c);
-        }
+        // Persistent (merged boundary, two Q buffers): this tile's Q buffer
+        // was freed by the epilogue of the tile before last, so Q loads first,
+        // then the tile is published: the consumers read it at the end of the
+        // previous tile, whose last P V they issue together with this tile's
+        // first Q K^T. (With one Q buffer this order would deadlock: the
+        // consumers read the slot before the epilogue that frees Q.)
+        static_assert(!Traits::kPersistent || Traits::kQBufs == 2, "see above");
+        if (leader) load_q(c);
+        if constexpr (Traits::kPersistent) publish(tile, first);
         if (leader) {
-          for (; n >= range.n_begin; --n) load_kv(c, n);
+          for (int n = range.n_end - 1; n >= range.n_begin; --n) load_kv(c, n);
         }
         if constexpr (Traits::kPersistent) {
           t = static_cast<int>(gridDim.x) + __shfl_sync(0xffffffffu, claimed, 0);

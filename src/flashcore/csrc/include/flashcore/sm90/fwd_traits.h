@@ -32,11 +32,7 @@ template <int kHeadDim_, int kBlockN_, int kStages_, bool kPingPong_, int kConsu
 struct FwdTraits {
   static constexpr bool kPingPong = kPingPong_;
   static constexpr bool kPersistent = kPersistent_;
-#if defined(FLASHCORE_SM90_NO_MERGE)
-  static constexpr bool kMergeTiles = false;
-#else
   static constexpr bool kMergeTiles = kPersistent;
-#endif
   static constexpr int kQBufs = kMergeTiles ? 2 : 1;
   static constexpr int kHeadDim = kHeadDim_;  // tile width: 64 or 128
   static constexpr int kBlockN = kBlockN_;
