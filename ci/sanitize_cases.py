@@ -75,6 +75,11 @@ def config_cases():
             walk = (3, 70, 70, bm + 17, bn + 13, cfg["head_dim"])
             cases.append((cfg, "tile walk", walk, second, {}, False))
             cases.append((cfg, "tile walk causal", walk, first, {"causal": True}, False))
+            # Bottom-right with Sq > Sk: the first query tiles of each head see no
+            # key, so a block's walk passes between tiles with and without keys.
+            no_keys = (2, 70, 70, 3 * bm + 17, bn + 13, cfg["head_dim"])
+            br = {"causal": True, "alignment": "bottom_right"}
+            cases.append((cfg, "tile walk rows without keys", no_keys, second, br, False))
             # The masked kernel's cross-head longest-first order over head groups
             # sized by the L2 (sm90/tile_order.h): at 50 MiB the 50 pairs split
             # 32 + 18 at head dim 64 and 16 x 3 + 2 at 128, a ragged last group;

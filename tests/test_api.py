@@ -420,8 +420,9 @@ def test_heuristic_picks_the_narrowest_tile_that_fits(device, shape):
         ((2, 8, 1024, 1024), 64, "H100/H200", "d64_m64"),
         # Grids of 128-row tiles that fill the GPU: the Hopper wgmma/TMA family,
         # persistent without a mask (masked calls: test_heuristic_sm90_*); head
-        # dim 64 with rows >= 4096: three consumer warpgroups.
-        ((4, 16, 2048, 2048), 64, "H100/H200", "sm90_d64_p"),
+        # dim 64 with rows >= 2048: three consumer warpgroups (v27).
+        ((8, 16, 1024, 1024), 64, "H100/H200", "sm90_d64_p"),
+        ((4, 16, 2048, 2048), 64, "H100/H200", "sm90_d64_w3"),
         ((8, 16, 4096, 4096), 64, "H100/H200", "sm90_d64_w3"),
         ((2, 8, 8192, 8192), 64, "H100/H200", "sm90_d64_w3"),
         ((8, 16, 4096, 4096), 48, "H100/H200", "sm90_d64_w3"),
@@ -462,7 +463,7 @@ def test_heuristic_keeps_mma_sync_when_inputs_do_not_suit_tma(shape, d, expected
 @pytest.mark.parametrize(
     "shape, d, plain",
     [
-        ((4, 16, 2048, 2048), 64, "sm90_d64"),  # rows < 4096: two warpgroups
+        ((8, 16, 1024, 1024), 64, "sm90_d64"),  # rows < 2048: two warpgroups
         ((4, 16, 2048, 2048), 128, "sm90_d128"),
         ((2, 16, 16384, 16384), 128, "sm90_d128"),
         ((1, 32, 8192, 8192), 128, "sm90_d128"),
@@ -496,19 +497,21 @@ def test_heuristic_sm90_persistent_unless_masked_past_64_query_tiles(shape, d, p
 @pytest.mark.parametrize(
     "shape, masked, expected",
     [
-        ((4, 16, 2048, 2048), False, "sm90_d64_p"),  # -4% at 2K: two warpgroups
+        ((4, 16, 2048, 2048), False, "sm90_d64_w3"),  # +3-4% at 2K since v27
+        ((4, 16, 2047, 2047), False, "sm90_d64_p"),
         ((8, 16, 4096, 4096), False, "sm90_d64_w3"),
         ((2, 16, 16384, 16384), False, "sm90_d64_w3"),
         ((1, 16, 32768, 32768), False, "sm90_d64_w3"),
         ((8, 16, 4096, 4096), True, "sm90_d64_p"),  # masked below 8192 rows: two
         ((2, 16, 8192, 8192), True, "sm90_d64_w3_p"),
         ((1, 32, 8192, 8192), True, "sm90_d64_w3_p"),
-        ((2, 16, 16384, 16384), True, "sm90_d64_w3_p"),  # 86 query tiles of 192
-        ((1, 16, 16512, 16512), True, "sm90_d64_w3_p"),  # 86
-        ((1, 16, 16513, 16513), True, "sm90_d64_w3"),  # 87: one block per tile
+        ((1, 16, 8256, 8256), True, "sm90_d64_w3_p"),  # 43 query tiles of 192
+        ((1, 16, 8257, 8257), True, "sm90_d64_w3"),  # 44: one block per tile (v27)
+        ((2, 16, 16384, 16384), True, "sm90_d64_w3"),
         ((1, 16, 32768, 32768), True, "sm90_d64_w3"),
         # rows = min(seqlen_q, seqlen_k)
         ((8, 16, 4096, 1024), False, "sm90_d64_p"),
+        ((8, 16, 4096, 2048), False, "sm90_d64_w3"),
         ((8, 16, 1024, 8192), False, "sm90_d64_p"),
         ((1, 16, 8192, 4096), True, "sm90_d64_p"),
         # 192-row tiles that do not fill the GPU: two warpgroups (128-row tiles do)
@@ -517,8 +520,9 @@ def test_heuristic_sm90_persistent_unless_masked_past_64_query_tiles(shape, d, p
     ],
 )
 def test_heuristic_sm90_d64_three_warpgroups_for_long_rows(shape, masked, expected):
-    # Head dims served by the 64-wide tile (NOTES v17): three consumer warpgroups
-    # from 4096 rows without a mask and from 8192 under one; softcap keeps two.
+    # Head dims served by the 64-wide tile (NOTES v17, v27): three consumer
+    # warpgroups from 2048 rows without a mask and from 8192 under one, the
+    # persistent twin up to 43 query tiles; softcap keeps two.
     dev = DEVICES["H100/H200"]
     for d in (64, 40):
         assert _debug.heuristic(*shape, d, **dev, masked=masked) == expected, d

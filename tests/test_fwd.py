@@ -318,6 +318,14 @@ SM90_CASES = {
         (2, 25, 25, 600, 2100),
         {"causal": True, "alignment": "bottom_right"},
     ),
+    # Query tiles whose rows see no key (bottom-right, Sq > Sk) among more
+    # tiles than SMs: a persistent block's walk passes from tiles with keys to
+    # tiles without and back (the merged tile boundary, NOTES v27).
+    "many_tiles_no_key_rows": (
+        torch.bfloat16,
+        (2, 70, 35, 600, 150),
+        {"causal": True, "alignment": "bottom_right", "enable_gqa": True},
+    ),
     "many_tiles_window_br": (
         torch.bfloat16,
         (2, 70, 70, 300, 333),
@@ -396,8 +404,9 @@ def sm90_fwd_kernels_run(fn):
 @pytest.mark.parametrize(
     "heads, s, kw, expected",
     [
-        # rows >= 4096 without a mask: three warpgroups, one block per tile
+        # rows >= 2048 without a mask: three warpgroups, one block per tile
         (6, 4096, {}, ("sm90_d64_w3", 3, False)),
+        (12, 2048, {}, ("sm90_d64_w3", 3, False)),  # 12 x 11 = 132 tiles of 192 (v27)
         # causal from 8192 rows: three warpgroups, persistent (longest-first)
         (4, 8192, {"causal": True}, ("sm90_d64_w3_p", 3, True)),
         # softcap keeps two warpgroups (persistent without a mask)

@@ -95,16 +95,18 @@ int sm90_d128_pick(const FwdShape& s) {
 // Head dim 64 on Hopper with long rows and no softcap: three consumer
 // warpgroups (192-row tiles), so each K/V tile the producer loads serves 50%
 // more query rows. Against the two-warpgroup pick (benchmarks/NOTES.md v17,
-// H200, fp16 and bf16): without a mask -4% at 2K, +1..+7% at 4K and 8K,
-// +8..+11% at 16K and 32K; under a causal mask -1..-10% up to 4K, +4..+8% from
-// 8K, where the persistent twin (longest-first order) leads up to 16K and the
-// one-block-per-tile build at 32K. Softcap keeps two warpgroups: tanh's
-// temporaries spill inside the key/value loop at three warpgroups' 160
-// registers a thread. Rows are min(seqlen_q, seqlen_k), the measured square
-// shapes' length.
-constexpr int64_t kMinW3Rows = 4096;
+// H200, fp16 and bf16): without a mask +1..+7% at 4K and 8K, +8..+11% at 16K
+// and 32K, and since v27 (uniform datapath) +3..+4% at 2K as well (-4% in
+// v17); under a causal mask -1..-10% up to 4K, +4..+8% from 8K. There the
+// persistent twin (longest-first order) led up to 16K in v17; since v27 the
+// one-block-per-tile build leads at 16K (+1..+2%, three builds), so the twin
+// keeps rows up to 8192 (43 tiles; 8K-16K unmeasured). Softcap keeps two
+// warpgroups: tanh's temporaries spill inside the key/value loop at three
+// warpgroups' 160 registers a thread. Rows are min(seqlen_q, seqlen_k), the
+// measured square shapes' length.
+constexpr int64_t kMinW3Rows = 2048;
 constexpr int64_t kMinW3MaskedRows = 8192;
-constexpr int64_t kMaxW3PersistentMaskedTiles = 86;  // ceil(16384 / 192)
+constexpr int64_t kMaxW3PersistentMaskedTiles = 43;  // ceil(8192 / 192)
 
 int sm90_d64_pick(const FwdShape& s, const DeviceDesc& dev) {
   const int64_t rows = std::min(s.seqlen_q, s.seqlen_k);

@@ -174,12 +174,15 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
                                        ~uintptr_t{1023});
   char* smem_q = smem;
   uint64_t* bars = reinterpret_cast<uint64_t*>(smem + Traits::kBarOffset);
-  uint64_t* q_full = bars;
-  uint64_t* q_empty = bars + 1;
-  uint64_t* k_full = bars + 2;
+  uint64_t* q_full = bars;                    // [kQBufs]
+  uint64_t* q_empty = bars + Traits::kQBufs;  // [kQBufs]
+  uint64_t* k_full = bars + 2 * Traits::kQBufs;
   uint64_t* v_full = k_full + kStages;
   uint64_t* k_empty = v_full + kStages;
   uint64_t* v_empty = k_empty + kStages;
+  // The Q buffer of the i-th tile a block runs, and the parity of its barriers' phase.
+  auto q_buf = [](int i) { return i % Traits::kQBufs; };
+  auto q_parity = [](int i) { return static_cast<uint32_t>(i / Traits::kQBufs) & 1u; };
   auto k_tile = [&](int stage) { return smem + Traits::kKOffset + stage * Traits::kKVTileBytes; };
   auto v_tile = [&](int stage) { return smem + Traits::kVOffset + stage * Traits::kKVTileBytes; };
 
@@ -188,8 +191,10 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
   const int num_tiles = ((params.seqlen_q + kBlockM - 1) / kBlockM) * params.batch * params.heads_q;
 
   if (tid == 0) {
-    mbarrier_init(q_full, 1);
-    mbarrier_init(q_empty, kConsumerWarps);
+    for (int b = 0; b < Traits::kQBufs; ++b) {
+      mbarrier_init(&q_full[b], 1);
+      mbarrier_init(&q_empty[b], kConsumerWarps);
+    }
     for (int s = 0; s < kStages; ++s) {
       mbarrier_init(&k_full[s], 1);
       mbarrier_init(&v_full[s], 1);
@@ -227,7 +232,21 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
       }
       int stage = 0;
       uint32_t phase = 0;
-      uint32_t q_phase = 0;
+      int q_index = 0;  // tiles whose Q was loaded
+      // Q of the tile at c into the next Q buffer once every consumer warp
+      // released it (its epilogue staged O there: two tiles ago with two
+      // buffers, the previous tile with one).
+      auto load_q = [&](const TileCoord& c) {
+        const int b = q_buf(q_index);
+        mbarrier_wait_parity(&q_empty[b], q_parity(q_index) ^ 1);
+        mbarrier_arrive_expect_tx(&q_full[b], Traits::kQBytes);
+#pragma unroll
+        for (int cb = 0; cb < Traits::kColBlocks; ++cb) {
+          tma_load_4d(smem_q + b * Traits::kQBytes + cb * Traits::kQBlockBytes, &args.q,
+                      &q_full[b], 64 * cb, c.m0, c.h, c.b);
+        }
+        ++q_index;
+      };
       // K then V of key tile n into the ring's next stage, each once every
       // consumer warp released that stage (the first wait of a stage passes:
       // parity 1 is the phase before the initial one).
@@ -271,28 +290,17 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
         if constexpr (Traits::kPersistent) {
           if (leader) claimed = atomicAdd(params.tile_counter, 1);
         }
-        int n = range.n_end - 1;
-        if constexpr (Traits::kPersistent) {
-          // The first K/V tile goes before Q, which waits for the consumers'
-          // epilogue of the previous tile, so it loads under that epilogue.
-          if (n >= range.n_begin) {
-            if (leader) load_kv(c, n);
-            --n;
-          }
-          publish(tile, first);
-        }
+        // Persistent (merged boundary, two Q buffers): this tile's Q buffer
+        // was freed by the epilogue of the tile before last, so Q loads first,
+        // then the tile is published: the consumers read it at the end of the
+        // previous tile, whose last P V they issue together with this tile's
+        // first Q K^T. (With one Q buffer this order would deadlock: the
+        // consumers read the slot before the epilogue that frees Q.)
+        static_assert(!Traits::kPersistent || Traits::kQBufs == 2, "see above");
+        if (leader) load_q(c);
+        if constexpr (Traits::kPersistent) publish(tile, first);
         if (leader) {
-          // Q is refilled once every consumer warp is done with the previous
-          // tile's Q (and its O staged there).
-          mbarrier_wait_parity(q_empty, q_phase ^ 1);
-          mbarrier_arrive_expect_tx(q_full, Traits::kQBytes);
-#pragma unroll
-          for (int cb = 0; cb < Traits::kColBlocks; ++cb) {
-            tma_load_4d(smem_q + cb * Traits::kQBlockBytes, &args.q, q_full, 64 * cb, c.m0, c.h,
-                        c.b);
-          }
-          q_phase ^= 1;
-          for (; n >= range.n_begin; --n) load_kv(c, n);
+          for (int n = range.n_end - 1; n >= range.n_begin; --n) load_kv(c, n);
         }
         if constexpr (Traits::kPersistent) {
           t = static_cast<int>(gridDim.x) + __shfl_sync(0xffffffffu, claimed, 0);
@@ -308,12 +316,14 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
 
   // ---- consumers ----
   setmaxnreg_inc<Traits::kConsumerRegs>();
-  const int wg = warpgroup - 1;
+  // Warp-uniform values that nvcc cannot prove uniform (the warpgroup from
+  // threadIdx, the tile index from the slot) go through a shuffle from lane
+  // 0, which it can: the wgmma descriptors and the key loop's stage and bounds
+  // then live in uniform registers (benchmarks/NOTES.md v27).
+  const int wg = __shfl_sync(0xffffffffu, warpgroup - 1, 0);
   const int tid_wg = tid % 128;
   const int lane = tid % 32;
   const int quad_col = 2 * (lane % 4);
-  // This warpgroup's 64 rows of Q, in every column block.
-  char* q_rows = smem_q + wg * 64 * 128;
 
   // Ping-pong: the consumer warpgroups take turns issuing their GEMM batches,
   // round robin (warpgroup w waits on barrier 4 + w and passes the turn on
@@ -332,7 +342,6 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
 
   int stage = 0;
   uint32_t phase = 0;
-  uint32_t q_phase = 0;
   auto advance = [&]() {
     if (++stage == kStages) {
       stage = 0;
@@ -340,83 +349,143 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
     }
   };
 
-  for (int t = blockIdx.x;; t += gridDim.x) {
+  // This warpgroup's 64 rows of Q buffer b, in every column block.
+  auto q_rows_of = [&](int b) { return smem_q + b * Traits::kQBytes + wg * 64 * 128; };
+  // S = Q K^T of the tile in `st`, issued and committed (not waited for):
+  // head-dim steps of 16, step kk 32 bytes into column block kk / 4.
+  auto issue_qk = [&](float (&s)[kNTilesS][4], const char* q_rows, int st) {
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < Traits::kHeadDim / 16; ++kk) {
+      const int off = (kk / 4) * Traits::kQBlockBytes + (kk % 4) * 32;
+      const int k_off = (kk / 4) * Traits::kKVBlockBytes + (kk % 4) * 32;
+      Wgmma<kBlockN, Elem>::template ss<false>(
+          reinterpret_cast<float(&)[kBlockN / 2]>(s),
+          make_smem_desc(q_rows + off, 16, 1024, Swizzle::k128B),
+          make_smem_desc(k_tile(st) + k_off, 16, 1024, Swizzle::k128B), kk > 0);
+    }
+    wgmma_commit_group();
+  };
+  // O += P V of the tile in `st`, issued and committed: V [key][d] is the
+  // MN-major B operand; key step kk is 16 rows (2 KB) on, column blocks
+  // kKVBlockBytes apart.
+  auto issue_pv = [&](float (&acc_o)[kNTilesO][4], const uint32_t (&p)[kBlockN / 16][4],
+                      int st) {
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < kBlockN / 16; ++kk) {
+      Wgmma<Traits::kHeadDim, Elem>::template rs<true>(
+          reinterpret_cast<float(&)[Traits::kHeadDim / 2]>(acc_o), p[kk],
+          make_smem_desc(v_tile(st) + kk * 16 * 128, Traits::kKVBlockBytes, 1024,
+                         Swizzle::k128B),
+          true);
+    }
+    wgmma_commit_group();
+  };
+  // Softcap, and the mask where key tile n of the tile with key range `range`
+  // needs it (thread_row: this thread's first row in that tile).
+  auto prepare_scores = [&](float (&s)[kNTilesS][4], const KeyRange<kBlockM, kBlockN, kHasMask>& range,
+                            int thread_row, int n) {
+    if constexpr (kSoftcap) softcap_scores(s, params.softcap, params.softcap_scale);
+    if (range.needs_mask(params, n)) {
+      mask_scores<kNTilesS, kHasMask>(s, params, thread_row, n * kBlockN, quad_col);
+    }
+  };
+  // P as the A operand: k16 step kk is n8 blocks 2kk and 2kk + 1.
+  auto to_p = [&](const float (&s)[kNTilesS][4], uint32_t (&p)[kBlockN / 16][4]) {
+#pragma unroll
+    for (int kk = 0; kk < kBlockN / 16; ++kk) {
+      p[kk][0] = Numeric<Elem>::pack2(s[2 * kk][0], s[2 * kk][1]);
+      p[kk][1] = Numeric<Elem>::pack2(s[2 * kk][2], s[2 * kk][3]);
+      p[kk][2] = Numeric<Elem>::pack2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+      p[kk][3] = Numeric<Elem>::pack2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+    }
+  };
+  // A warp-uniform condition as a vote (a uniform predicate to ptxas): the
+  // persistent kernel's tile index comes from memory, and ptxas kept the
+  // branches on it, and the key loop's stage below them, in per-thread
+  // registers (benchmarks/NOTES.md v27).
+  auto uniform = [](bool b) {
+    if constexpr (Traits::kPersistent) {
+      return __all_sync(0xffffffffu, b);
+    } else {
+      return b;
+    }
+  };
+  // The tile after `t`: the persistent kernel's producer publishes it in the
+  // slot (an index past the last stops the block); otherwise the grid stride.
+  auto next_tile = [&](int t) {
     if constexpr (Traits::kPersistent) {
       bar_sync(kSlotFull, kSlotThreads);
-      t = *tile_slot;
-      if (t >= num_tiles) break;
-      bar_arrive(kSlotEmpty, kSlotThreads);
+      int slot = *tile_slot;
+      asm volatile("" : "+r"(slot));  // keeps the shuffle below (not folded into the load)
+      const int next = __shfl_sync(0xffffffffu, slot, 0);
+      if (next < num_tiles) bar_arrive(kSlotEmpty, kSlotThreads);
+      return next;
     } else {
-      if (t >= num_tiles) break;
+      return t + static_cast<int>(gridDim.x);
     }
-    mbarrier_wait_parity(q_full, q_phase);
-    q_phase ^= 1;
-    const TileCoord c = tile_coord<kBlockM>(params, t);
-    const KeyRange<kBlockM, kBlockN, kHasMask> range(params, c.m0);
-    const int row0 = c.m0 + 64 * wg;                                // this warpgroup's first row
-    const int thread_row = row0 + 16 * (tid_wg / 32) + lane / 4;  // and this thread's (+8)
+  };
+  // This thread's first row in the tile at c (and +8).
+  auto thread_row_of = [&](const TileCoord& c) {
+    return c.m0 + 64 * wg + 16 * (tid_wg / 32) + lane / 4;
+  };
 
-    float acc_o[kNTilesO][4];
+  // The tile boundary (persistent kernels): the next tile's first S = Q K^T
+  // goes out in one GEMM batch with this tile's last P V; this tile's
+  // epilogue and the next tile's first softmax step then run while the other
+  // warpgroup's GEMMs hold the tensor cores, and the loop goes on with P,
+  // O (zeros) and the softmax state of the next tile (p_ready). Those three
+  // live across the tile loop's back edge; the scores do not, as S of a
+  // merged tile carried there spilled (benchmarks/NOTES.md v27).
+  float acc_o[kNTilesO][4];
+  OnlineSoftmaxRows<kNTilesS, kNTilesO> softmax;
+  uint32_t p[kBlockN / 16][4];
+  auto reset_tile = [&]() {
 #pragma unroll
     for (int j = 0; j < kNTilesO; ++j)
 #pragma unroll
       for (int e = 0; e < 4; ++e) acc_o[j][e] = 0.f;
-    OnlineSoftmaxRows<kNTilesS, kNTilesO> softmax;
     softmax.init();
+  };
+  // The first key tile's softmax step: the full one (O is still zero: no rescale).
+  auto first_step = [&](float (&s)[kNTilesS][4]) {
+    float alpha[2];
+    softmax.scores_step(s, params.scale_log2, alpha);
+    to_p(s, p);
+  };
+  bool p_ready = false;
+  int index = 0;  // tiles this block ran, for the Q buffer and its phase
+  for (int t = Traits::kPersistent ? next_tile(0) : static_cast<int>(blockIdx.x);
+       uniform(t < num_tiles); ++index) {
+    const int qb = q_buf(index);
+    char* q_rows = q_rows_of(qb);
+    mbarrier_wait_parity(&q_full[qb], q_parity(index));
+    const TileCoord c = tile_coord<kBlockM>(params, t);
+    const KeyRange<kBlockM, kBlockN, kHasMask> range(params, c.m0);
+    const int row0 = c.m0 + 64 * wg;  // this warpgroup's first row
 
-    // S = Q K^T of the tile in `st`, issued and committed (not waited for):
-    // head-dim steps of 16, step kk 32 bytes into column block kk / 4.
-    auto issue_qk = [&](float (&s)[kNTilesS][4], int st) {
-      wgmma_fence();
-#pragma unroll
-      for (int kk = 0; kk < Traits::kHeadDim / 16; ++kk) {
-        const int off = (kk / 4) * Traits::kQBlockBytes + (kk % 4) * 32;
-        const int k_off = (kk / 4) * Traits::kKVBlockBytes + (kk % 4) * 32;
-        Wgmma<kBlockN, Elem>::template ss<false>(
-            reinterpret_cast<float(&)[kBlockN / 2]>(s),
-            make_smem_desc(q_rows + off, 16, 1024, Swizzle::k128B),
-            make_smem_desc(k_tile(st) + k_off, 16, 1024, Swizzle::k128B), kk > 0);
-      }
-      wgmma_commit_group();
-    };
-    // O += P V of the tile in `st`, issued and committed: V [key][d] is the
-    // MN-major B operand; key step kk is 16 rows (2 KB) on, column blocks
-    // kKVBlockBytes apart.
-    auto issue_pv = [&](const uint32_t (&p)[kBlockN / 16][4], int st) {
-      wgmma_fence();
-#pragma unroll
-      for (int kk = 0; kk < kBlockN / 16; ++kk) {
-        Wgmma<Traits::kHeadDim, Elem>::template rs<true>(
-            reinterpret_cast<float(&)[Traits::kHeadDim / 2]>(acc_o), p[kk],
-            make_smem_desc(v_tile(st) + kk * 16 * 128, Traits::kKVBlockBytes, 1024,
-                           Swizzle::k128B),
-            true);
-      }
-      wgmma_commit_group();
-    };
-    // Softcap, and the mask where tile n needs it.
-    auto prepare_scores = [&](float (&s)[kNTilesS][4], int n) {
-      if constexpr (kSoftcap) softcap_scores(s, params.softcap, params.softcap_scale);
-      if (range.needs_mask(params, n)) {
-        mask_scores<kNTilesS, kHasMask>(s, params, thread_row, n * kBlockN, quad_col);
-      }
-    };
-    // P as the A operand: k16 step kk is n8 blocks 2kk and 2kk + 1.
-    auto to_p = [&](const float (&s)[kNTilesS][4], uint32_t (&p)[kBlockN / 16][4]) {
-#pragma unroll
-      for (int kk = 0; kk < kBlockN / 16; ++kk) {
-        p[kk][0] = Numeric<Elem>::pack2(s[2 * kk][0], s[2 * kk][1]);
-        p[kk][1] = Numeric<Elem>::pack2(s[2 * kk][2], s[2 * kk][3]);
-        p[kk][2] = Numeric<Elem>::pack2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-        p[kk][3] = Numeric<Elem>::pack2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
-      }
-    };
-    // This warp is done reading Q: the producer may load the next tile's.
-    auto release_q = [&]() {
-      if (lane == 0) mbarrier_arrive(q_empty);
+    // Normalize O, write lse and O, then free the Q buffer: the producer may
+    // load another tile's Q into it.
+    auto epilogue = [&]() {
+      uint16_t* o_base = static_cast<uint16_t*>(params.o) + c.b * params.o_batch_stride +
+                         c.h * params.o_head_stride;
+      const int64_t lse_row0 = static_cast<int64_t>(c.bh) * params.seqlen_q;
+      // Every warp of this warpgroup is past its last wgmma reading its Q
+      // rows before they are overwritten with O.
+      bar_sync(1 + wg, 128);
+      store_output<Elem, Traits>(acc_o, softmax, q_rows, params, o_base, lse_row0, row0, wg,
+                                 tid_wg);
+      // The staging reads are generic-proxy accesses of what a later Q load
+      // (async proxy) overwrites.
+      fence_proxy_async_smem();
+      if (lane == 0) mbarrier_arrive(&q_empty[qb]);
     };
 
-    if (range.n_end > range.n_begin) {
+    if (!p_ready) reset_tile();
+    int t_next;
+    bool merged = false;
+    if (uniform(range.n_end > range.n_begin)) {
       // Tile n's S = Q K^T is issued before tile n+1's O += P V, so the
       // tensor cores get both in one batch. Tile n's softmax runs after that
       // P V is done: a warpgroup's softmax and its own register-sourced P V
@@ -425,36 +494,33 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
       // tile takes the full online-softmax step; every later one the
       // speculative step against the running maxima (softmax.cuh spec_step,
       // v26), redone with the full step where a row's max grew.
-      uint32_t p[kBlockN / 16][4];
-      {
+      if (!p_ready) {
         float s[kNTilesS][4];
         mbarrier_wait_parity(&k_full[stage], phase);
         turn_wait();
-        issue_qk(s, stage);
+        issue_qk(s, q_rows, stage);
         turn_pass();
         wgmma_wait_group<0>();
         wgmma_fence_operands(reinterpret_cast<float(&)[kBlockN / 2]>(s));
         if (lane == 0) mbarrier_arrive(&k_empty[stage]);
-        float alpha[2];
-        prepare_scores(s, range.n_end - 1);
-        softmax.scores_step(s, params.scale_log2, alpha);  // O is still zero: no rescale
-        to_p(s, p);
+        prepare_scores(s, range, thread_row_of(c), range.n_end - 1);
+        first_step(s);
       }
       int v_stage = stage;
       uint32_t v_phase = phase;
       advance();
-      for (int n = range.n_end - 2; n >= range.n_begin; --n) {
+      for (int n = range.n_end - 2; uniform(n >= range.n_begin); --n) {
         float s[kNTilesS][4];
         mbarrier_wait_parity(&k_full[stage], phase);
         turn_wait();
-        issue_qk(s, stage);
+        issue_qk(s, q_rows, stage);
         mbarrier_wait_parity(&v_full[v_stage], v_phase);
-        issue_pv(p, v_stage);
+        issue_pv(acc_o, p, v_stage);
         turn_pass();
         wgmma_wait_group<1>();  // S done; P V may still run
         wgmma_fence_operands(reinterpret_cast<float(&)[kBlockN / 2]>(s));
         if (lane == 0) mbarrier_arrive(&k_empty[stage]);
-        prepare_scores(s, n);
+        prepare_scores(s, range, thread_row_of(c), n);
         // P is the running P V's A operand: it is rewritten only once that
         // GEMM is done (ptxas placed this wait here even when the source put
         // the softmax first: v20).
@@ -472,27 +538,53 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
         v_phase = phase;
         advance();
       }
-      mbarrier_wait_parity(&v_full[v_stage], v_phase);
-      turn_wait();
-      issue_pv(p, v_stage);
-      turn_pass();
-      wgmma_wait_group<0>();
-      wgmma_fence_operands(reinterpret_cast<float(&)[Traits::kHeadDim / 2]>(acc_o));
-      if (lane == 0) mbarrier_arrive(&v_empty[v_stage]);
+      // The last P V: with the next tile's first Q K^T where there is a next
+      // tile with keys (its Q and first K tile loaded under this tile), else
+      // alone.
+      t_next = next_tile(t);
+      if constexpr (Traits::kMergeTiles) {
+        if (uniform(t_next < num_tiles)) {
+          const TileCoord cn = tile_coord<kBlockM>(params, t_next);
+          const KeyRange<kBlockM, kBlockN, kHasMask> rn(params, cn.m0);
+          if (uniform(rn.n_end > rn.n_begin)) {
+            merged = true;
+            float s[kNTilesS][4];
+            mbarrier_wait_parity(&q_full[q_buf(index + 1)], q_parity(index + 1));
+            mbarrier_wait_parity(&k_full[stage], phase);
+            mbarrier_wait_parity(&v_full[v_stage], v_phase);
+            turn_wait();
+            issue_qk(s, q_rows_of(q_buf(index + 1)), stage);
+            issue_pv(acc_o, p, v_stage);
+            turn_pass();
+            wgmma_wait_group<1>();
+            wgmma_fence_operands(reinterpret_cast<float(&)[kBlockN / 2]>(s));
+            if (lane == 0) mbarrier_arrive(&k_empty[stage]);
+            prepare_scores(s, rn, thread_row_of(cn), rn.n_end - 1);
+            wgmma_wait_group<0>();
+            wgmma_fence_operands(reinterpret_cast<float(&)[Traits::kHeadDim / 2]>(acc_o));
+            if (lane == 0) mbarrier_arrive(&v_empty[v_stage]);
+            epilogue();
+            reset_tile();
+            first_step(s);
+          }
+        }
+      }
+      if (!merged) {
+        mbarrier_wait_parity(&v_full[v_stage], v_phase);
+        turn_wait();
+        issue_pv(acc_o, p, v_stage);
+        turn_pass();
+        wgmma_wait_group<0>();
+        wgmma_fence_operands(reinterpret_cast<float(&)[Traits::kHeadDim / 2]>(acc_o));
+        if (lane == 0) mbarrier_arrive(&v_empty[v_stage]);
+        epilogue();
+      }
+    } else {
+      t_next = next_tile(t);
+      epilogue();  // rows that see no key: zeros, lse -inf
     }
-
-    uint16_t* o_base = static_cast<uint16_t*>(params.o) + c.b * params.o_batch_stride +
-                       c.h * params.o_head_stride;
-    const int64_t lse_row0 = static_cast<int64_t>(c.bh) * params.seqlen_q;
-    // Every warp of this warpgroup is past its last wgmma reading its Q rows
-    // before they are overwritten with O.
-    bar_sync(1 + wg, 128);
-    store_output<Elem, Traits>(acc_o, softmax, q_rows, params, o_base, lse_row0, row0, wg,
-                               tid_wg);
-    // The staging reads are generic-proxy accesses of what the next Q load
-    // (async proxy) overwrites.
-    fence_proxy_async_smem();
-    release_q();
+    p_ready = merged;
+    t = t_next;
   }
 #endif  // FLASHCORE_SM90A
 }

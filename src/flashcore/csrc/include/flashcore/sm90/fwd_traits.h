@@ -22,11 +22,18 @@ namespace sm90 {
 // are handed out in the grid's order as blocks claim them, as the hardware
 // scheduler does with one block per tile; under a mask, longest-first across
 // groups of heads (sm90/tile_order.h).
+// The persistent kernels also merge the tile boundary: two Q buffers, the
+// producer loading the next tile's Q while the consumers work on this one, and
+// each consumer warpgroup issuing the next tile's first Q K^T together with
+// this tile's last P V, then writing this tile's output while the other
+// warpgroup's GEMMs run (fwd_kernel.cuh; benchmarks/NOTES.md v27).
 template <int kHeadDim_, int kBlockN_, int kStages_, bool kPingPong_, int kConsumerWGs_,
           bool kPersistent_>
 struct FwdTraits {
   static constexpr bool kPingPong = kPingPong_;
   static constexpr bool kPersistent = kPersistent_;
+  static constexpr bool kMergeTiles = kPersistent;
+  static constexpr int kQBufs = kMergeTiles ? 2 : 1;
   static constexpr int kHeadDim = kHeadDim_;  // tile width: 64 or 128
   static constexpr int kBlockN = kBlockN_;
   static constexpr int kStages = kStages_;
@@ -40,12 +47,13 @@ struct FwdTraits {
   static constexpr int kQBytes = kColBlocks * kQBlockBytes;
   static constexpr int kKVTileBytes = kColBlocks * kKVBlockBytes;  // one K or one V tile
 
-  // Offsets from the 1024-aligned base: Q, then K stages, then V stages, then
-  // the mbarriers (q_full, q_empty, k_full[S], v_full[S], k_empty[S], v_empty[S]).
-  static constexpr int kKOffset = kQBytes;
+  // Offsets from the 1024-aligned base: the Q buffers, then K stages, then V
+  // stages, then the mbarriers (q_full[Q], q_empty[Q], k_full[S], v_full[S],
+  // k_empty[S], v_empty[S]).
+  static constexpr int kKOffset = kQBufs * kQBytes;
   static constexpr int kVOffset = kKOffset + kStages * kKVTileBytes;
   static constexpr int kBarOffset = kVOffset + kStages * kKVTileBytes;
-  static constexpr int kNumBarriers = 2 + 4 * kStages;
+  static constexpr int kNumBarriers = 2 * kQBufs + 4 * kStages;
   // Plus up to 1008 bytes to align the dynamic base (only 16 is guaranteed).
   static constexpr int kSmemBytes = kBarOffset + 8 * kNumBarriers + 1008;
 
