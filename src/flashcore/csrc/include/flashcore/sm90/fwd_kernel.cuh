@@ -7,9 +7,10 @@
 // longest query tiles first), except the persistent kernels under a mask,
 // which take tiles longest-first across groups of heads (sm90/tile_order.h).
 //   - Warpgroup 0 is the producer. It hands most of its registers to the
-//     consumers (setmaxnreg) and one of its threads issues every TMA copy: Q
-//     once, then the visible K/V tiles from the last down, into a ring of
-//     kStages stages. Each stage has a "full" barrier (completed by the TMA's
+//     consumers (setmaxnreg) and one of its threads issues every TMA copy: a
+//     tile's Q (into one of two buffers in the persistent kernels, whose tile
+//     boundary is merged: see the consumer loop), then the visible K/V tiles
+//     from the last down, into a ring of kStages stages. Each stage has a "full" barrier (completed by the TMA's
 //     transaction bytes) and an "empty" one (one arrival per consumer warp
 //     once its wgmma reading the stage has completed).
 //   - Consumer warpgroup w owns query rows 64w .. 64w + 63 of the block. Per
