@@ -317,10 +317,10 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
 
   // ---- consumers ----
   setmaxnreg_inc<Traits::kConsumerRegs>();
-  // Warp-uniform values that nvcc cannot prove uniform (the warpgroup from
-  // threadIdx, the tile index from the slot) go through a shuffle from lane
-  // 0, which it can: the wgmma descriptors and the key loop's stage and bounds
-  // then live in uniform registers (benchmarks/NOTES.md v27).
+  // The warpgroup index goes through a shuffle from lane 0, which ptxas takes
+  // as warp-uniform (threadIdx.x / 128 it could not prove so): the wgmma
+  // descriptors built from it then live in uniform registers (benchmarks/
+  // NOTES.md v27; the persistent kernels' tile conditions: `uniform` below).
   const int wg = __shfl_sync(0xffffffffu, warpgroup - 1, 0);
   const int tid_wg = tid % 128;
   const int lane = tid % 32;
@@ -418,8 +418,10 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
   auto next_tile = [&](int t) {
     if constexpr (Traits::kPersistent) {
       bar_sync(kSlotFull, kSlotThreads);
+      // ptxas drops this shuffle (it knows a one-address load uniform) but
+      // still treats branches on the value as divergent: `uniform` votes.
       int slot = *tile_slot;
-      asm volatile("" : "+r"(slot));  // keeps the shuffle below (not folded into the load)
+      asm volatile("" : "+r"(slot));
       const int next = __shfl_sync(0xffffffffu, slot, 0);
       if (next < num_tiles) bar_arrive(kSlotEmpty, kSlotThreads);
       return next;
