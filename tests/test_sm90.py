@@ -182,3 +182,48 @@ def test_extension_hopper_kernels_hold_wgmma_and_tma_only_for_sm90a(cuobjdump):
     for (arch, name), body in hopper.items():
         if arch != "sm_90a":
             assert not re.search(r"HGMMA|UTMALDG", body), f"{name} on {arch} is not empty"
+
+
+def _key_loop(body: str) -> list[str]:
+    """The instructions of a Hopper forward kernel's key loop: the smallest loop
+    (a backward branch and its target) holding a tile's 64 exponentials a thread
+    and at least one GEMM batch."""
+    ins = [
+        (int(m.group(1), 16), m.group(2))
+        for m in re.finditer(r"/\*([0-9a-f]{4,6})\*/\s+([^;]*);", body)
+    ]
+    best: list[str] | None = None
+    for addr, op in ins:
+        m = re.search(r"\bBRA (0x[0-9a-f]+)", op)
+        if not m or int(m.group(1), 16) >= addr:
+            continue
+        loop = [o for a, o in ins if int(m.group(1), 16) <= a <= addr]
+        big = sum("MUFU.EX2" in o for o in loop) >= 64 and sum("HGMMA" in o for o in loop) >= 8
+        if big and (best is None or len(loop) < len(best)):
+            best = loop
+    assert best is not None, "no key loop found"
+    return best
+
+
+def test_extension_hopper_forward_key_loops_run_on_the_uniform_datapath(cuobjdump):
+    # Guards v27's +4-10% (benchmarks/NOTES.md): the wgmma descriptors and the
+    # K/V ring stage are warp-uniform, and ptxas keeps them in uniform registers
+    # only where it can prove it (the warpgroup index through a shuffle, the
+    # persistent kernels' tile conditions through votes). A change that loses
+    # that shows up as R2UR moves before the HGMMAs, or a BSSY divergence
+    # region around the K/V waits, inside the key loop.
+    import flashcore
+
+    info = flashcore.build_info()
+    if "sm_90a" not in info["sass_archs"]:
+        pytest.skip("this build has no sm_90a target")
+    sass = _sass_by_function(cuobjdump, info["library"])
+    kernels = {n: b for (a, n), b in sass.items() if a == "sm_90a" and "4sm9010fwd_kernel" in n}
+    assert kernels
+    for name, body in kernels.items():
+        loop = _key_loop(body)
+        # Before v27: 32-48 R2UR a key loop and a BSSY in the persistent ones;
+        # since, 0 (1 in the masked kernels: the key-tile index for the mask).
+        moves = sum("R2UR" in op for op in loop)
+        regions = sum(op.lstrip().startswith("BSSY") for op in loop)
+        assert moves <= 2 and regions == 0, (name, moves, regions)
