@@ -418,11 +418,9 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
   auto next_tile = [&](int t) {
     if constexpr (Traits::kPersistent) {
       bar_sync(kSlotFull, kSlotThreads);
-      // ptxas drops this shuffle (it knows a one-address load uniform) but
-      // still treats branches on the value as divergent: `uniform` votes.
-      int slot = *tile_slot;
-      asm volatile("" : "+r"(slot));
-      const int next = __shfl_sync(0xffffffffu, slot, 0);
+      // ptxas knows a one-address load uniform, but still treats branches
+      // on the value as divergent: `uniform` votes on them.
+      const int next = *tile_slot;
       if (next < num_tiles) bar_arrive(kSlotEmpty, kSlotThreads);
       return next;
     } else {
