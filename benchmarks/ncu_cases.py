@@ -7,9 +7,10 @@ README, "Profiling"). By default head dim 64 at (1,8,512), (1,8,1024) and
     ncu -i fwd.ncu-rep --page details
 
 --shapes "B,H,S,D;..." calls those shapes instead (H may be HQ/HKV), --causal
-makes the calls causal, --dtype bf16 switches the dtype, and --cudnn adds SDPA's
-cuDNN forward on the same inputs after each call, so one report holds both
-kernels (profile it with -k "regex:fwd_kernel|sdpa.*fprop"). For the stall
+makes the calls causal, --dtype bf16 switches the dtype, --config NAME forces one
+kernel config (flashcore._debug.forced_config) instead of the heuristic's pick,
+and --cudnn adds SDPA's cuDNN forward on the same inputs after each call, so one
+report holds both kernels (profile it with -k "regex:fwd_kernel|sdpa.*fprop"). For the stall
 reasons behind a gap, `--set full --import-source yes` (PC sampling and source
 counters; a build with FLASHCORE_LINEINFO=1 maps them to lines):
 
@@ -50,12 +51,19 @@ def main(argv: list[str]) -> int:
     p.add_argument("--causal", action="store_true")
     p.add_argument("--dtype", choices=("fp16", "bf16"), default="fp16")
     p.add_argument("--cudnn", action="store_true", help="add SDPA's cuDNN forward per shape")
+    p.add_argument("--config", help="force this kernel config (default: the heuristic's pick)")
     args = p.parse_args(argv)
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}[args.dtype]
     for b, hq, hkv, s, d in parse_shapes(args.shapes):
         q, k, v = make_inputs(b, hq, s, s, d=d, dtype=dtype, heads_kv=hkv)
         gqa = hkv != hq
-        fused_attention(q, k, v, causal=args.causal, enable_gqa=gqa)
+        if args.config:
+            from flashcore._debug import forced_config
+
+            with forced_config(args.config):
+                fused_attention(q, k, v, causal=args.causal, enable_gqa=gqa)
+        else:
+            fused_attention(q, k, v, causal=args.causal, enable_gqa=gqa)
         if args.cudnn:
             from torch.nn.attention import SDPBackend, sdpa_kernel
 

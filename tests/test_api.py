@@ -502,7 +502,8 @@ def test_heuristic_sm90_persistent_unless_masked_past_64_query_tiles(shape, d, p
         ((8, 16, 4096, 4096), False, "sm90_d64_w3"),
         ((2, 16, 16384, 16384), False, "sm90_d64_w3"),
         ((1, 16, 32768, 32768), False, "sm90_d64_w3"),
-        ((8, 16, 4096, 4096), True, "sm90_d64_p"),  # masked below 8192 rows: two
+        ((8, 16, 4096, 4096), True, "sm90_d64_w3_p"),  # masked from 4096 rows (v28)
+        ((8, 16, 4095, 4095), True, "sm90_d64_p"),  # masked below 4096 rows: two
         ((2, 16, 8192, 8192), True, "sm90_d64_w3_p"),
         ((1, 32, 8192, 8192), True, "sm90_d64_w3_p"),
         ((1, 16, 8256, 8256), True, "sm90_d64_w3_p"),  # 43 query tiles of 192
@@ -513,7 +514,8 @@ def test_heuristic_sm90_persistent_unless_masked_past_64_query_tiles(shape, d, p
         ((8, 16, 4096, 1024), False, "sm90_d64_p"),
         ((8, 16, 4096, 2048), False, "sm90_d64_w3"),
         ((8, 16, 1024, 8192), False, "sm90_d64_p"),
-        ((1, 16, 8192, 4096), True, "sm90_d64_p"),
+        ((1, 16, 8192, 4096), True, "sm90_d64_w3_p"),
+        ((1, 16, 8192, 4095), True, "sm90_d64_p"),
         # 192-row tiles that do not fill the GPU: two warpgroups (128-row tiles do)
         ((1, 3, 8192, 8192), False, "sm90_d64_p"),
         ((1, 4, 8192, 8192), False, "sm90_d64_w3"),
@@ -521,7 +523,7 @@ def test_heuristic_sm90_persistent_unless_masked_past_64_query_tiles(shape, d, p
 )
 def test_heuristic_sm90_d64_three_warpgroups_for_long_rows(shape, masked, expected):
     # Head dims served by the 64-wide tile (NOTES v17, v27): three consumer
-    # warpgroups from 2048 rows without a mask and from 8192 under one, the
+    # warpgroups from 2048 rows without a mask and from 4096 under one, the
     # persistent twin up to 43 query tiles; softcap keeps two.
     dev = DEVICES["H100/H200"]
     for d in (64, 40):

@@ -408,12 +408,13 @@ def sm90_fwd_kernels_run(fn):
         # rows >= 2048 without a mask: three warpgroups, one block per tile
         (6, 4096, {}, ("sm90_d64_w3", 3, False)),
         (12, 2048, {}, ("sm90_d64_w3", 3, False)),  # 12 x 11 = 132 tiles of 192 (v27)
-        # causal from 8192 rows: three warpgroups, persistent (longest-first)
+        # causal from 4096 rows: three warpgroups, persistent (longest-first)
         (4, 8192, {"causal": True}, ("sm90_d64_w3_p", 3, True)),
+        (6, 4096, {"causal": True}, ("sm90_d64_w3_p", 3, True)),  # v28
         # softcap keeps two warpgroups (persistent without a mask)
         (6, 4096, {"softcap": 30.0}, ("sm90_d64_p", 2, True)),
-        # causal at 4096 rows keeps two warpgroups
-        (6, 4096, {"causal": True}, ("sm90_d64_p", 2, True)),
+        # causal below 4096 rows keeps two warpgroups
+        (12, 2048, {"causal": True}, ("sm90_d64_p", 2, True)),
     ],
 )
 def test_sm90_d64_three_warpgroups_unforced(heads, s, kw, expected):

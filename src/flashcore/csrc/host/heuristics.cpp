@@ -97,15 +97,17 @@ int sm90_d128_pick(const FwdShape& s) {
 // more query rows. Against the two-warpgroup pick (benchmarks/NOTES.md v17,
 // H200, fp16 and bf16): without a mask +1..+7% at 4K and 8K, +8..+11% at 16K
 // and 32K, and since v27 (uniform datapath) +3..+4% at 2K as well (-4% in
-// v17); under a causal mask -1..-10% up to 4K, +4..+8% from 8K. There the
-// persistent twin (longest-first order) led up to 16K in v17; since v27 the
+// v17); under a causal mask -1..-10% up to 4K, +4..+8% from 8K in v17, and
+// since v28 (O stored from registers) the persistent three-warpgroup twin
+// +5% at 4K (fp16, 475 vs 452 TFLOP/s), -4% at 2K. There the persistent twin
+// (longest-first order) led up to 16K in v17; since v27 the
 // one-block-per-tile build leads at 16K (+1..+2%, three builds), so the twin
 // keeps rows up to 8192 (43 tiles; 8K-16K unmeasured). Softcap keeps two
 // warpgroups: tanh's temporaries spill inside the key/value loop at three
 // warpgroups' 160 registers a thread. Rows are min(seqlen_q, seqlen_k), the
 // measured square shapes' length.
 constexpr int64_t kMinW3Rows = 2048;
-constexpr int64_t kMinW3MaskedRows = 8192;
+constexpr int64_t kMinW3MaskedRows = 4096;
 constexpr int64_t kMaxW3PersistentMaskedTiles = 43;  // ceil(8192 / 192)
 
 int sm90_d64_pick(const FwdShape& s, const DeviceDesc& dev) {

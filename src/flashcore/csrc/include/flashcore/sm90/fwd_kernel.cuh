@@ -71,9 +71,12 @@ __device__ __forceinline__ int swizzled_chunk(int row, int chunk) {
   return row * 128 + ((chunk ^ (row % 8)) * 16);
 }
 
-// Epilogue of one consumer warpgroup: normalize O, write lse, stage the 16-bit
-// tile over this warpgroup's own Q rows (no other warpgroup reads them), then
-// 16-byte coalesced stores of the rows and columns that exist.
+// Epilogue of one consumer warpgroup: normalize O, write lse and O. With
+// Traits::kStoreFromRegisters each thread stores its own accumulator pairs
+// (4 bytes each) straight to global memory; otherwise the 16-bit tile is
+// staged over this warpgroup's own Q rows (no other warpgroup reads them),
+// then written by 16-byte coalesced stores. Either way only the rows and
+// columns that exist.
 template <typename Elem, typename Traits, typename Softmax>
 __device__ __forceinline__ void store_output(float (&acc_o)[Traits::kHeadDim / 8][4],
                                              const Softmax& softmax, char* smem_rows,
@@ -82,6 +85,29 @@ __device__ __forceinline__ void store_output(float (&acc_o)[Traits::kHeadDim / 8
   constexpr int kNCols = Traits::kHeadDim / 8;
   const int warp = tid_wg / 32;
   const int lane = tid_wg % 32;
+  if constexpr (Traits::kStoreFromRegisters) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const float l = quad_sum(softmax.l_i[r]);
+      const float inv_l = l > 0.f ? 1.f / l : 0.f;  // no key: zeros, lse -inf
+      const int qrow = row0 + 16 * warp + lane / 4 + 8 * r;
+      if (qrow >= params.seqlen_q) continue;
+      if (params.lse != nullptr && lane % 4 == 0) {
+        params.lse[lse_row0 + qrow] =
+            l > 0.f ? (softmax.m_i[r] * params.scale_log2 + __log2f(l)) * 0.6931471805599453f
+                    : -INFINITY;
+      }
+      uint16_t* out = o_base + static_cast<int64_t>(qrow) * params.o_row_stride + 2 * (lane % 4);
+#pragma unroll
+      for (int j = 0; j < kNCols; ++j) {
+        if (8 * j < params.head_dim) {  // head_dim is a multiple of 8
+          *reinterpret_cast<uint32_t*>(out + 8 * j) =
+              Numeric<Elem>::pack2(acc_o[j][2 * r] * inv_l, acc_o[j][2 * r + 1] * inv_l);
+        }
+      }
+    }
+    return;
+  }
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     const float l = quad_sum(softmax.l_i[r]);
@@ -467,19 +493,23 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
     const int row0 = c.m0 + 64 * wg;  // this warpgroup's first row
 
     // Normalize O, write lse and O, then free the Q buffer: the producer may
-    // load another tile's Q into it.
+    // load another tile's Q into it (this warp's wgmma reading it are done).
     auto epilogue = [&]() {
       uint16_t* o_base = static_cast<uint16_t*>(params.o) + c.b * params.o_batch_stride +
                          c.h * params.o_head_stride;
       const int64_t lse_row0 = static_cast<int64_t>(c.bh) * params.seqlen_q;
-      // Every warp of this warpgroup is past its last wgmma reading its Q
-      // rows before they are overwritten with O.
-      bar_sync(1 + wg, 128);
+      if constexpr (!Traits::kStoreFromRegisters) {
+        // Every warp of this warpgroup is past its last wgmma reading its Q
+        // rows before they are overwritten with O.
+        bar_sync(1 + wg, 128);
+      }
       store_output<Elem, Traits>(acc_o, softmax, q_rows, params, o_base, lse_row0, row0, wg,
                                  tid_wg);
-      // The staging reads are generic-proxy accesses of what a later Q load
-      // (async proxy) overwrites.
-      fence_proxy_async_smem();
+      if constexpr (!Traits::kStoreFromRegisters) {
+        // The staging reads are generic-proxy accesses of what a later Q load
+        // (async proxy) overwrites.
+        fence_proxy_async_smem();
+      }
       if (lane == 0) mbarrier_arrive(&q_empty[qb]);
     };
 

@@ -34,6 +34,12 @@ struct FwdTraits {
   static constexpr bool kPersistent = kPersistent_;
   static constexpr bool kMergeTiles = kPersistent;
   static constexpr int kQBufs = kMergeTiles ? 2 : 1;
+  // The epilogue writes O from the accumulator registers (4-byte stores, no
+  // staging, no warpgroup barrier) at head dim 64, where that measured 2-10%
+  // faster than staging it in shared memory for 16-byte stores; at 128 it was
+  // 0-5% slower (twice the stores per thread) and keeps the staging
+  // (benchmarks/NOTES.md v28).
+  static constexpr bool kStoreFromRegisters = kHeadDim_ == 64;
   static constexpr int kHeadDim = kHeadDim_;  // tile width: 64 or 128
   static constexpr int kBlockN = kBlockN_;
   static constexpr int kStages = kStages_;
