@@ -86,6 +86,12 @@ def config_cases():
             # 200 tiles, so blocks walk several.
             lpt = (2, 25, 25, 3 * bm + 17, 2100, cfg["head_dim"])
             cases.append((cfg, "tile walk LPT groups", lpt, second, {"causal": True}, False))
+        if cfg["tail_split"]:
+            # The tail split without a mask (sm90/tile_order.h): 2 x 5 x 6 = 60
+            # tiles of 8 key tiles, each split in 2 (on 132 SMs): partial
+            # results, arrival counters and the merge, with tails in both rows.
+            split = (2, 5, 5, 5 * bm + 17, 7 * bn + 13, cfg["head_dim"])
+            cases.append((cfg, "tail split", split, first, {}, False))
     return cases
 
 

@@ -420,12 +420,16 @@ def test_heuristic_picks_the_narrowest_tile_that_fits(device, shape):
         ((2, 8, 1024, 1024), 64, "H100/H200", "d64_m64"),
         # Grids of 128-row tiles that fill the GPU: the Hopper wgmma/TMA family,
         # persistent without a mask (masked calls: test_heuristic_sm90_*); head
-        # dim 64 with rows >= 2048: three consumer warpgroups (v27).
+        # dim 64 with rows >= 2048: three consumer warpgroups (v27), persistent
+        # where the last wave's tiles split along keys (v28: 704, 2816 and 688
+        # tiles of 192 rows on 132 SMs), else one block per tile.
         ((8, 16, 1024, 1024), 64, "H100/H200", "sm90_d64_p"),
-        ((4, 16, 2048, 2048), 64, "H100/H200", "sm90_d64_w3"),
-        ((8, 16, 4096, 4096), 64, "H100/H200", "sm90_d64_w3"),
-        ((2, 8, 8192, 8192), 64, "H100/H200", "sm90_d64_w3"),
-        ((8, 16, 4096, 4096), 48, "H100/H200", "sm90_d64_w3"),
+        ((4, 16, 2048, 2048), 64, "H100/H200", "sm90_d64_w3_p"),
+        ((8, 16, 4096, 4096), 64, "H100/H200", "sm90_d64_w3_p"),
+        ((2, 8, 8192, 8192), 64, "H100/H200", "sm90_d64_w3_p"),
+        ((8, 16, 4096, 4096), 48, "H100/H200", "sm90_d64_w3_p"),
+        ((2, 16, 16384, 16384), 64, "H100/H200", "sm90_d64_w3"),  # 112 in the last wave
+        ((4, 12, 2048, 2048), 64, "H100/H200", "sm90_d64_w3"),  # 528 tiles: 4 full waves
         ((1, 8, 512, 512), 128, "H100/H200", "d128_m32_g4"),
         ((1, 8, 1024, 1024), 128, "H100/H200", "d128_m64_g2"),
         ((4, 16, 2048, 2048), 128, "H100/H200", "sm90_d128_p"),
@@ -497,10 +501,11 @@ def test_heuristic_sm90_persistent_unless_masked_past_64_query_tiles(shape, d, p
 @pytest.mark.parametrize(
     "shape, masked, expected",
     [
-        ((4, 16, 2048, 2048), False, "sm90_d64_w3"),  # +3-4% at 2K since v27
+        ((4, 16, 2048, 2048), False, "sm90_d64_w3_p"),  # 704 tiles: tail split (v28)
         ((4, 16, 2047, 2047), False, "sm90_d64_p"),
-        ((8, 16, 4096, 4096), False, "sm90_d64_w3"),
-        ((2, 16, 16384, 16384), False, "sm90_d64_w3"),
+        ((8, 16, 4096, 4096), False, "sm90_d64_w3_p"),  # 2816 tiles: tail split
+        ((4, 12, 2048, 2048), False, "sm90_d64_w3"),  # 528 tiles: 4 full waves
+        ((2, 16, 16384, 16384), False, "sm90_d64_w3"),  # 112 in the last wave: no split
         ((1, 16, 32768, 32768), False, "sm90_d64_w3"),
         ((8, 16, 4096, 4096), True, "sm90_d64_w3_p"),  # masked from 4096 rows (v28)
         ((8, 16, 4095, 4095), True, "sm90_d64_p"),  # masked below 4096 rows: two
@@ -512,19 +517,20 @@ def test_heuristic_sm90_persistent_unless_masked_past_64_query_tiles(shape, d, p
         ((1, 16, 32768, 32768), True, "sm90_d64_w3"),
         # rows = min(seqlen_q, seqlen_k)
         ((8, 16, 4096, 1024), False, "sm90_d64_p"),
-        ((8, 16, 4096, 2048), False, "sm90_d64_w3"),
+        ((8, 16, 4096, 2048), False, "sm90_d64_w3_p"),
         ((8, 16, 1024, 8192), False, "sm90_d64_p"),
         ((1, 16, 8192, 4096), True, "sm90_d64_w3_p"),
         ((1, 16, 8192, 4095), True, "sm90_d64_p"),
         # 192-row tiles that do not fill the GPU: two warpgroups (128-row tiles do)
         ((1, 3, 8192, 8192), False, "sm90_d64_p"),
-        ((1, 4, 8192, 8192), False, "sm90_d64_w3"),
+        ((1, 4, 8192, 8192), False, "sm90_d64_w3_p"),  # 172 tiles: tail split
     ],
 )
 def test_heuristic_sm90_d64_three_warpgroups_for_long_rows(shape, masked, expected):
     # Head dims served by the 64-wide tile (NOTES v17, v27): three consumer
-    # warpgroups from 2048 rows without a mask and from 4096 under one, the
-    # persistent twin up to 43 query tiles; softcap keeps two.
+    # warpgroups from 2048 rows without a mask (persistent where the tail split
+    # applies, v28) and from 4096 under one, the persistent twin up to 43 query
+    # tiles; softcap keeps two.
     dev = DEVICES["H100/H200"]
     for d in (64, 40):
         assert _debug.heuristic(*shape, d, **dev, masked=masked) == expected, d

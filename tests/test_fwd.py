@@ -383,6 +383,73 @@ def test_sm90_persistent_twin_under_a_mask(d):
     assert _debug.chosen_config(long_q, long_k, long_k, causal=True) == plain
 
 
+def _tail_split_of(q, k):
+    """The tail split sm90_d64_w3_p takes for q, k without a mask on this GPU:
+    (first split task, parts, tasks, key ranges) of sm90/tile_order.h."""
+    b, hq, sq, _ = q.shape
+    tiles = -(-sq // 192) * b * hq
+    key_tiles = -(-k.shape[2] // 128)
+    sm_count = torch.cuda.get_device_properties(q.device).multi_processor_count
+    return _debug.sm90_tail_split(tiles, sm_count, key_tiles)
+
+
+@pytest.mark.parametrize(
+    "shape, dtype, forced",
+    [
+        # the heuristic's pick at (4,16,2048) on an H100/H200: 704 tiles, 44 split in 3
+        ((4, 16, 16, 2048, 2048, 64), torch.float16, None),
+        ((1, 5, 5, 1500, 2100, 40), torch.bfloat16, "sm90_d64_w3_p"),  # tails, 3 parts
+        ((2, 6, 2, 1024, 1024, 64), torch.float16, "sm90_d64_w3_p"),  # GQA, 2 parts
+        ((1, 1, 1, 3000, 1100, 64), torch.bfloat16, "sm90_d64_w3_p"),  # Sq > Sk, 2 parts
+    ],
+    ids=["heuristic_4x16x2048", "tails_d40", "gqa", "sq_gt_sk"],
+)
+def test_sm90_tail_split(shape, dtype, forced):
+    # Without a mask the persistent three-warpgroup kernel splits the last
+    # wave's query tiles along keys and merges the parts (v28): every output row
+    # and lse must match the reference whichever part wrote it.
+    q, k, v = make_qkv(*shape, dtype)
+    if not (_debug.chosen_config(q, k, v) or "").startswith("sm90"):
+        pytest.skip("the Hopper family: compute capability 9.0 and an sm_90a build only")
+    assert _tail_split_of(q, k)[1] > 1, "the case must split"
+    kw = {"enable_gqa": True} if shape[1] != shape[2] else {}
+    if forced is None:
+        assert _debug.chosen_config(q, k, v, **kw) == "sm90_d64_w3_p"
+    with _debug.forced_config(forced) if forced else contextlib.nullcontext():
+        check(q, k, v, **kw)
+        check(q, k, v, return_lse=False, **kw)
+
+
+def test_sm90_tail_split_in_a_cuda_graph():
+    # The split's arrival counters live in the call's scheduler buffer and are
+    # zeroed by the launch on the stream: a replayed graph merges correctly
+    # every time (a counter left over from the previous replay would make the
+    # wrong warp write the rows, before every part is in).
+    q0, k0, v0 = make_qkv(2, 6, 6, 1024, 1024, 64, torch.bfloat16)
+    if not (_debug.chosen_config(q0, k0, v0) or "").startswith("sm90"):
+        pytest.skip("the Hopper family: compute capability 9.0 and an sm_90a build only")
+    assert _tail_split_of(q0, k0)[1] > 1
+    with _debug.forced_config("sm90_d64_w3_p"):
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            fused_attention(q0, k0, v0, return_lse=True)  # warm-up
+        torch.cuda.current_stream().wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            static_out, static_lse = fused_attention(q0, k0, v0, return_lse=True)
+    for _ in range(3):
+        q, k, v = make_qkv(2, 6, 6, 1024, 1024, 64, torch.bfloat16)
+        q0.copy_(q)
+        k0.copy_(k)
+        v0.copy_(v)
+        static_out.fill_(float("nan"))
+        static_lse.fill_(float("nan"))
+        graph.replay()
+        torch.cuda.synchronize()
+        assert_matches(static_out.clone(), q, k, v, static_lse.clone())
+
+
 SM90_TRAITS = re.compile(r"sm90::FwdTraits<(\d+), (\d+), (\d+), (true|false), (\d+), (true|false)>")
 
 

@@ -4,6 +4,8 @@ checked against a Python model of it and for being a bijection; the head group
 the launch picks from the L2 size; and the debug switch that lets the heuristic
 pick the persistent twins for masked calls (benchmarks/NOTES.md v15)."""
 
+import itertools
+
 import pytest
 
 from flashcore import _debug
@@ -155,3 +157,38 @@ def test_persistent_masked_switch(longest, d, plain, persistent):
         assert not small.startswith("sm90")
     # The default is back after the block.
     assert _debug.heuristic(*longest, d, **dev, masked=True) == plain
+
+
+# (tiles, SMs, key tiles): head dim 64's three warpgroups at (4,16,2048) on an
+# H200 (704 tiles of 192 rows, 44 in the last wave: 3 parts), at (8,16,4096),
+# a full last wave, fewer tiles than SMs, short rows, one tile.
+@pytest.mark.parametrize(
+    "tiles, sm_count, key_tiles, expected",
+    [
+        (704, 132, 16, (660, 3, 792)),
+        (2816, 132, 32, (2772, 3, 2904)),
+        (2752, 132, 128, (2752, 1, 2752)),  # 112 in the last wave: no split
+        (264, 132, 16, (264, 1, 264)),
+        (44, 132, 16, (0, 3, 132)),
+        (20, 132, 64, (0, 4, 80)),  # at most 4 parts
+        (704, 132, 8, (660, 2, 748)),  # a part spans at least 4 key tiles
+        (704, 132, 7, (704, 1, 704)),
+        (1, 132, 1, (1, 1, 1)),
+    ],
+)
+def test_tail_split_plan(tiles, sm_count, key_tiles, expected):
+    first, parts, tasks, ranges = _debug.sm90_tail_split(tiles, sm_count, key_tiles)
+    assert (first, parts, tasks) == expected
+    if parts == 1:
+        assert ranges == []
+        return
+    rest = tiles - first
+    # Whole tiles fill whole waves; the split tasks fit in one.
+    assert first % sm_count == 0 and 0 < rest < sm_count and rest * parts <= sm_count
+    assert tasks == first + rest * parts
+    # The parts cover the key tiles once, in order, near-equal and >= 4 each.
+    assert ranges[0][0] == 0 and ranges[-1][1] == key_tiles
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(ranges))
+    lengths = [e - b for b, e in ranges]
+    assert min(lengths) >= 4 and max(lengths) - min(lengths) <= 1
+    assert lengths == sorted(lengths, reverse=True)

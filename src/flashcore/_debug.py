@@ -23,12 +23,13 @@ def configs() -> list[dict[str, Any]]:
     serves any head_dim up to it), block_m, block_n, warps, key_groups,
     smem_bytes, pdl, sm90 (the Hopper wgmma/TMA family: compute capability 9.0
     and TMA-ready inputs only), persistent (at most one block per SM, each
-    taking query tiles from a counter)."""
+    taking query tiles from a counter), tail_split (persistent, and without a
+    mask splits the last wave's tiles along keys: sm90_tail_split)."""
     lib = _loader.c_api()
     out = []
     for i in range(lib.flashcore_num_fwd_configs()):
         name = ctypes.create_string_buffer(64)
-        vals = (ctypes.c_int64 * 9)()
+        vals = (ctypes.c_int64 * 10)()
         lib.flashcore_fwd_config_desc(i, name, len(name), vals)
         keys = (
             "head_dim",
@@ -40,12 +41,14 @@ def configs() -> list[dict[str, Any]]:
             "pdl",
             "sm90",
             "persistent",
+            "tail_split",
         )
         entry: dict[str, Any] = {"name": name.value.decode()}
         entry.update(zip(keys, (int(x) for x in vals)))
         entry["pdl"] = bool(entry["pdl"])
         entry["sm90"] = bool(entry["sm90"])
         entry["persistent"] = bool(entry["persistent"])
+        entry["tail_split"] = bool(entry["tail_split"])
         out.append(entry)
     return out
 
@@ -415,6 +418,21 @@ def sm90_lpt_group(
             batch * heads_q, heads_q // heads_kv, seqlen_k, head_dim, l2_bytes
         )
     )
+
+
+def sm90_tail_split(
+    tiles: int, sm_count: int, key_tiles: int
+) -> tuple[int, int, int, list[tuple[int, int]]]:
+    """The tail split of the persistent Hopper kernels without a mask
+    (include/flashcore/sm90/tile_order.h, the C++ plan itself) for `tiles`
+    query tiles of `key_tiles` key tiles on `sm_count` SMs: (first split task,
+    parts, tasks, each part's key tiles [begin, end)); parts 1 and no ranges
+    when the last wave is not split."""
+    out = (ctypes.c_int * (3 + 2 * 64))()
+    _loader.c_api().flashcore_sm90_tail_split(tiles, sm_count, key_tiles, out)
+    parts = out[1]
+    ranges = [(out[3 + 2 * i], out[4 + 2 * i]) for i in range(parts)] if parts > 1 else []
+    return out[0], parts, out[2], ranges
 
 
 @contextlib.contextmanager

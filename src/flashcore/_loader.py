@@ -125,6 +125,8 @@ def c_api():
         lib.flashcore_sm90_lpt_group.argtypes = [
             ctypes.c_int64, ctypes.c_int, ctypes.c_int64, ctypes.c_int, ctypes.c_int64,
         ]  # fmt: skip
+        lib.flashcore_sm90_tail_split.restype = None
+        lib.flashcore_sm90_tail_split.argtypes = [ctypes.c_int] * 3 + [ctypes.POINTER(ctypes.c_int)]
         lib.flashcore_set_sm90_persistent_masked.restype = ctypes.c_int
         lib.flashcore_set_sm90_persistent_masked.argtypes = [ctypes.c_int]
         _C_API = lib

@@ -29,6 +29,7 @@
 
 #include "build_config.h"
 #include "flashcore/params.h"
+#include "flashcore/sm90/tile_order.h"
 #include "host/bwd_configs.h"
 #include "host/bwd_workspace.h"
 #include "host/checks.h"
@@ -227,13 +228,21 @@ std::tuple<Tensor, Tensor> run(const Tensor& q, const Tensor& k, const Tensor& v
     STD_TORCH_CHECK(chosen >= 0, "flashcore: no compiled kernel config fits cuda:", device,
                     " (its shared memory per block is too small) for head_dim ", head_dim);
   }
-  // A persistent config's counter and per-block tile slots (FwdParams): its
-  // own allocation per call (the launch zeroes the counter on the stream), so
-  // concurrent calls and graphs never share one.
+  // A persistent config's scheduler buffer (FwdParams::tile_counter: the
+  // counter, per-block task slots and, for a tail split, its arrival counters
+  // and partial results; sm90/tile_order.h): its own allocation per call (the
+  // launch zeroes the counters on the stream), so concurrent calls and graphs
+  // never share one.
   Tensor sched = o;  // placeholder; freed stream-ordered after the kernel
-  if (flashcore::kFwdConfigs[chosen].persistent) {
-    sched = empty_cuda({1 + flashcore::device_desc(device).sm_count, 0, 0, 0}, 1,
-                       aoti_torch_dtype_int32(), device);
+  const flashcore::FwdConfigDesc& cfg = flashcore::kFwdConfigs[chosen];
+  if (cfg.persistent) {
+    const int sm_count = flashcore::device_desc(device).sm_count;
+    const int64_t tiles = (seqlen_q + cfg.block_m - 1) / cfg.block_m * batch * heads_q;
+    const flashcore::sm90::TailSplit plan = flashcore::sm90::fwd_tail_split(
+        cfg.tail_split && !has_mask(p), tiles, sm_count, seqlen_k, cfg.block_n);
+    const flashcore::sm90::SchedLayout layout =
+        flashcore::sm90::sched_layout(sm_count, plan, cfg.warps - 4, cfg.head_dim);
+    sched = empty_cuda({(layout.bytes + 3) / 4, 0, 0, 0}, 1, aoti_torch_dtype_int32(), device);
     p.tile_counter = static_cast<int*>(sched.data_ptr());
   }
   void* stream = nullptr;

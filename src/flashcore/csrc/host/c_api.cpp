@@ -125,15 +125,15 @@ FLASHCORE_C_API int flashcore_choose_fwd_config(int64_t batch, int64_t heads_q, 
 FLASHCORE_C_API int flashcore_num_fwd_configs() { return flashcore::kNumFwdConfigs; }
 
 // Config i: its name into `name`; head_dim, block_m, block_n, warps,
-// key_groups, smem_bytes, pdl, sm90, persistent into out[0..8]. Returns 0, or 1
-// for a bad index.
+// key_groups, smem_bytes, pdl, sm90, persistent, tail_split into out[0..9].
+// Returns 0, or 1 for a bad index.
 FLASHCORE_C_API int flashcore_fwd_config_desc(int i, char* name, int name_len, int64_t* out) {
   if (i < 0 || i >= flashcore::kNumFwdConfigs) return 1;
   const flashcore::FwdConfigDesc& d = flashcore::kFwdConfigs[i];
   copy_out(d.name, name, name_len);
-  const int64_t values[9] = {d.head_dim,   d.block_m, d.block_n, d.warps,     d.key_groups,
-                             d.smem_bytes, d.pdl,     d.sm90,    d.persistent};
-  for (int j = 0; j < 9; ++j) out[j] = values[j];
+  const int64_t values[10] = {d.head_dim, d.block_m, d.block_n, d.warps,      d.key_groups,
+                              d.smem_bytes, d.pdl,   d.sm90,    d.persistent, d.tail_split};
+  for (int j = 0; j < 10; ++j) out[j] = values[j];
   return 0;
 }
 
@@ -216,6 +216,23 @@ FLASHCORE_C_API int flashcore_sm90_tile_index(int t, int num_m_blocks, int num_b
 FLASHCORE_C_API int flashcore_sm90_lpt_group(int64_t num_bh, int q_per_kv, int64_t seqlen_k,
                                              int head_dim, int64_t l2_bytes) {
   return flashcore::sm90::lpt_group_size(num_bh, q_per_kv, seqlen_k, head_dim, l2_bytes);
+}
+
+// The tail split of the persistent Hopper kernels without a mask
+// (sm90/tile_order.h), for the CPU tests: the plan for `tiles` query tiles on
+// sm_count SMs with key_tiles key tiles a tile (out[0..2]: first split task,
+// parts, tasks), and with parts > 1 the key range of every part (out[3 ..]:
+// parts pairs of begin and end for a tile whose keys are [0, key_tiles)).
+FLASHCORE_C_API void flashcore_sm90_tail_split(int tiles, int sm_count, int key_tiles, int* out) {
+  const flashcore::sm90::TailSplit plan =
+      flashcore::sm90::tail_split_plan(tiles, sm_count, key_tiles);
+  out[0] = plan.first_task;
+  out[1] = plan.parts;
+  out[2] = plan.num_tasks;
+  for (int part = 0; plan.parts > 1 && part < plan.parts; ++part) {
+    flashcore::sm90::tail_part_range(0, key_tiles, plan.parts, part, &out[3 + 2 * part],
+                                     &out[4 + 2 * part]);
+  }
 }
 
 // The debug switch of host/debug_overrides.h: sets it to `on` and returns the

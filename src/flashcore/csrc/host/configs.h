@@ -129,19 +129,21 @@ struct FwdConfigDesc {
   int smem_bytes;
   bool pdl;
   bool sm90;  // the Hopper wgmma/TMA family: compute capability 9.0 and TMA-ready inputs only
-  bool persistent;  // needs FwdParams::tile_counter (one int, zeroed by the launch)
+  bool persistent;  // needs FwdParams::tile_counter (the scheduler buffer: sm90/tile_order.h)
+  bool tail_split;  // persistent and splits the last wave without a mask (sm90/tile_order.h)
 };
 
 constexpr FwdConfigDesc kFwdConfigs[] = {
 #define FLASHCORE_X(name, D, BM, BN, W, MB, G, RQ, TP, PDL) \
   {#name, D, BM, BN, W, G, FwdTraitsOf<D, BM, BN, W, MB, G, QReload::RQ, TP>::kSmemBytes, PDL, \
-   false, false},
+   false, false, false},
     FLASHCORE_FWD_CONFIGS(FLASHCORE_X)
 #undef FLASHCORE_X
 #define FLASHCORE_X(name, D, BN, ST, PP, WG, PS, PDL)                                 \
   {#name, D, sm90::FwdTraits<D, BN, ST, PP, WG, PS>::kBlockM, BN,                       \
    sm90::FwdTraits<D, BN, ST, PP, WG, PS>::kNThreads / 32, 1,                           \
-   sm90::FwdTraits<D, BN, ST, PP, WG, PS>::kSmemBytes, PDL, true, PS},
+   sm90::FwdTraits<D, BN, ST, PP, WG, PS>::kSmemBytes, PDL, true, PS,                   \
+   sm90::FwdTraits<D, BN, ST, PP, WG, PS>::kTailSplit},
     FLASHCORE_FWD_SM90_CONFIGS(FLASHCORE_X)
 #undef FLASHCORE_X
 };

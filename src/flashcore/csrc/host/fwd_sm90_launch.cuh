@@ -111,7 +111,7 @@ inline int64_t l2_bytes(int device) {
 }
 
 template <typename Elem, typename Traits, bool kHasMask, bool kSoftcap>
-cudaError_t launch(const FwdArgs& args, cudaStream_t stream, int device, bool pdl) {
+cudaError_t launch(FwdArgs& args, cudaStream_t stream, int device, bool pdl) {
   const FwdParams& p = args.p;
   const int64_t num_m_blocks = (p.seqlen_q + Traits::kBlockM - 1) / Traits::kBlockM;
   const int64_t tiles = num_m_blocks * p.batch * p.heads_q;
@@ -119,10 +119,23 @@ cudaError_t launch(const FwdArgs& args, cudaStream_t stream, int device, bool pd
   int64_t grid = tiles;
   if constexpr (Traits::kPersistent) {
     // One block per SM at most (one fits per SM; api/ops.cpp sized the
-    // slots for that), the rest from the counter.
+    // scheduler buffer for that and for the tail split: fwd_sched_layout),
+    // the rest from the counter.
     if (p.tile_counter == nullptr) return cudaErrorInvalidValue;
-    grid = std::min<int64_t>(tiles, device_desc(device).sm_count);
-    const cudaError_t err = cudaMemsetAsync(p.tile_counter, 0, sizeof(int), stream);
+    const int sm_count = device_desc(device).sm_count;
+    const TailSplit plan = fwd_tail_split(Traits::kTailSplit && !kHasMask, tiles, sm_count,
+                                          p.seqlen_k, Traits::kBlockN);
+    const SchedLayout layout =
+        sched_layout(sm_count, plan, 4 * Traits::kConsumerWGs, Traits::kHeadDim);
+    args.split = plan;
+    args.split_counts = p.tile_counter + layout.counts_begin;
+    args.split_ws =
+        reinterpret_cast<float*>(reinterpret_cast<char*>(p.tile_counter) + layout.ws_offset);
+    grid = std::min<int64_t>(plan.num_tasks, sm_count);
+    // The counter and, with a split, the arrival counters (the slots between
+    // them are written before they are read).
+    const cudaError_t err =
+        cudaMemsetAsync(p.tile_counter, 0, sizeof(int) * layout.counts_end, stream);
     if (err != cudaSuccess) return err;
   }
   auto kernel = fwd_kernel<Elem, Traits, kHasMask, kSoftcap>;
@@ -154,6 +167,9 @@ cudaError_t launch_variant(const FwdParams& p, DType dtype, cudaStream_t stream,
                            bool pdl) {
   FwdArgs args;
   args.p = p;
+  args.split = TailSplit{0, 1, 0};
+  args.split_counts = nullptr;
+  args.split_ws = nullptr;
   const cudaError_t err =
       encode_qkv_maps(&args.q, &args.k, &args.v, p, dtype, Traits::kBlockM, Traits::kBlockN);
   if (err != cudaSuccess) return err;

@@ -7,6 +7,7 @@
 #include "bwd_configs.h"
 #include "configs.h"
 #include "debug_overrides.h"
+#include "flashcore/sm90/tile_order.h"
 
 namespace flashcore {
 namespace {
@@ -114,7 +115,14 @@ int sm90_d64_pick(const FwdShape& s, const DeviceDesc& dev) {
   const int64_t rows = std::min(s.seqlen_q, s.seqlen_k);
   if (!s.softcap && rows >= (s.masked ? kMinW3MaskedRows : kMinW3Rows) &&
       use_sm90(s, dev, FwdConfig::sm90_d64_w3)) {
-    if (!s.masked) return static_cast<int>(FwdConfig::sm90_d64_w3);
+    if (!s.masked) {
+      // The persistent twin where its tail split fills the last wave (v28).
+      const FwdConfigDesc& p = desc(FwdConfig::sm90_d64_w3_p);
+      const sm90::TailSplit plan =
+          sm90::fwd_tail_split(true, ceil_div(s.seqlen_q, p.block_m) * s.batch * s.heads_q,
+                               dev.sm_count, s.seqlen_k, p.block_n);
+      return static_cast<int>(plan.parts > 1 ? FwdConfig::sm90_d64_w3_p : FwdConfig::sm90_d64_w3);
+    }
     const bool persistent =
         sm90_persistent_masked() ||
         ceil_div(s.seqlen_q, desc(FwdConfig::sm90_d64_w3_p).block_m) <= kMaxW3PersistentMaskedTiles;

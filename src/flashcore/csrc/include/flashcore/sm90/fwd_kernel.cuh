@@ -50,6 +50,12 @@ struct FwdArgs {
   CUtensorMap k;
   CUtensorMap v;
   FwdParams p;
+  // The tail split of the persistent kernels without a mask (sm90/tile_order.h;
+  // parts 1: none) and its arrival counters and partial results in the
+  // scheduler buffer (SchedLayout).
+  TailSplit split;
+  int* split_counts;
+  float* split_ws;
 };
 
 #if defined(FLASHCORE_SM90A)
@@ -71,55 +77,62 @@ __device__ __forceinline__ int swizzled_chunk(int row, int chunk) {
   return row * 128 + ((chunk ^ (row % 8)) * 16);
 }
 
-// Epilogue of one consumer warpgroup: normalize O, write lse and O. With
-// Traits::kStoreFromRegisters each thread stores its own accumulator pairs
-// (4 bytes each) straight to global memory; otherwise the 16-bit tile is
-// staged over this warpgroup's own Q rows (no other warpgroup reads them),
-// then written by 16-byte coalesced stores. Either way only the rows and
-// columns that exist.
+// The epilogue's row statistics of row r (0: lane/4, 1: +8 of this thread's
+// m16 rows): 1 / l, and lse written where asked for and the row exists. A row
+// that saw no key has l == 0: zeros and lse = -inf, never 0/0.
+template <typename Softmax>
+__device__ __forceinline__ float finish_row(const Softmax& softmax, int r, int qrow, int lane,
+                                            const FwdParams& params, int64_t lse_row0) {
+  const float l = quad_sum(softmax.l_i[r]);
+  if (params.lse != nullptr && lane % 4 == 0 && qrow < params.seqlen_q) {
+    params.lse[lse_row0 + qrow] =
+        l > 0.f ? (softmax.m_i[r] * params.scale_log2 + __log2f(l)) * 0.6931471805599453f
+                : -INFINITY;
+  }
+  return l > 0.f ? 1.f / l : 0.f;
+}
+
+// Epilogue of one consumer warpgroup, Traits::kStoreFromRegisters: normalize
+// O, write lse, and each thread stores its own accumulator pairs (4 bytes
+// each) straight to global memory, rows and columns that exist only.
 template <typename Elem, typename Traits, typename Softmax>
-__device__ __forceinline__ void store_output(float (&acc_o)[Traits::kHeadDim / 8][4],
-                                             const Softmax& softmax, char* smem_rows,
-                                             const FwdParams& params, uint16_t* o_base,
-                                             int64_t lse_row0, int row0, int wg, int tid_wg) {
+__device__ __forceinline__ void store_output_registers(
+    float (&acc_o)[Traits::kHeadDim / 8][4], const Softmax& softmax, const FwdParams& params,
+    uint16_t* o_base, int64_t lse_row0, int row0, int tid_wg) {
+  const int warp = tid_wg / 32;
+  const int lane = tid_wg % 32;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const int qrow = row0 + 16 * warp + lane / 4 + 8 * r;
+    const float inv_l = finish_row(softmax, r, qrow, lane, params, lse_row0);
+    if (qrow >= params.seqlen_q) continue;
+    uint16_t* out = o_base + static_cast<int64_t>(qrow) * params.o_row_stride + 2 * (lane % 4);
+#pragma unroll
+    for (int j = 0; j < Traits::kHeadDim / 8; ++j) {
+      if (8 * j < params.head_dim) {  // head_dim is a multiple of 8
+        *reinterpret_cast<uint32_t*>(out + 8 * j) =
+            Numeric<Elem>::pack2(acc_o[j][2 * r] * inv_l, acc_o[j][2 * r + 1] * inv_l);
+      }
+    }
+  }
+}
+
+// Epilogue of one consumer warpgroup otherwise: normalize O, write lse, stage
+// the 16-bit tile over this warpgroup's own Q rows (no other warpgroup reads
+// them), then 16-byte coalesced stores of the rows and columns that exist.
+template <typename Elem, typename Traits, typename Softmax>
+__device__ __forceinline__ void store_output_staged(float (&acc_o)[Traits::kHeadDim / 8][4],
+                                                    const Softmax& softmax, char* smem_rows,
+                                                    const FwdParams& params, uint16_t* o_base,
+                                                    int64_t lse_row0, int row0, int wg,
+                                                    int tid_wg) {
   constexpr int kNCols = Traits::kHeadDim / 8;
   const int warp = tid_wg / 32;
   const int lane = tid_wg % 32;
-  if constexpr (Traits::kStoreFromRegisters) {
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const float l = quad_sum(softmax.l_i[r]);
-      const float inv_l = l > 0.f ? 1.f / l : 0.f;  // no key: zeros, lse -inf
-      const int qrow = row0 + 16 * warp + lane / 4 + 8 * r;
-      if (qrow >= params.seqlen_q) continue;
-      if (params.lse != nullptr && lane % 4 == 0) {
-        params.lse[lse_row0 + qrow] =
-            l > 0.f ? (softmax.m_i[r] * params.scale_log2 + __log2f(l)) * 0.6931471805599453f
-                    : -INFINITY;
-      }
-      uint16_t* out = o_base + static_cast<int64_t>(qrow) * params.o_row_stride + 2 * (lane % 4);
-#pragma unroll
-      for (int j = 0; j < kNCols; ++j) {
-        if (8 * j < params.head_dim) {  // head_dim is a multiple of 8
-          *reinterpret_cast<uint32_t*>(out + 8 * j) =
-              Numeric<Elem>::pack2(acc_o[j][2 * r] * inv_l, acc_o[j][2 * r + 1] * inv_l);
-        }
-      }
-    }
-    return;
-  }
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
-    const float l = quad_sum(softmax.l_i[r]);
-    // A row that saw no key has l == 0: zeros and lse = -inf, never 0/0.
-    const float inv_l = l > 0.f ? 1.f / l : 0.f;
     const int row = 16 * warp + lane / 4 + 8 * r;  // within the warpgroup's 64
-    const int qrow = row0 + row;
-    if (params.lse != nullptr && lane % 4 == 0 && qrow < params.seqlen_q) {
-      params.lse[lse_row0 + qrow] =
-          l > 0.f ? (softmax.m_i[r] * params.scale_log2 + __log2f(l)) * 0.6931471805599453f
-                  : -INFINITY;
-    }
+    const float inv_l = finish_row(softmax, r, row0 + row, lane, params, lse_row0);
 #pragma unroll
     for (int j = 0; j < kNCols; ++j) {
       char* chunk = smem_rows + (j / 8) * Traits::kQBlockBytes + swizzled_chunk(row, j % 8);
@@ -216,6 +229,30 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
   const int tid = threadIdx.x;
   const int warpgroup = tid / 128;
   const int num_tiles = ((params.seqlen_q + kBlockM - 1) / kBlockM) * params.batch * params.heads_q;
+  // Tasks: whole query tiles, then with a tail split the key ranges of the
+  // last wave's tiles (sm90/tile_order.h). Only the persistent kernels without
+  // a mask whose epilogue stores from registers split (the merge below is per
+  // warp, which the staged store's warpgroup barrier would not allow).
+  constexpr bool kTailSplit = Traits::kTailSplit && !kHasMask;
+  const bool split_on = kTailSplit && args.split.parts > 1;
+  const int num_tasks = split_on ? args.split.num_tasks : num_tiles;
+  // Task t's tile, and its index among the split tasks (-1: a whole tile).
+  auto task_tile = [&](int t) { return split_on && t >= args.split.first_task
+                                           ? args.split.first_task +
+                                                 (t - args.split.first_task) / args.split.parts
+                                           : t; };
+  auto task_split = [&](int t) { return split_on && t >= args.split.first_task
+                                            ? t - args.split.first_task
+                                            : -1; };
+  // The key tiles a task visits: its tile's, or its part of them.
+  auto task_range = [&](const TileCoord& c, int split) {
+    KeyRange<kBlockM, kBlockN, kHasMask> r(params, c.m0);
+    if (split >= 0) {
+      tail_part_range(r.n_begin, r.n_end, args.split.parts, split % args.split.parts,
+                      &r.n_begin, &r.n_end);
+    }
+    return r;
+  };
 
   if (tid == 0) {
     for (int b = 0; b < Traits::kQBufs; ++b) {
@@ -306,11 +343,12 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
         bar_arrive(kSlotFull, kSlotThreads);
       };
       bool first = true;
-      for (int t = blockIdx.x; t < num_tiles; first = false) {
-        // t counts claims; `tile` is the flattened tile they stand for.
-        const int tile = kLpt ? lpt_tile<kBlockM>(params, t) : t;
-        const TileCoord c = tile_coord<kBlockM>(params, tile);
-        const KeyRange<kBlockM, kBlockN, kHasMask> range(params, c.m0);
+      for (int t = blockIdx.x; t < num_tasks; first = false) {
+        // t counts claims; `task` is what the consumers are told: the flattened
+        // tile under the longest-first order, else the task index itself.
+        const int task = kLpt ? lpt_tile<kBlockM>(params, t) : t;
+        const TileCoord c = tile_coord<kBlockM>(params, task_tile(task));
+        const KeyRange<kBlockM, kBlockN, kHasMask> range = task_range(c, task_split(task));
         // Persistent: the tile after this one is claimed now and used at the
         // end, so the atomic's latency hides under this tile's loads.
         int claimed = 0;
@@ -325,7 +363,7 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
         // consumers read the slot before the epilogue that frees Q.)
         static_assert(!Traits::kPersistent || Traits::kQBufs == 2, "see above");
         if (leader) load_q(c);
-        if constexpr (Traits::kPersistent) publish(tile, first);
+        if constexpr (Traits::kPersistent) publish(task, first);
         if (leader) {
           for (int n = range.n_end - 1; n >= range.n_begin; --n) load_kv(c, n);
         }
@@ -336,7 +374,7 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
         }
       }
       // No tile left: an index past the last one stops the consumers.
-      if constexpr (Traits::kPersistent) publish(num_tiles, first);
+      if constexpr (Traits::kPersistent) publish(num_tasks, first);
     }
     return;
   }
@@ -447,7 +485,7 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
       // ptxas knows a one-address load uniform, but still treats branches
       // on the value as divergent: `uniform` votes on them.
       const int next = *tile_slot;
-      if (next < num_tiles) bar_arrive(kSlotEmpty, kSlotThreads);
+      if (next < num_tasks) bar_arrive(kSlotEmpty, kSlotThreads);
       return next;
     } else {
       return t + static_cast<int>(gridDim.x);
@@ -481,15 +519,84 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
     softmax.scores_step(s, params.scale_log2, alpha);
     to_p(s, p);
   };
+  // A split task's end, per warp (its 16 rows): write this part's O and row
+  // statistics, then count the part in; the warp that counts a tile's last
+  // part merges every part into acc_o and softmax (the other parts' maxima
+  // rescaled to the largest, as the online softmax does between key tiles)
+  // and returns true: it writes the output. Release (fence, then the counter's
+  // atomic) and acquire (the atomic, then a fence and L1-bypassing loads)
+  // order the partial results between SMs.
+  auto merge_split = [&](int split) -> bool {
+    constexpr int kSlot = kNTilesO + 1;  // float4 per lane: O, then (m0, m1, l0, l1)
+    const int parts = args.split.parts;
+    const int warp_in_block = 4 * wg + tid_wg / 32;
+    auto slot = [&](int task) {
+      return reinterpret_cast<float4*>(args.split_ws) +
+             (static_cast<int64_t>(task) * kConsumerWarps + warp_in_block) * kSlot * 32 + lane;
+    };
+    float4* mine = slot(split);
+#pragma unroll
+    for (int j = 0; j < kNTilesO; ++j) {
+      mine[32 * j] = make_float4(acc_o[j][0], acc_o[j][1], acc_o[j][2], acc_o[j][3]);
+    }
+    mine[32 * kNTilesO] = make_float4(softmax.m_i[0], softmax.m_i[1], softmax.l_i[0], softmax.l_i[1]);
+    __threadfence();
+    __syncwarp();
+    const int first = split - split % parts;
+    int arrived = 0;
+    if (lane == 0) {
+      arrived = atomicAdd(&args.split_counts[(first / parts) * kConsumerWarps + warp_in_block], 1);
+    }
+    arrived = __shfl_sync(0xffffffffu, arrived, 0);
+    if (arrived != parts - 1) return false;
+    __threadfence();
+    float m_new[2] = {softmax.m_i[0], softmax.m_i[1]};
+    for (int q = first; q < first + parts; ++q) {
+      if (q == split) continue;
+      const float4 ml = __ldcg(slot(q) + 32 * kNTilesO);
+      m_new[0] = fmaxf(m_new[0], ml.x);
+      m_new[1] = fmaxf(m_new[1], ml.y);
+    }
+    // exp2 of (m - m_new) in the kernel's units; 0 for a part whose rows saw
+    // no key (m -inf), and for rows no part saw a key of.
+    auto factor = [&](float m, int r) {
+      return m_new[r] == -INFINITY ? 0.f : fast_exp2((m - m_new[r]) * params.scale_log2);
+    };
+    const float own[2] = {factor(softmax.m_i[0], 0), factor(softmax.m_i[1], 1)};
+#pragma unroll
+    for (int r = 0; r < 2; ++r) softmax.l_i[r] *= own[r];
+    OnlineSoftmaxRows<kNTilesS, kNTilesO>::rescale(acc_o, own);
+    for (int q = first; q < first + parts; ++q) {
+      if (q == split) continue;
+      const float4* other = slot(q);
+      const float4 ml = __ldcg(other + 32 * kNTilesO);
+      const float f0 = factor(ml.x, 0);
+      const float f1 = factor(ml.y, 1);
+      softmax.l_i[0] += f0 * ml.z;
+      softmax.l_i[1] += f1 * ml.w;
+#pragma unroll
+      for (int j = 0; j < kNTilesO; ++j) {
+        const float4 o = __ldcg(other + 32 * j);
+        acc_o[j][0] += f0 * o.x;
+        acc_o[j][1] += f0 * o.y;
+        acc_o[j][2] += f1 * o.z;
+        acc_o[j][3] += f1 * o.w;
+      }
+    }
+    softmax.m_i[0] = m_new[0];
+    softmax.m_i[1] = m_new[1];
+    return true;
+  };
   bool p_ready = false;
   int index = 0;  // tiles this block ran, for the Q buffer and its phase
   for (int t = Traits::kPersistent ? next_tile(0) : static_cast<int>(blockIdx.x);
-       uniform(t < num_tiles); ++index) {
+       uniform(t < num_tasks); ++index) {
     const int qb = q_buf(index);
     char* q_rows = q_rows_of(qb);
     mbarrier_wait_parity(&q_full[qb], q_parity(index));
-    const TileCoord c = tile_coord<kBlockM>(params, t);
-    const KeyRange<kBlockM, kBlockN, kHasMask> range(params, c.m0);
+    const int split = task_split(t);
+    const TileCoord c = tile_coord<kBlockM>(params, task_tile(t));
+    const KeyRange<kBlockM, kBlockN, kHasMask> range = task_range(c, split);
     const int row0 = c.m0 + 64 * wg;  // this warpgroup's first row
 
     // Normalize O, write lse and O, then free the Q buffer: the producer may
@@ -498,14 +605,23 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
       uint16_t* o_base = static_cast<uint16_t*>(params.o) + c.b * params.o_batch_stride +
                          c.h * params.o_head_stride;
       const int64_t lse_row0 = static_cast<int64_t>(c.bh) * params.seqlen_q;
+      if constexpr (kTailSplit) {
+        if (split >= 0 && !merge_split(split)) {
+          if (lane == 0) mbarrier_arrive(&q_empty[qb]);
+          return;  // another task's warp writes these rows
+        }
+      }
       if constexpr (!Traits::kStoreFromRegisters) {
         // Every warp of this warpgroup is past its last wgmma reading its Q
         // rows before they are overwritten with O.
         bar_sync(1 + wg, 128);
       }
-      store_output<Elem, Traits>(acc_o, softmax, q_rows, params, o_base, lse_row0, row0, wg,
-                                 tid_wg);
-      if constexpr (!Traits::kStoreFromRegisters) {
+      if constexpr (Traits::kStoreFromRegisters) {
+        store_output_registers<Elem, Traits>(acc_o, softmax, params, o_base, lse_row0, row0,
+                                             tid_wg);
+      } else {
+        store_output_staged<Elem, Traits>(acc_o, softmax, q_rows, params, o_base, lse_row0, row0,
+                                          wg, tid_wg);
         // The staging reads are generic-proxy accesses of what a later Q load
         // (async proxy) overwrites.
         fence_proxy_async_smem();
@@ -574,9 +690,9 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
       // alone.
       t_next = next_tile(t);
       if constexpr (Traits::kMergeTiles) {
-        if (uniform(t_next < num_tiles)) {
-          const TileCoord cn = tile_coord<kBlockM>(params, t_next);
-          const KeyRange<kBlockM, kBlockN, kHasMask> rn(params, cn.m0);
+        if (uniform(t_next < num_tasks)) {
+          const TileCoord cn = tile_coord<kBlockM>(params, task_tile(t_next));
+          const KeyRange<kBlockM, kBlockN, kHasMask> rn = task_range(cn, task_split(t_next));
           if (uniform(rn.n_end > rn.n_begin)) {
             merged = true;
             float s[kNTilesS][4];

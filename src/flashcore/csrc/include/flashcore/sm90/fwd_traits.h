@@ -40,6 +40,9 @@ struct FwdTraits {
   // 0-5% slower (twice the stores per thread) and keeps the staging
   // (benchmarks/NOTES.md v28).
   static constexpr bool kStoreFromRegisters = kHeadDim_ == 64;
+  // Without a mask the persistent kernels that store from registers split the
+  // last wave's tiles along keys (sm90/tile_order.h tail_split_plan; v28).
+  static constexpr bool kTailSplit = kPersistent && kStoreFromRegisters;
   static constexpr int kHeadDim = kHeadDim_;  // tile width: 64 or 128
   static constexpr int kBlockN = kBlockN_;
   static constexpr int kStages = kStages_;

@@ -80,5 +80,92 @@ inline int lpt_group_size(int64_t num_bh, int q_per_kv, int64_t seqlen_k, int he
   return static_cast<int>(g);
 }
 
+// The tail split (v28) of the persistent kernels without a mask, whose query
+// tiles all cost the same: with T tiles on G blocks the last wave holds only
+// T % G of them, and the rest of the GPU idles while they run. Instead the
+// whole tiles fill floor(T / G) waves and each tile of the rest is cut into
+// `parts` key ranges, one task each, so the last wave holds (T % G) * parts
+// tasks of 1 / parts the work (at most G). Each task's warps write their
+// partial O and row statistics to the scheduler buffer; the warp that
+// finishes a tile's rows last merges them and writes the output
+// (sm90/fwd_kernel.cuh). Tasks [0, first_task) are whole tiles, then tile
+// first_task + i / parts, key range i % parts.
+struct TailSplit {
+  int first_task;
+  int parts;  // 1: no split
+  int num_tasks;
+};
+
+// A part spans at least kMinTailKeyTiles key tiles (each pays a tile's start,
+// end and merge), at most kMaxTailParts parts.
+constexpr int kMaxTailParts = 4;
+constexpr int kMinTailKeyTiles = 4;
+
+FLASHCORE_TILE_ORDER_FN TailSplit tail_split_plan(int tiles, int sm_count, int key_tiles) {
+  TailSplit plan{tiles, 1, tiles};
+  if (sm_count <= 0 || tiles <= 0) return plan;
+  const int rest = tiles % sm_count;
+  if (rest == 0) return plan;
+  int parts = sm_count / rest;
+  if (parts > kMaxTailParts) parts = kMaxTailParts;
+  if (parts > key_tiles / kMinTailKeyTiles) parts = key_tiles / kMinTailKeyTiles;
+  if (parts < 2) return plan;
+  plan.first_task = tiles - rest;
+  plan.parts = parts;
+  plan.num_tasks = plan.first_task + rest * parts;
+  return plan;
+}
+
+// The plan of one call of a kernel that can split (`capable`: persistent,
+// no mask, the epilogue from registers) with `tiles` query tiles; no split
+// otherwise. The launch and api/ops.cpp (which sizes the scheduler buffer by
+// it) both call this.
+inline TailSplit fwd_tail_split(bool capable, int64_t tiles, int sm_count, int64_t seqlen_k,
+                                int block_n) {
+  if (!capable || tiles <= 0 || tiles > 0x7fffffff || block_n <= 0) {
+    const int t = tiles > 0 && tiles <= 0x7fffffff ? static_cast<int>(tiles) : 0;
+    return TailSplit{t, 1, t};
+  }
+  const int64_t key_tiles = (seqlen_k + block_n - 1) / block_n;
+  return tail_split_plan(static_cast<int>(tiles), sm_count,
+                         key_tiles > 0x7fffffff ? 0x7fffffff : static_cast<int>(key_tiles));
+}
+
+// Key tiles [begin, end) of part `part` of a tile whose key range is
+// [n_begin, n_end): consecutive near-equal shares, the longer ones first.
+FLASHCORE_TILE_ORDER_FN void tail_part_range(int n_begin, int n_end, int parts, int part,
+                                             int* begin, int* end) {
+  const int n = n_end - n_begin;
+  const int base = n / parts;
+  const int extra = n % parts;
+  *begin = n_begin + part * base + (part < extra ? part : extra);
+  *end = *begin + base + (part < extra ? 1 : 0);
+}
+
+// The persistent kernels' scheduler buffer (api/ops.cpp allocates it per call):
+// int [0] the task counter and [1, 1 + sm_count) the blocks' task slots; with
+// a tail split then one arrival counter per split tile and consumer warp
+// (the launch zeroes [0, counts_end)), and from byte ws_offset (16-byte
+// aligned) one partial result per split task and consumer warp: per lane,
+// kNTilesO float4 of O and one float4 (m0, m1, l0, l1).
+struct SchedLayout {
+  int64_t counts_begin;  // in ints
+  int64_t counts_end;    // in ints
+  int64_t ws_offset;     // in bytes
+  int64_t bytes;
+};
+
+inline SchedLayout sched_layout(int sm_count, const TailSplit& plan, int consumer_warps,
+                                int tile_head_dim) {
+  const int64_t split_tasks = plan.parts > 1 ? plan.num_tasks - plan.first_task : 0;
+  const int64_t split_tiles = plan.parts > 1 ? split_tasks / plan.parts : 0;
+  SchedLayout l;
+  l.counts_begin = 1 + static_cast<int64_t>(sm_count);
+  l.counts_end = l.counts_begin + split_tiles * consumer_warps;
+  l.ws_offset = (l.counts_end * 4 + 15) / 16 * 16;
+  l.bytes = l.ws_offset + split_tasks * consumer_warps * (tile_head_dim / 8 + 1) * 32 * 16;
+  return l;
+}
+
 }  // namespace sm90
 }  // namespace flashcore
