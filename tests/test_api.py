@@ -506,6 +506,7 @@ def test_heuristic_sm90_persistent_unless_masked_past_64_query_tiles(shape, d, p
         ((8, 16, 4096, 4096), False, "sm90_d64_w3_p"),  # 2816 tiles: tail split
         ((4, 12, 2048, 2048), False, "sm90_d64_w3"),  # 528 tiles: 4 full waves
         ((2, 16, 16384, 16384), False, "sm90_d64_w3"),  # 112 in the last wave: no split
+        ((1, 16, 16384, 16384), False, "sm90_d64_w3"),  # splits, but past 8192 rows
         ((1, 16, 32768, 32768), False, "sm90_d64_w3"),
         ((8, 16, 4096, 4096), True, "sm90_d64_w3_p"),  # masked from 4096 rows (v28)
         ((8, 16, 4095, 4095), True, "sm90_d64_p"),  # masked below 4096 rows: two

@@ -110,18 +110,23 @@ int sm90_d128_pick(const FwdShape& s) {
 constexpr int64_t kMinW3Rows = 2048;
 constexpr int64_t kMinW3MaskedRows = 4096;
 constexpr int64_t kMaxW3PersistentMaskedTiles = 43;  // ceil(8192 / 192)
+constexpr int64_t kMaxW3SplitRows = 8192;
 
 int sm90_d64_pick(const FwdShape& s, const DeviceDesc& dev) {
   const int64_t rows = std::min(s.seqlen_q, s.seqlen_k);
   if (!s.softcap && rows >= (s.masked ? kMinW3MaskedRows : kMinW3Rows) &&
       use_sm90(s, dev, FwdConfig::sm90_d64_w3)) {
     if (!s.masked) {
-      // The persistent twin where its tail split fills the last wave (v28).
+      // The persistent twin where its tail split fills the last wave, up to
+      // kMaxW3SplitRows (v28: +7% at (2,8,8192), a tie at (4,16,2048) and
+      // (8,16,4096); at 16K the twin ran 10% behind the one-block-per-tile
+      // build without a split, more than a split's tail can win back).
       const FwdConfigDesc& p = desc(FwdConfig::sm90_d64_w3_p);
       const sm90::TailSplit plan =
           sm90::fwd_tail_split(true, ceil_div(s.seqlen_q, p.block_m) * s.batch * s.heads_q,
                                dev.sm_count, s.seqlen_k, p.block_n);
-      return static_cast<int>(plan.parts > 1 ? FwdConfig::sm90_d64_w3_p : FwdConfig::sm90_d64_w3);
+      const bool split = plan.parts > 1 && rows <= kMaxW3SplitRows;
+      return static_cast<int>(split ? FwdConfig::sm90_d64_w3_p : FwdConfig::sm90_d64_w3);
     }
     const bool persistent =
         sm90_persistent_masked() ||
