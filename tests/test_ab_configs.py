@@ -1,5 +1,7 @@
-"""CPU tests of benchmarks/ab_configs.py's argument handling and round order
-(the timing itself needs a GPU)."""
+"""CPU tests of benchmarks/ab_configs.py's argument handling and round order (the
+timing itself needs a GPU), and of benchmarks/plot_ab.py's drawing from its JSON."""
+
+import json
 
 import pytest
 from conftest import load_benchmark
@@ -44,3 +46,26 @@ def test_bwd_args(ab_bwd):
         ab_bwd.parse_args(["--configs", "bwd_d64", "--rounds", "0"])
     with pytest.raises(SystemExit):
         ab_bwd.parse_args(["--configs", ","])
+
+
+@pytest.fixture(scope="module")
+def plot_ab():
+    return load_benchmark("plot_ab")
+
+
+def test_plot_ab_draws_every_row(plot_ab, tmp_path):
+    pytest.importorskip("matplotlib")
+    rows = [
+        {"dtype": dt, "shape": [4, 16, 16, 2048, 64], "causal": causal,
+         "cfg_a": {"tflops": 400.0}, "cfg_b": {"tflops": 450.0}, "cudnn": {"tflops": 440.0}}
+        for dt in ("fp16", "bf16")
+        for causal in (False, True)
+    ]  # fmt: skip
+    src = tmp_path / "ab.json"
+    src.write_text(json.dumps({"argv": [], "rows": rows}))
+    assert plot_ab.variant_names(rows) == ["cfg_a", "cfg_b", "cudnn"]
+    assert list(plot_ab.panels(rows)) == ["fp16", "bf16"]
+    assert plot_ab.shape_label([1, 32, 8, 8192, 128], True) == "1,32/8,8192\ncausal"
+    out = tmp_path / "ab.png"
+    assert plot_ab.main([str(src), "--out", str(out), "--title", "t"]) == 0
+    assert out.stat().st_size > 1000
