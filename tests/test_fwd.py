@@ -101,6 +101,35 @@ def assert_matches(out, q, k, v, lse=None, **kw):
     return check
 
 
+def check_graph_replays(shape, kw, q_scale=1.0, capture=contextlib.nullcontext):
+    """Captures one fused_attention call (bf16, return_lse, **kw) in a CUDA graph
+    (inside the `capture()` context, after a warm-up on a side stream), then
+    replays it three times on fresh inputs copied into the captured ones, with
+    the outputs poisoned before each replay, and applies the reference rule."""
+    static_q, static_k, static_v = make_qkv(*shape, torch.bfloat16)
+    with capture():
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            fused_attention(static_q, static_k, static_v, return_lse=True, **kw)  # warm-up
+        torch.cuda.current_stream().wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            static_out, static_lse = fused_attention(
+                static_q, static_k, static_v, return_lse=True, **kw
+            )
+    for _ in range(3):
+        q, k, v = make_qkv(*shape, torch.bfloat16, q_scale=q_scale)
+        static_q.copy_(q)
+        static_k.copy_(k)
+        static_v.copy_(v)
+        static_out.fill_(float("nan"))
+        static_lse.fill_(float("nan"))
+        graph.replay()
+        torch.cuda.synchronize()
+        assert_matches(static_out.clone(), q, k, v, static_lse.clone(), **kw)
+
+
 def check(q, k, v, return_lse=True, **kw):
     """Runs the kernel on poisoned memory and applies the reference rule."""
     res = run_checked(q, k, v, return_lse=return_lse, **kw)
@@ -425,29 +454,12 @@ def test_sm90_tail_split_in_a_cuda_graph():
     # zeroed by the launch on the stream: a replayed graph merges correctly
     # every time (a counter left over from the previous replay would make the
     # wrong warp write the rows, before every part is in).
-    q0, k0, v0 = make_qkv(2, 6, 6, 1024, 1024, 64, torch.bfloat16)
-    if not (_debug.chosen_config(q0, k0, v0) or "").startswith("sm90"):
+    shape = (2, 6, 6, 1024, 1024, 64)
+    q, k, _ = make_qkv(*shape, torch.bfloat16)
+    if not (_debug.chosen_config(q, k, k) or "").startswith("sm90"):
         pytest.skip("the Hopper family: compute capability 9.0 and an sm_90a build only")
-    assert _tail_split_of(q0, k0)[1] > 1
-    with _debug.forced_config("sm90_d64_w3_p"):
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream):
-            fused_attention(q0, k0, v0, return_lse=True)  # warm-up
-        torch.cuda.current_stream().wait_stream(stream)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            static_out, static_lse = fused_attention(q0, k0, v0, return_lse=True)
-    for _ in range(3):
-        q, k, v = make_qkv(2, 6, 6, 1024, 1024, 64, torch.bfloat16)
-        q0.copy_(q)
-        k0.copy_(k)
-        v0.copy_(v)
-        static_out.fill_(float("nan"))
-        static_lse.fill_(float("nan"))
-        graph.replay()
-        torch.cuda.synchronize()
-        assert_matches(static_out.clone(), q, k, v, static_lse.clone())
+    assert _tail_split_of(q, k)[1] > 1
+    check_graph_replays(shape, {}, capture=lambda: _debug.forced_config("sm90_d64_w3_p"))
 
 
 SM90_TRAITS = re.compile(r"sm90::FwdTraits<(\d+), (\d+), (\d+), (true|false), (\d+), (true|false)>")
@@ -827,27 +839,7 @@ def test_cuda_graph_capture_and_replay():
         "softcap": 20.0,
         "enable_gqa": True,
     }
-    static_q, static_k, static_v = make_qkv(*shape, torch.bfloat16)
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        fused_attention(static_q, static_k, static_v, return_lse=True, **kw)  # warm-up
-    torch.cuda.current_stream().wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        static_out, static_lse = fused_attention(
-            static_q, static_k, static_v, return_lse=True, **kw
-        )
-    for _ in range(3):
-        q, k, v = make_qkv(*shape, torch.bfloat16, q_scale=3.0)
-        static_q.copy_(q)
-        static_k.copy_(k)
-        static_v.copy_(v)
-        static_out.fill_(float("nan"))
-        static_lse.fill_(float("nan"))
-        graph.replay()
-        torch.cuda.synchronize()
-        assert_matches(static_out.clone(), q, k, v, static_lse.clone(), **kw)
+    check_graph_replays(shape, kw, q_scale=3.0)
 
 
 COMPILE_KW = {
