@@ -342,36 +342,52 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
         __syncwarp();
         bar_arrive(kSlotFull, kSlotThreads);
       };
+      // t counts claims; `task` is what the consumers are told: the flattened
+      // tile under the longest-first order, else the task index itself.
+      auto task_of = [&](int t) { return kLpt ? lpt_tile<kBlockM>(params, t) : t; };
+      // Persistent (merged boundary, two Q buffers): a tile's Q goes into
+      // the buffer the tile before last used, which that tile's epilogue
+      // frees at this tile's start. So the next tile's Q loads a whole tile
+      // ahead: once this tile's first kQLeadTiles key tiles are on their way
+      // (their stages are the ones the consumers wait on at the boundary,
+      // before the epilogue that frees the buffer), and before the rest.
+      // The consumers read the slot at the end of the previous tile, whose
+      // last P V they issue together with this tile's first Q K^T.
+      static_assert(!Traits::kPersistent || Traits::kQBufs == 2, "see above");
+      constexpr int kQLeadTiles = kStages;
       bool first = true;
+      if (leader && blockIdx.x < num_tasks) {
+        load_q(tile_coord<kBlockM>(params, task_tile(task_of(blockIdx.x))));
+      }
       for (int t = blockIdx.x; t < num_tasks; first = false) {
-        // t counts claims; `task` is what the consumers are told: the flattened
-        // tile under the longest-first order, else the task index itself.
-        const int task = kLpt ? lpt_tile<kBlockM>(params, t) : t;
+        const int task = task_of(t);
         const TileCoord c = tile_coord<kBlockM>(params, task_tile(task));
         const KeyRange<kBlockM, kBlockN, kHasMask> range = task_range(c, task_split(task));
-        // Persistent: the tile after this one is claimed now and used at the
-        // end, so the atomic's latency hides under this tile's loads.
+        // Persistent: the tile after this one is claimed now; its Q loads
+        // under this tile's K/V.
         int claimed = 0;
         if constexpr (Traits::kPersistent) {
           if (leader) claimed = atomicAdd(params.tile_counter, 1);
         }
-        // Persistent (merged boundary, two Q buffers): this tile's Q buffer
-        // was freed by the epilogue of the tile before last, so Q loads first,
-        // then the tile is published: the consumers read it at the end of the
-        // previous tile, whose last P V they issue together with this tile's
-        // first Q K^T. (With one Q buffer this order would deadlock: the
-        // consumers read the slot before the epilogue that frees Q.)
-        static_assert(!Traits::kPersistent || Traits::kQBufs == 2, "see above");
-        if (leader) load_q(c);
         if constexpr (Traits::kPersistent) publish(task, first);
-        if (leader) {
-          for (int n = range.n_end - 1; n >= range.n_begin; --n) load_kv(c, n);
-        }
+        int t_next;
         if constexpr (Traits::kPersistent) {
-          t = static_cast<int>(gridDim.x) + __shfl_sync(0xffffffffu, claimed, 0);
+          t_next = static_cast<int>(gridDim.x) + __shfl_sync(0xffffffffu, claimed, 0);
         } else {
-          t += gridDim.x;
+          t_next = t + static_cast<int>(gridDim.x);
         }
+        if (leader) {
+          auto load_next_q = [&]() {
+            if (t_next < num_tasks) load_q(tile_coord<kBlockM>(params, task_tile(task_of(t_next))));
+          };
+          int issued = 0;
+          for (int n = range.n_end - 1; n >= range.n_begin; --n) {
+            load_kv(c, n);
+            if (++issued == kQLeadTiles) load_next_q();
+          }
+          if (issued < kQLeadTiles) load_next_q();
+        }
+        t = t_next;
       }
       // No tile left: an index past the last one stops the consumers.
       if constexpr (Traits::kPersistent) publish(num_tasks, first);
