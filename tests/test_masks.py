@@ -3,7 +3,8 @@ QueryRange, the shared tile_needs_mask): tests/cuda/mask_ranges.cu, built by
 nvcc as a host program, compares them with brute force over random problems of
 every mask kind (causal both alignments, windows, Sq != Sk, tails) and tile
 shapes. The ranges are exact: a tile is visited iff it holds a visible pair, and
-masked iff it holds a hidden one."""
+masked iff it holds a hidden one. tile_visible_cols (the Hopper forward's first
+key step per warpgroup) never cuts off a visible key."""
 
 import subprocess
 from pathlib import Path

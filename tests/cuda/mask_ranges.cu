@@ -7,7 +7,10 @@
 //   - mask_scores_t (the Hopper backward's S^T = K Q^T tiles: rows keys,
 //     columns queries), applied as every consumer thread of the sm90 backward
 //     applies it to its fragment (warpgroup w of 64 keys, warp, lane), masks
-//     exactly the pairs that are not visible, in every tile it is called on.
+//     exactly the pairs that are not visible, in every tile it is called on,
+//   - tile_visible_cols, over every key tile and every 64-row warpgroup of a
+//     query tile: no key at or past the count it gives is visible to any of
+//     the rows, and (window left edge unbounded) the last key before it is.
 // The parameters are filled as api/ops.cpp fills them. Prints the number of
 // tiles checked, or the first mismatch, and exits 1 on any.
 #include <cstdio>
@@ -84,6 +87,45 @@ bool check_both(const FwdParams& p, bool has_mask) {
   return has_mask ? check<BM, BN, true>(p) : check<BM, BN, false>(p);
 }
 
+long cols_checked = 0;
+
+// tile_visible_cols for each 64-row warpgroup of each BM-row query tile and
+// each BN-key tile (the Hopper forward's first key step, sm90/fwd_kernel.cuh).
+template <int BM, int BN, bool kHasMask>
+bool check_cols(const FwdParams& p) {
+  const int unbounded = p.seqlen_q > p.seqlen_k ? p.seqlen_q : p.seqlen_k;
+  const int n_tiles = (p.seqlen_k + BN - 1) / BN;
+  for (int r0 = 0; r0 < (p.seqlen_q + BM - 1) / BM * BM; r0 += 64) {
+    const int r1 = (r0 + 63 < p.seqlen_q ? r0 + 63 : p.seqlen_q - 1);
+    for (int n = 0; n < n_tiles; ++n) {
+      const int n0 = n * BN;
+      const int cols = flashcore::tile_visible_cols<kHasMask>(p, r0, r1, n0, BN);
+      bool ok = cols >= 0 && cols <= BN;
+      for (int i = r0; ok && i <= r1; ++i) {
+        for (int j = n0 + cols; j < n0 + BN; ++j) ok = ok && !visible(p, kHasMask, i, j);
+      }
+      if (ok && cols > 0 && p.window_left >= unbounded) {
+        ok = visible(p, kHasMask, r1, n0 + cols - 1);
+      }
+      if (!ok) {
+        std::printf(
+            "MISMATCH tile_visible_cols BN=%d mask=%d sq=%d sk=%d off=%d wl=%d wr=%d rows "
+            "[%d,%d] keys from %d: %d\n",
+            BN, kHasMask, p.seqlen_q, p.seqlen_k, p.key_offset, p.window_left, p.window_right,
+            r0, r1, n0, cols);
+        return false;
+      }
+      ++cols_checked;
+    }
+  }
+  return true;
+}
+
+template <int BM, int BN>
+bool check_cols_both(const FwdParams& p, bool has_mask) {
+  return has_mask ? check_cols<BM, BN, true>(p) : check_cols<BM, BN, false>(p);
+}
+
 long elements = 0;
 
 // The sm90 backward's element mask (sm90/bwd_kernel.cuh): key blocks of 128
@@ -152,7 +194,11 @@ int main() {
     if (trial < 600 && (!check_t_both<64>(p, has_mask) || !check_t_both<128>(p, has_mask))) {
       return 1;
     }
+    if (!check_cols_both<128, 128>(p, has_mask) || !check_cols_both<192, 128>(p, has_mask)) {
+      return 1;
+    }
   }
-  std::printf("ok: %ld tiles, %ld transposed-mask elements\n", checked, elements);
+  std::printf("ok: %ld tiles, %ld transposed-mask elements, %ld visible-column counts\n",
+              checked, elements, cols_checked);
   return 0;
 }

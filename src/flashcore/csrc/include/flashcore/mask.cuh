@@ -96,6 +96,21 @@ struct KeyRange {
   }
 };
 
+// How many leading keys of the tile [n0, n0 + block_n) rows [r_first, r_last]
+// can see at most, in 0 .. block_n: keys from n0 + the result on are visible
+// to none of those rows (past the tail, or right of every row's window). An
+// upper bound, not exact (a window's left edge is not looked at); 0 when
+// r_last < r_first (no real row). The Hopper forward asks it of each consumer
+// warpgroup's 64 rows for the block's first key tile (sm90/fwd_kernel.cuh).
+template <bool kHasMask>
+FLASHCORE_HD int tile_visible_cols(const FwdParams& p, int r_first, int r_last, int n0,
+                                   int block_n) {
+  if (r_last < r_first) return 0;
+  int hi = p.seqlen_k - 1;
+  if constexpr (kHasMask) hi = imin(hi, r_last + p.key_offset + p.window_right);
+  return imax(0, imin(block_n, hi - n0 + 1));
+}
+
 // The transpose, for the backward (docs/design/backward.md, section 3): the
 // query tiles [m_begin, m_end) that key block [n0, n0 + kBlockN) must visit.
 // Query i sees key j iff j - off - wr <= i <= j - off + wl (and j < seqlen_k),

@@ -112,8 +112,13 @@ struct OnlineSoftmaxRows {
   // by an asynchronous GEMM while the scores are processed (the Hopper
   // family's overlapped loop): scores_step does everything but the O rescale
   // and returns each row's factor, rescale applies them once O may be touched.
-  __device__ __forceinline__ void scores_step(float (&s)[kNTilesS][4], float scale_log2,
+  // kN < kNTilesS: the step over the tile's first kN n8 blocks only (the
+  // caller knows the rest hold only masked keys: the Hopper forward's first
+  // key step, sm90/fwd_kernel.cuh).
+  template <int kN = kNTilesS>
+  __device__ __forceinline__ void scores_step(float (&s)[kN][4], float scale_log2,
                                               float (&alpha)[2]) {
+    static_assert(kN >= 1 && kN <= kNTilesS, "at most the tile's n8 blocks");
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
       const float row_max = new_row_max(s, r);
@@ -178,23 +183,25 @@ struct OnlineSoftmaxRows {
 
  private:
   // Running max of row r (0: lane/4, 1: lane/4 + 8) including this tile.
-  __device__ __forceinline__ float new_row_max(const float (&s)[kNTilesS][4], int r) const {
-    // Pairwise (tree) reductions: log2 depth instead of a kNTilesS-long
+  template <int kN>
+  __device__ __forceinline__ float new_row_max(const float (&s)[kN][4], int r) const {
+    // Pairwise (tree) reductions: log2 depth instead of a kN-long
     // dependent chain; the warp is latency-bound here, not issue-bound.
-    float part[kNTilesS];
+    float part[kN];
 #pragma unroll
-    for (int j = 0; j < kNTilesS; ++j) part[j] = fmaxf(s[j][2 * r], s[j][2 * r + 1]);
+    for (int j = 0; j < kN; ++j) part[j] = fmaxf(s[j][2 * r], s[j][2 * r + 1]);
     return quad_max(fmaxf(m_i[r], tree_reduce(part, MaxOp{})));
   }
 
   // Row r of s becomes exp2(s * scale_log2 - max_scaled) (scale folded into one
   // FMA: exp(scale*s - scale*m) = exp2(s*c - m*c), c = scale*log2(e)); returns
   // this thread's part of the row's sum.
-  __device__ __forceinline__ static float exp_row(float (&s)[kNTilesS][4], int r,
-                                                  float max_scaled, float scale_log2) {
-    float part[kNTilesS];
+  template <int kN>
+  __device__ __forceinline__ static float exp_row(float (&s)[kN][4], int r, float max_scaled,
+                                                  float scale_log2) {
+    float part[kN];
 #pragma unroll
-    for (int j = 0; j < kNTilesS; ++j) {
+    for (int j = 0; j < kN; ++j) {
       s[j][2 * r] = fast_exp2(fmaf(s[j][2 * r], scale_log2, -max_scaled));
       s[j][2 * r + 1] = fast_exp2(fmaf(s[j][2 * r + 1], scale_log2, -max_scaled));
       part[j] = s[j][2 * r] + s[j][2 * r + 1];

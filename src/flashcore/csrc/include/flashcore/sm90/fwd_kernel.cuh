@@ -529,11 +529,70 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
       for (int e = 0; e < 4; ++e) acc_o[j][e] = 0.f;
     softmax.init();
   };
-  // The first key tile's softmax step: the full one (O is still zero: no rescale).
-  auto first_step = [&](float (&s)[kNTilesS][4]) {
+  // Under a mask, how much of key tile n of the tile at c, the first one its
+  // key loop visits, this warpgroup's 64 rows see (mask.cuh
+  // tile_visible_cols): kDead none of it, kHalf its first kBlockN / 2 keys
+  // at most, kFull more. A causal block of 128 or 192 rows starts on its
+  // diagonal key tile, of which its first warpgroup sees half or none: the
+  // softmax step skips that part (benchmarks/NOTES.md v30). The Q K^T is
+  // issued whole: a wgmma under a branch, or one of half the width into half
+  // the accumulators, cost the masked kernels 300-1800 spilled registers.
+  enum : int { kDead = 0, kHalf = 1, kFull = 2 };
+  static_assert(kBlockN % 32 == 0, "a half key tile is whole k16 steps of P");
+  auto share_of = [&](const TileCoord& c, int n) -> int {
+    if constexpr (kHasMask) {
+      const int r0 = c.m0 + 64 * wg;
+      const int cols = tile_visible_cols<kHasMask>(params, r0, imin(r0 + 63, params.seqlen_q - 1),
+                                                   n * kBlockN, kBlockN);
+      return cols == 0 ? kDead : cols <= kBlockN / 2 ? kHalf : kFull;
+    } else {
+      return kFull;
+    }
+  };
+  // share == want, warp-uniform; a constant without a mask.
+  auto share_is = [&](int share, int want) {
+    if constexpr (kHasMask) {
+      return uniform(share == want);
+    } else {
+      return want == kFull;
+    }
+  };
+  // Softcap and mask of a first key step's scores (share kHalf: their first half).
+  auto prepare_first = [&](float (&s)[kNTilesS][4], int share,
+                           const KeyRange<kBlockM, kBlockN, kHasMask>& range, int thread_row,
+                           int n) {
+    if (share_is(share, kHalf)) {
+      auto& h = reinterpret_cast<float(&)[kNTilesS / 2][4]>(s);
+      if constexpr (kSoftcap) softcap_scores(h, params.softcap, params.softcap_scale);
+      mask_scores<kNTilesS / 2, kHasMask>(h, params, thread_row, n * kBlockN, quad_col);
+    } else {
+      prepare_scores(s, range, thread_row, n);
+    }
+  };
+  // The first key step's softmax: the full one (O is still zero: no
+  // rescale), over the half that exists for kHalf; P zero for kDead (the
+  // softmax state stays as reset, and the next step is the first).
+  auto first_step = [&](float (&s)[kNTilesS][4], int share) {
     float alpha[2];
-    softmax.scores_step(s, params.scale_log2, alpha);
-    to_p(s, p);
+    if (share_is(share, kFull)) {
+      softmax.scores_step(s, params.scale_log2, alpha);
+      to_p(s, p);
+    } else if (share_is(share, kHalf)) {
+      auto& h = reinterpret_cast<float(&)[kNTilesS / 2][4]>(s);
+      softmax.template scores_step<kNTilesS / 2>(h, params.scale_log2, alpha);
+#pragma unroll
+      for (int kk = 0; kk < kBlockN / 32; ++kk) {
+        p[kk][0] = Numeric<Elem>::pack2(h[2 * kk][0], h[2 * kk][1]);
+        p[kk][1] = Numeric<Elem>::pack2(h[2 * kk][2], h[2 * kk][3]);
+        p[kk][2] = Numeric<Elem>::pack2(h[2 * kk + 1][0], h[2 * kk + 1][1]);
+        p[kk][3] = Numeric<Elem>::pack2(h[2 * kk + 1][2], h[2 * kk + 1][3]);
+      }
+#pragma unroll
+      for (int kk = kBlockN / 32; kk < kBlockN / 16; ++kk) p[kk][0] = p[kk][1] = p[kk][2] = p[kk][3] = 0u;
+    } else {
+#pragma unroll
+      for (int kk = 0; kk < kBlockN / 16; ++kk) p[kk][0] = p[kk][1] = p[kk][2] = p[kk][3] = 0u;
+    }
   };
   // A split task's end, per warp (its 16 rows): write this part's O and row
   // statistics, then count the part in; the warp that counts a tile's last
@@ -604,6 +663,9 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
     return true;
   };
   bool p_ready = false;
+  // The tile's first key step was kDead for this warpgroup (set where the
+  // step ran: at the top of the tile, or at the merged boundary before it).
+  bool first_dead = false;
   int index = 0;  // tiles this block ran, for the Q buffer and its phase
   for (int t = Traits::kPersistent ? next_tile(0) : static_cast<int>(blockIdx.x);
        uniform(t < num_tasks); ++index) {
@@ -658,6 +720,8 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
       // speculative step against the running maxima (softmax.cuh spec_step,
       // v26), redone with the full step where a row's max grew.
       if (!p_ready) {
+        const int share = share_of(c, range.n_end - 1);
+        first_dead = share_is(share, kDead);
         float s[kNTilesS][4];
         mbarrier_wait_parity(&k_full[stage], phase);
         turn_wait();
@@ -666,13 +730,40 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
         wgmma_wait_group<0>();
         wgmma_fence_operands(reinterpret_cast<float(&)[kBlockN / 2]>(s));
         if (lane == 0) mbarrier_arrive(&k_empty[stage]);
-        prepare_scores(s, range, thread_row_of(c), range.n_end - 1);
-        first_step(s);
+        if (!first_dead) prepare_first(s, share, range, thread_row_of(c), range.n_end - 1);
+        first_step(s, share);
       }
       int v_stage = stage;
       uint32_t v_phase = phase;
       advance();
-      for (int n = range.n_end - 2; uniform(n >= range.n_begin); --n) {
+      int n = range.n_end - 2;
+      if constexpr (kHasMask) {
+        // While the steps so far were kDead for this warpgroup (P zero, the
+        // softmax as reset), the next is a first step again: its Q K^T alone
+        // in the turn where the others issue it with their P V, the hidden
+        // tile's V released unread.
+        while (first_dead && uniform(n >= range.n_begin)) {
+          const int share = share_of(c, n);
+          first_dead = share_is(share, kDead);
+          float s[kNTilesS][4];
+          mbarrier_wait_parity(&k_full[stage], phase);
+          turn_wait();
+          issue_qk(s, q_rows, stage);
+          turn_pass();
+          wgmma_wait_group<0>();
+          wgmma_fence_operands(reinterpret_cast<float(&)[kBlockN / 2]>(s));
+          if (lane == 0) mbarrier_arrive(&k_empty[stage]);
+          mbarrier_wait_parity(&v_full[v_stage], v_phase);
+          if (lane == 0) mbarrier_arrive(&v_empty[v_stage]);
+          if (!first_dead) prepare_first(s, share, range, thread_row_of(c), n);
+          first_step(s, share);
+          v_stage = stage;
+          v_phase = phase;
+          advance();
+          --n;
+        }
+      }
+      for (; uniform(n >= range.n_begin); --n) {
         float s[kNTilesS][4];
         mbarrier_wait_parity(&k_full[stage], phase);
         turn_wait();
@@ -711,6 +802,8 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
           const KeyRange<kBlockM, kBlockN, kHasMask> rn = task_range(cn, task_split(t_next));
           if (uniform(rn.n_end > rn.n_begin)) {
             merged = true;
+            const int share = share_of(cn, rn.n_end - 1);
+            const bool dead = share_is(share, kDead);
             float s[kNTilesS][4];
             mbarrier_wait_parity(&q_full[q_buf(index + 1)], q_parity(index + 1));
             mbarrier_wait_parity(&k_full[stage], phase);
@@ -722,13 +815,14 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
             wgmma_wait_group<1>();
             wgmma_fence_operands(reinterpret_cast<float(&)[kBlockN / 2]>(s));
             if (lane == 0) mbarrier_arrive(&k_empty[stage]);
-            prepare_scores(s, rn, thread_row_of(cn), rn.n_end - 1);
+            if (!dead) prepare_first(s, share, rn, thread_row_of(cn), rn.n_end - 1);
             wgmma_wait_group<0>();
             wgmma_fence_operands(reinterpret_cast<float(&)[Traits::kHeadDim / 2]>(acc_o));
             if (lane == 0) mbarrier_arrive(&v_empty[v_stage]);
             epilogue();
             reset_tile();
-            first_step(s);
+            first_step(s, share);
+            first_dead = dead;
           }
         }
       }
