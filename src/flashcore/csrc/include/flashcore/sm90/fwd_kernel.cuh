@@ -433,11 +433,14 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
   // This warpgroup's 64 rows of Q buffer b, in every column block.
   auto q_rows_of = [&](int b) { return smem_q + b * Traits::kQBytes + wg * 64 * 128; };
   // S = Q K^T of the tile in `st`, issued and committed (not waited for):
-  // head-dim steps of 16, step kk 32 bytes into column block kk / 4.
-  auto issue_qk = [&](float (&s)[kNTilesS][4], const char* q_rows, int st) {
+  // head-dim steps of 16, step kk 32 bytes into column block kk / 4. dead
+  // (warp-uniform; the first key step under a mask only): S is not read, and
+  // only the first step is issued (see share_of below).
+  auto issue_qk = [&](float (&s)[kNTilesS][4], const char* q_rows, int st, bool dead = false) {
     wgmma_fence();
 #pragma unroll
     for (int kk = 0; kk < Traits::kHeadDim / 16; ++kk) {
+      if (kk > 0 && dead) break;
       const int off = (kk / 4) * Traits::kQBlockBytes + (kk % 4) * 32;
       const int k_off = (kk / 4) * Traits::kKVBlockBytes + (kk % 4) * 32;
       Wgmma<kBlockN, Elem>::template ss<false>(
@@ -534,9 +537,11 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
   // tile_visible_cols): kDead none of it, kHalf its first kBlockN / 2 keys
   // at most, kFull more. A causal block of 128 or 192 rows starts on its
   // diagonal key tile, of which its first warpgroup sees half or none: the
-  // softmax step skips that part (benchmarks/NOTES.md v30). The Q K^T is
-  // issued whole: a wgmma under a branch, or one of half the width into half
-  // the accumulators, cost the masked kernels 300-1800 spilled registers.
+  // softmax step skips that part (benchmarks/NOTES.md v30), and a kDead
+  // step's Q K^T is one head-dim step of 16 instead of all: S is written whole
+  // either way. Leaving the wgmma out under a branch, or one of half the width
+  // into half the accumulators, cost the masked kernels 300-1800 spilled
+  // registers.
   enum : int { kDead = 0, kHalf = 1, kFull = 2 };
   static_assert(kBlockN % 32 == 0, "a half key tile is whole k16 steps of P");
   auto share_of = [&](const TileCoord& c, int n) -> int {
@@ -725,7 +730,7 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
         float s[kNTilesS][4];
         mbarrier_wait_parity(&k_full[stage], phase);
         turn_wait();
-        issue_qk(s, q_rows, stage);
+        issue_qk(s, q_rows, stage, first_dead);
         turn_pass();
         wgmma_wait_group<0>();
         wgmma_fence_operands(reinterpret_cast<float(&)[kBlockN / 2]>(s));
@@ -748,7 +753,7 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
           float s[kNTilesS][4];
           mbarrier_wait_parity(&k_full[stage], phase);
           turn_wait();
-          issue_qk(s, q_rows, stage);
+          issue_qk(s, q_rows, stage, first_dead);
           turn_pass();
           wgmma_wait_group<0>();
           wgmma_fence_operands(reinterpret_cast<float(&)[kBlockN / 2]>(s));
@@ -809,7 +814,7 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
             mbarrier_wait_parity(&k_full[stage], phase);
             mbarrier_wait_parity(&v_full[v_stage], v_phase);
             turn_wait();
-            issue_qk(s, q_rows_of(q_buf(index + 1)), stage);
+            issue_qk(s, q_rows_of(q_buf(index + 1)), stage, dead);
             issue_pv(acc_o, p, v_stage);
             turn_pass();
             wgmma_wait_group<1>();
