@@ -78,13 +78,14 @@ int sm90_pick(const FwdShape& s, FwdConfig per_tile, FwdConfig persistent) {
   return static_cast<int>(persistent);
 }
 
-// Head dim 128 without a mask: the persistent build up to rows of 4096, the
-// one-block-per-tile build from there. With the speculative softmax step
-// (benchmarks/NOTES.md v26; H200, fp16 and bf16, two calls) the two measured
-// within 1% at (4,16,2048) and (2,16,16384), and the one-block-per-tile build
-// 3-6% faster at (8,16,4096) and 2-5% at (1,32/8,8192). Rows are
-// min(seqlen_q, seqlen_k). Masked calls keep sm90_pick's rule.
-constexpr int64_t kMinPerTileUnmaskedRowsD128 = 4096;
+// Head dim 128 without a mask: the persistent build below rows of 16384, the
+// one-block-per-tile build from there. Since v29 (the next tile's Q a whole
+// tile ahead) the persistent build measured 2-9% faster at 3072, 4096 and
+// 8192 rows and at (1,32/8,8192), fp16 and bf16, and within 1% at
+// (2,16,16384) (benchmarks/NOTES.md v30; v26 had the one-block-per-tile build
+// ahead from 4096). Rows are min(seqlen_q, seqlen_k). Masked calls keep
+// sm90_pick's rule.
+constexpr int64_t kMinPerTileUnmaskedRowsD128 = 16384;
 
 int sm90_d128_pick(const FwdShape& s) {
   if (!s.masked && std::min(s.seqlen_q, s.seqlen_k) >= kMinPerTileUnmaskedRowsD128) {
@@ -98,9 +99,11 @@ int sm90_d128_pick(const FwdShape& s) {
 // more query rows. Against the two-warpgroup pick (benchmarks/NOTES.md v17,
 // H200, fp16 and bf16): without a mask +1..+7% at 4K and 8K, +8..+11% at 16K
 // and 32K, and since v27 (uniform datapath) +3..+4% at 2K as well (-4% in
-// v17); under a causal mask -1..-10% up to 4K, +4..+8% from 8K in v17, and
+// v17); under a causal mask -1..-10% up to 4K, +4..+8% from 8K in v17,
 // since v28 (O stored from registers) the persistent three-warpgroup twin
-// +5% at 4K (fp16, 475 vs 452 TFLOP/s), -4% at 2K. There the persistent twin
+// +5% at 4K (fp16, 475 vs 452 TFLOP/s), -4% at 2K, and since v30 (a
+// warpgroup skips the softmax of the diagonal key tile it does not see) +1%
+// to +9% from 1536 rows to 3072, -3% at 1024. There the persistent twin
 // (longest-first order) led up to 16K in v17; since v27 the
 // one-block-per-tile build leads at 16K (+1..+2%, three builds), so the twin
 // keeps rows up to 8192 (43 tiles; 8K-16K unmeasured). Softcap keeps two
@@ -108,7 +111,7 @@ int sm90_d128_pick(const FwdShape& s) {
 // warpgroups' 160 registers a thread. Rows are min(seqlen_q, seqlen_k), the
 // measured square shapes' length.
 constexpr int64_t kMinW3Rows = 2048;
-constexpr int64_t kMinW3MaskedRows = 4096;
+constexpr int64_t kMinW3MaskedRows = 1536;
 constexpr int64_t kMaxW3PersistentMaskedTiles = 43;  // ceil(8192 / 192)
 constexpr int64_t kMaxW3SplitRows = 8192;
 
