@@ -433,10 +433,11 @@ def test_heuristic_picks_the_narrowest_tile_that_fits(device, shape):
         ((1, 8, 512, 512), 128, "H100/H200", "d128_m32_g4"),
         ((1, 8, 1024, 1024), 128, "H100/H200", "d128_m64_g2"),
         ((4, 16, 2048, 2048), 128, "H100/H200", "sm90_d128_p"),
-        # head dim 128 from 4096 rows without a mask: one block per tile (v26)
-        ((8, 16, 4096, 4096), 128, "H100/H200", "sm90_d128"),
-        ((1, 32, 8192, 8192), 128, "H100/H200", "sm90_d128"),
-        ((8, 16, 4096, 2048), 128, "H100/H200", "sm90_d128_p"),  # rows = min(Sq, Sk)
+        ((8, 16, 4096, 4096), 128, "H100/H200", "sm90_d128_p"),
+        ((1, 32, 8192, 8192), 128, "H100/H200", "sm90_d128_p"),
+        # head dim 128 from 16384 rows without a mask: one block per tile (v30)
+        ((2, 16, 16384, 16384), 128, "H100/H200", "sm90_d128"),
+        ((2, 16, 16384, 8192), 128, "H100/H200", "sm90_d128_p"),  # rows = min(Sq, Sk)
         ((8, 16, 4096, 4096), 96, "H100/H200", "d96_m128"),  # has its own tile width
         ((8, 16, 4096, 4096), 128, "A100", "d128_m128"),  # sm_80: mma.sync only
         ((8, 16, 4096, 4096), 256, "H100/H200", "d256_m128"),
@@ -475,16 +476,15 @@ def test_heuristic_keeps_mma_sync_when_inputs_do_not_suit_tma(shape, d, expected
 )
 def test_heuristic_sm90_persistent_unless_masked_past_64_query_tiles(shape, d, plain):
     # Without a mask, the persistent build (benchmarks/NOTES.md, v10), except
-    # head dim 128 from 4096 rows (NOTES v26). Under a
+    # head dim 128 from 16384 rows (NOTES v30). Under a
     # causal mask or a window, with the longest-first order, the persistent
     # build up to 64 query tiles of 128 per head (seqlen_q 8192); past that the
     # one-block-per-tile build, which measured faster at 16K (NOTES v15).
-    # Head dim 128 without a mask: one block per tile from 4096 rows (v26).
     dev = DEVICES["H100/H200"]
     _, h, sq, sk = shape
 
     def unmasked_pick(sq, sk):
-        return plain if d == 128 and min(sq, sk) >= 4096 else plain + "_p"
+        return plain if d == 128 and min(sq, sk) >= 16384 else plain + "_p"
 
     masked_pick = plain if -(-sq // 128) > 64 else plain + "_p"
     assert _debug.heuristic(*shape, d, **dev, masked=True) == masked_pick
@@ -508,8 +508,10 @@ def test_heuristic_sm90_persistent_unless_masked_past_64_query_tiles(shape, d, p
         ((2, 16, 16384, 16384), False, "sm90_d64_w3"),  # 112 in the last wave: no split
         ((1, 16, 16384, 16384), False, "sm90_d64_w3"),  # splits, but past 8192 rows
         ((1, 16, 32768, 32768), False, "sm90_d64_w3"),
-        ((8, 16, 4096, 4096), True, "sm90_d64_w3_p"),  # masked from 4096 rows (v28)
-        ((8, 16, 4095, 4095), True, "sm90_d64_p"),  # masked below 4096 rows: two
+        ((8, 16, 4096, 4096), True, "sm90_d64_w3_p"),
+        ((4, 16, 2048, 2048), True, "sm90_d64_w3_p"),
+        ((8, 16, 1536, 1536), True, "sm90_d64_w3_p"),  # masked from 1536 rows (v30)
+        ((8, 16, 1535, 1535), True, "sm90_d64_p"),  # masked below 1536 rows: two
         ((2, 16, 8192, 8192), True, "sm90_d64_w3_p"),
         ((1, 32, 8192, 8192), True, "sm90_d64_w3_p"),
         ((1, 16, 8256, 8256), True, "sm90_d64_w3_p"),  # 43 query tiles of 192
@@ -520,8 +522,8 @@ def test_heuristic_sm90_persistent_unless_masked_past_64_query_tiles(shape, d, p
         ((8, 16, 4096, 1024), False, "sm90_d64_p"),
         ((8, 16, 4096, 2048), False, "sm90_d64_w3_p"),
         ((8, 16, 1024, 8192), False, "sm90_d64_p"),
-        ((1, 16, 8192, 4096), True, "sm90_d64_w3_p"),
-        ((1, 16, 8192, 4095), True, "sm90_d64_p"),
+        ((1, 16, 8192, 1536), True, "sm90_d64_w3_p"),
+        ((1, 16, 8192, 1535), True, "sm90_d64_p"),
         # 192-row tiles that do not fill the GPU: two warpgroups (128-row tiles do)
         ((1, 3, 8192, 8192), False, "sm90_d64_p"),
         ((1, 4, 8192, 8192), False, "sm90_d64_w3_p"),  # 172 tiles: tail split
@@ -530,7 +532,7 @@ def test_heuristic_sm90_persistent_unless_masked_past_64_query_tiles(shape, d, p
 def test_heuristic_sm90_d64_three_warpgroups_for_long_rows(shape, masked, expected):
     # Head dims served by the 64-wide tile (NOTES v17, v27): three consumer
     # warpgroups from 2048 rows without a mask (persistent where the tail split
-    # applies, v28) and from 4096 under one, the persistent twin up to 43 query
+    # applies, v28) and from 1536 under one (v30), the persistent twin up to 43 query
     # tiles; softcap keeps two.
     dev = DEVICES["H100/H200"]
     for d in (64, 40):

@@ -412,11 +412,12 @@ def test_sm90_persistent_twin_under_a_mask(d):
     assert _debug.chosen_config(q, k, v, window=(150, 0)) == plain + "_p"
     check(q, k, v, causal=True)
     check(q, k, v, window=(150, 0))
-    # 8193 queries are 65 tiles of 128 (only the shapes are read); 2047 keys
-    # keep head dim 64 on two consumer warpgroups (three from 2048 rows since
-    # v27: test_sm90_d64_three_warpgroups_*).
+    # 8193 queries are 65 tiles of 128 (only the shapes are read); 1535 keys
+    # keep head dim 64 on two consumer warpgroups (three from 2048 rows
+    # without a mask since v27, from 1536 under one since v30:
+    # test_sm90_d64_three_warpgroups_*).
     long_q = torch.empty(1, 4, 8193, d, device="cuda", dtype=torch.bfloat16)
-    long_k = torch.empty(1, 4, 2047, d, device="cuda", dtype=torch.bfloat16)
+    long_k = torch.empty(1, 4, 1535, d, device="cuda", dtype=torch.bfloat16)
     assert _debug.chosen_config(long_q, long_k, long_k) == plain + "_p"
     assert _debug.chosen_config(long_q, long_k, long_k, causal=True) == plain
     with _debug.sm90_persistent_masked():
@@ -497,13 +498,14 @@ def sm90_fwd_kernels_run(fn):
         # rows >= 2048 without a mask: three warpgroups, one block per tile
         (6, 4096, {}, ("sm90_d64_w3", 3, False)),
         (12, 2048, {}, ("sm90_d64_w3", 3, False)),  # 12 x 11 = 132 tiles of 192 (v27)
-        # causal from 4096 rows: three warpgroups, persistent (longest-first)
+        # causal from 1536 rows: three warpgroups, persistent (longest-first)
         (4, 8192, {"causal": True}, ("sm90_d64_w3_p", 3, True)),
         (6, 4096, {"causal": True}, ("sm90_d64_w3_p", 3, True)),  # v28
+        (12, 2048, {"causal": True}, ("sm90_d64_w3_p", 3, True)),  # v30
         # softcap keeps two warpgroups (persistent without a mask)
         (6, 4096, {"softcap": 30.0}, ("sm90_d64_p", 2, True)),
-        # causal below 4096 rows keeps two warpgroups
-        (12, 2048, {"causal": True}, ("sm90_d64_p", 2, True)),
+        # causal below 1536 rows keeps two warpgroups
+        (24, 1024, {"causal": True}, ("sm90_d64_p", 2, True)),
     ],
 )
 def test_sm90_d64_three_warpgroups_unforced(heads, s, kw, expected):
