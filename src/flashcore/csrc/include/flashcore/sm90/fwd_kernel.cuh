@@ -544,22 +544,25 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
   // registers.
   enum : int { kDead = 0, kHalf = 1, kFull = 2 };
   static_assert(kBlockN % 32 == 0, "a half key tile is whole k16 steps of P");
+  // Without a mask only a warpgroup whose rows are all past seqlen_q (the
+  // last query tile's, when seqlen_q is not a multiple of kBlockM) is kDead,
+  // for every key tile.
   auto share_of = [&](const TileCoord& c, int n) -> int {
+    const int r0 = c.m0 + 64 * wg;
     if constexpr (kHasMask) {
-      const int r0 = c.m0 + 64 * wg;
       const int cols = tile_visible_cols<kHasMask>(params, r0, imin(r0 + 63, params.seqlen_q - 1),
                                                    n * kBlockN, kBlockN);
       return cols == 0 ? kDead : cols <= kBlockN / 2 ? kHalf : kFull;
     } else {
-      return kFull;
+      return r0 < params.seqlen_q ? kFull : kDead;
     }
   };
-  // share == want, warp-uniform; a constant without a mask.
+  // share == want, warp-uniform; never kHalf without a mask.
   auto share_is = [&](int share, int want) {
     if constexpr (kHasMask) {
       return uniform(share == want);
     } else {
-      return want == kFull;
+      return want != kHalf && uniform(share == want);
     }
   };
   // Softcap and mask of a first key step's scores (share kHalf: their first half).
@@ -742,7 +745,7 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
       uint32_t v_phase = phase;
       advance();
       int n = range.n_end - 2;
-      if constexpr (kHasMask) {
+      {
         // While the steps so far were kDead for this warpgroup (P zero, the
         // softmax as reset), the next is a first step again: its Q K^T alone
         // in the turn where the others issue it with their P V, the hidden
