@@ -544,9 +544,12 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
   // registers.
   enum : int { kDead = 0, kHalf = 1, kFull = 2 };
   static_assert(kBlockN % 32 == 0, "a half key tile is whole k16 steps of P");
-  // Without a mask only a warpgroup whose rows are all past seqlen_q (the
-  // last query tile's, when seqlen_q is not a multiple of kBlockM) is kDead,
-  // for every key tile.
+  // Without a mask only the three-warpgroup kernels look: a warpgroup whose
+  // rows are all past seqlen_q (in the last 192-row tile of 2048 or 4096
+  // rows, say) is kDead for every key tile. (The two-warpgroup kernels, whose
+  // 128-row tiles leave such a warpgroup only where seqlen_q % 128 is 1..64,
+  // measured 1-5% slower for the extra code at head dim 128: NOTES v30.)
+  constexpr bool kDeadRows = !kHasMask && Traits::kConsumerWGs == 3;
   auto share_of = [&](const TileCoord& c, int n) -> int {
     const int r0 = c.m0 + 64 * wg;
     if constexpr (kHasMask) {
@@ -557,12 +560,14 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
       return r0 < params.seqlen_q ? kFull : kDead;
     }
   };
-  // share == want, warp-uniform; never kHalf without a mask.
+  // share == want, warp-uniform; kFull always where nothing is looked at.
   auto share_is = [&](int share, int want) {
     if constexpr (kHasMask) {
       return uniform(share == want);
-    } else {
+    } else if constexpr (kDeadRows) {
       return want != kHalf && uniform(share == want);
+    } else {
+      return want == kFull;
     }
   };
   // Softcap and mask of a first key step's scores (share kHalf: their first half).
@@ -745,7 +750,7 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
       uint32_t v_phase = phase;
       advance();
       int n = range.n_end - 2;
-      {
+      if constexpr (kHasMask || kDeadRows) {
         // While the steps so far were kDead for this warpgroup (P zero, the
         // softmax as reset), the next is a first step again: its Q K^T alone
         // in the turn where the others issue it with their P V, the hidden
