@@ -434,8 +434,8 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
   auto q_rows_of = [&](int b) { return smem_q + b * Traits::kQBytes + wg * 64 * 128; };
   // S = Q K^T of the tile in `st`, issued and committed (not waited for):
   // head-dim steps of 16, step kk 32 bytes into column block kk / 4. dead
-  // (warp-uniform; the first key step under a mask only): S is not read, and
-  // only the first step is issued (see share_of below).
+  // (warp-uniform; a kDead first key step only, see share_of below): S is not
+  // read, and only the first head-dim step is issued.
   auto issue_qk = [&](float (&s)[kNTilesS][4], const char* q_rows, int st, bool dead = false) {
     wgmma_fence();
 #pragma unroll
