@@ -754,7 +754,9 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
         // While the steps so far were kDead for this warpgroup (P zero, the
         // softmax as reset), the next is a first step again: its Q K^T alone
         // in the turn where the others issue it with their P V, the hidden
-        // tile's V released unread.
+        // tile's V released unread. (The same steps as the tile's first above,
+        // written out twice: as one lambda for both, ptxas scheduled the
+        // kernels differently, sm90_d128's masked key loop +66 instructions.)
         while (first_dead && uniform(n >= range.n_begin)) {
           const int share = share_of(c, n);
           first_dead = share_is(share, kDead);
