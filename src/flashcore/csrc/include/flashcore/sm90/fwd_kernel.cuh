@@ -505,9 +505,14 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
   auto next_tile = [&](int t, int i) {
     if constexpr (Traits::kPersistent) {
       mbarrier_wait_parity(&q_full[q_buf(i + 1)], q_parity(i + 1));
-      // ptxas knows a one-address load uniform, but still treats branches
-      // on the value as divergent: `uniform` votes on them.
-      return __shfl_sync(0xffffffffu, static_cast<int>(q_task[q_buf(i + 1)]), 0);
+      // Lane 0 reads it, the lane that frees the buffer (q_empty) after the
+      // tile, so the read is ordered before the producer's next write
+      // (racecheck flagged the other lanes' reads); the shuffle also tells
+      // ptxas the value is warp-uniform (a plain load of it put the unmasked
+      // persistent key loops into a divergence region: R2UR, +37 instructions).
+      int next = 0;
+      if (lane == 0) next = q_task[q_buf(i + 1)];
+      return __shfl_sync(0xffffffffu, next, 0);
     } else {
       return t + static_cast<int>(gridDim.x);
     }
