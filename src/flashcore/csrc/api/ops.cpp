@@ -229,7 +229,7 @@ std::tuple<Tensor, Tensor> run(const Tensor& q, const Tensor& k, const Tensor& v
                     " (its shared memory per block is too small) for head_dim ", head_dim);
   }
   // A persistent config's scheduler buffer (FwdParams::tile_counter: the
-  // counter, per-block task slots and, for a tail split, its arrival counters
+  // task counter and, for a tail split, its arrival counters
   // and partial results; sm90/tile_order.h): its own allocation per call (the
   // launch zeroes the counters on the stream), so concurrent calls and graphs
   // never share one.
@@ -241,7 +241,7 @@ std::tuple<Tensor, Tensor> run(const Tensor& q, const Tensor& k, const Tensor& v
     const flashcore::sm90::TailSplit plan = flashcore::sm90::fwd_tail_split(
         cfg.tail_split && !has_mask(p), tiles, sm_count, seqlen_k, cfg.block_n);
     const flashcore::sm90::SchedLayout layout =
-        flashcore::sm90::sched_layout(sm_count, plan, cfg.warps - 4, cfg.head_dim);
+        flashcore::sm90::sched_layout(plan, cfg.warps - 4, cfg.head_dim);
     sched = empty_cuda({(layout.bytes + 3) / 4, 0, 0, 0}, 1, aoti_torch_dtype_int32(), device);
     p.tile_counter = static_cast<int*>(sched.data_ptr());
   }

@@ -119,21 +119,20 @@ cudaError_t launch(FwdArgs& args, cudaStream_t stream, int device, bool pdl) {
   int64_t grid = tiles;
   if constexpr (Traits::kPersistent) {
     // One block per SM at most (one fits per SM; api/ops.cpp sized the
-    // scheduler buffer for that and for the tail split: fwd_sched_layout),
+    // scheduler buffer for the tail split: sched_layout),
     // the rest from the counter.
     if (p.tile_counter == nullptr) return cudaErrorInvalidValue;
     const int sm_count = device_desc(device).sm_count;
     const TailSplit plan = fwd_tail_split(Traits::kTailSplit && !kHasMask, tiles, sm_count,
                                           p.seqlen_k, Traits::kBlockN);
     const SchedLayout layout =
-        sched_layout(sm_count, plan, 4 * Traits::kConsumerWGs, Traits::kHeadDim);
+        sched_layout(plan, 4 * Traits::kConsumerWGs, Traits::kHeadDim);
     args.split = plan;
     args.split_counts = p.tile_counter + layout.counts_begin;
     args.split_ws =
         reinterpret_cast<float*>(reinterpret_cast<char*>(p.tile_counter) + layout.ws_offset);
     grid = std::min<int64_t>(plan.num_tasks, sm_count);
-    // The counter and, with a split, the arrival counters (the slots between
-    // them are written before they are read).
+    // The counter and, with a split, the arrival counters.
     const cudaError_t err =
         cudaMemsetAsync(p.tile_counter, 0, sizeof(int) * layout.counts_end, stream);
     if (err != cudaSuccess) return err;

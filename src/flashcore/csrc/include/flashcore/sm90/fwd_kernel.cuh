@@ -62,8 +62,7 @@ struct FwdArgs {
 
 // bar.sync / bar.arrive on a named barrier whose id is a run-time value (the
 // consumer warpgroup's): ids 1 .. 3 are the warpgroups' own (128 threads),
-// 4 .. 6 the ping-pong turns (256 threads: the waiting and the passing one),
-// 7 and 8 the persistent kernel's tile hand-over (consumers + producer warp).
+// 4 .. 6 the ping-pong turns (256 threads: the waiting and the passing one).
 __device__ __forceinline__ void bar_sync(int id, int threads) {
   asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(threads) : "memory");
 }
@@ -220,6 +219,8 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
   uint64_t* v_full = k_full + kStages;
   uint64_t* k_empty = v_full + kStages;
   uint64_t* v_empty = k_empty + kStages;
+  // Persistent: the task whose Q is in buffer b (see the tile hand-over below).
+  volatile int* q_task = reinterpret_cast<volatile int*>(smem + Traits::kQTaskOffset);
   // The Q buffer of the i-th tile a block runs, and the parity of its barriers' phase.
   auto q_buf = [](int i) { return i % Traits::kQBufs; };
   auto q_parity = [](int i) { return static_cast<uint32_t>(i / Traits::kQBufs) & 1u; };
@@ -271,16 +272,15 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
   allow_next_grid_launch();
   wait_for_previous_grid();
 
-  // The persistent kernel's tile hand-over: the producer warp writes the next
-  // tile index into this block's slot and arrives on named barrier kSlotFull;
-  // the consumers sync on it, read the slot and arrive on kSlotEmpty, which
-  // the producer warp syncs on before its next write (bar.arrive -> bar.sync
-  // orders the accesses, global ones included). The slot is global memory
-  // (tile_counter[1 + block]), not shared: compute-sanitizer's racecheck
-  // does not follow arrive/sync pairs and flagged a shared slot.
-  volatile int* tile_slot = Traits::kPersistent ? params.tile_counter + 1 + blockIdx.x : nullptr;
-  constexpr int kSlotFull = 7, kSlotEmpty = 8;
-  constexpr int kSlotThreads = 128 * Traits::kConsumerWGs + 32;  // consumers + producer warp
+  // The persistent kernel's tile hand-over rides on the Q buffers: the
+  // producer's lane 0 writes a task's index into q_task[b] before it arrives
+  // on q_full[b] for that task's Q (release), and the consumers read it once
+  // they have waited on q_full[b] (acquire); q_empty[b], which frees the Q
+  // buffer, frees the index with it. After the last task the producer writes
+  // an index past the last into the next buffer and arrives with no copy.
+  // (Until v31 the index went through global memory between named barriers
+  // of every consumer thread and the producer warp: each tile boundary waited
+  // for all consumer warpgroups, then for an L2 round trip. NOTES v31.)
 
   if (warpgroup == 0) {
     // ---- producer ----
@@ -300,9 +300,10 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
       // Q of the tile at c into the next Q buffer once every consumer warp
       // released it (its epilogue staged O there: two tiles ago with two
       // buffers, the previous tile with one).
-      auto load_q = [&](const TileCoord& c) {
+      auto load_q = [&](const TileCoord& c, int task) {
         const int b = q_buf(q_index);
         mbarrier_wait_parity(&q_empty[b], q_parity(q_index) ^ 1);
+        if constexpr (Traits::kPersistent) q_task[b] = task;
         mbarrier_arrive_expect_tx(&q_full[b], Traits::kQBytes);
 #pragma unroll
         for (int cb = 0; cb < Traits::kColBlocks; ++cb) {
@@ -334,13 +335,13 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
           phase ^= 1;
         }
       };
-      // Persistent: publish tile index t to the consumers (see above).
-      auto publish = [&](int t, bool first) {
-        __syncwarp();
-        if (!first) bar_sync(kSlotEmpty, kSlotThreads);
-        if (leader) *tile_slot = t;
-        __syncwarp();
-        bar_arrive(kSlotFull, kSlotThreads);
+      // Persistent: no task left; the consumers stop on this index.
+      auto stop_q = [&]() {
+        const int b = q_buf(q_index);
+        mbarrier_wait_parity(&q_empty[b], q_parity(q_index) ^ 1);
+        q_task[b] = num_tasks;
+        mbarrier_arrive(&q_full[b]);
+        ++q_index;
       };
       // t counts claims; `task` is what the consumers are told: the flattened
       // tile under the longest-first order, else the task index itself.
@@ -351,15 +352,20 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
       // ahead: once this tile's first kQLeadTiles key tiles are on their way
       // (their stages are the ones the consumers wait on at the boundary,
       // before the epilogue that frees the buffer), and before the rest.
-      // The consumers read the slot at the end of the previous tile, whose
-      // last P V they issue together with this tile's first Q K^T.
+      // The consumers read its index (q_task) at the end of the previous
+      // tile, whose last P V they issue together with this tile's first Q K^T.
       static_assert(!Traits::kPersistent || Traits::kQBufs == 2, "see above");
       constexpr int kQLeadTiles = kStages;
-      bool first = true;
-      if (leader && blockIdx.x < num_tasks) {
-        load_q(tile_coord<kBlockM>(params, task_tile(task_of(blockIdx.x))));
-      }
-      for (int t = blockIdx.x; t < num_tasks; first = false) {
+      // One Q (or, persistent, the stop) per task, for the task after it.
+      auto load_task_q = [&](int t) {
+        if (t < num_tasks) {
+          load_q(tile_coord<kBlockM>(params, task_tile(task_of(t))), task_of(t));
+        } else if constexpr (Traits::kPersistent) {
+          stop_q();
+        }
+      };
+      if (leader) load_task_q(blockIdx.x);
+      for (int t = blockIdx.x; t < num_tasks;) {
         const int task = task_of(t);
         const TileCoord c = tile_coord<kBlockM>(params, task_tile(task));
         const KeyRange<kBlockM, kBlockN, kHasMask> range = task_range(c, task_split(task));
@@ -369,7 +375,6 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
         if constexpr (Traits::kPersistent) {
           if (leader) claimed = atomicAdd(params.tile_counter, 1);
         }
-        if constexpr (Traits::kPersistent) publish(task, first);
         int t_next;
         if constexpr (Traits::kPersistent) {
           t_next = static_cast<int>(gridDim.x) + __shfl_sync(0xffffffffu, claimed, 0);
@@ -378,7 +383,7 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
         }
         if (leader) {
           auto load_next_q = [&]() {
-            if (t_next < num_tasks) load_q(tile_coord<kBlockM>(params, task_tile(task_of(t_next))));
+            if (Traits::kPersistent || t_next < num_tasks) load_task_q(t_next);
           };
           int issued = 0;
           for (int n = range.n_end - 1; n >= range.n_begin; --n) {
@@ -389,8 +394,6 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
         }
         t = t_next;
       }
-      // No tile left: an index past the last one stops the consumers.
-      if constexpr (Traits::kPersistent) publish(num_tasks, first);
     }
     return;
   }
@@ -496,16 +499,20 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
       return b;
     }
   };
-  // The tile after `t`: the persistent kernel's producer publishes it in the
-  // slot (an index past the last stops the block); otherwise the grid stride.
-  auto next_tile = [&](int t) {
+  // The tile after the i-th this block runs (t): the persistent kernel's
+  // producer writes it with the Q of the (i+1)-th (an index past the last
+  // stops the block); otherwise the grid stride.
+  auto next_tile = [&](int t, int i) {
     if constexpr (Traits::kPersistent) {
-      bar_sync(kSlotFull, kSlotThreads);
-      // ptxas knows a one-address load uniform, but still treats branches
-      // on the value as divergent: `uniform` votes on them.
-      const int next = *tile_slot;
-      if (next < num_tasks) bar_arrive(kSlotEmpty, kSlotThreads);
-      return next;
+      mbarrier_wait_parity(&q_full[q_buf(i + 1)], q_parity(i + 1));
+      // Lane 0 reads it, the lane that frees the buffer (q_empty) after the
+      // tile, so the read is ordered before the producer's next write
+      // (racecheck flagged the other lanes' reads); the shuffle also tells
+      // ptxas the value is warp-uniform (a plain load of it put the unmasked
+      // persistent key loops into a divergence region: R2UR, +37 instructions).
+      int next = 0;
+      if (lane == 0) next = q_task[q_buf(i + 1)];
+      return __shfl_sync(0xffffffffu, next, 0);
     } else {
       return t + static_cast<int>(gridDim.x);
     }
@@ -680,7 +687,7 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
   // step ran: at the top of the tile, or at the merged boundary before it).
   bool first_dead = false;
   int index = 0;  // tiles this block ran, for the Q buffer and its phase
-  for (int t = Traits::kPersistent ? next_tile(0) : static_cast<int>(blockIdx.x);
+  for (int t = Traits::kPersistent ? next_tile(0, -1) : static_cast<int>(blockIdx.x);
        uniform(t < num_tasks); ++index) {
     const int qb = q_buf(index);
     char* q_rows = q_rows_of(qb);
@@ -810,7 +817,7 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
       // The last P V: with the next tile's first Q K^T where there is a next
       // tile with keys (its Q and first K tile loaded under this tile), else
       // alone.
-      t_next = next_tile(t);
+      t_next = next_tile(t, index);
       if constexpr (Traits::kMergeTiles) {
         if (uniform(t_next < num_tasks)) {
           const TileCoord cn = tile_coord<kBlockM>(params, task_tile(t_next));
@@ -820,7 +827,6 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
             const int share = share_of(cn, rn.n_end - 1);
             const bool dead = share_is(share, kDead);
             float s[kNTilesS][4];
-            mbarrier_wait_parity(&q_full[q_buf(index + 1)], q_parity(index + 1));
             mbarrier_wait_parity(&k_full[stage], phase);
             mbarrier_wait_parity(&v_full[v_stage], v_phase);
             turn_wait();
@@ -852,7 +858,7 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
         epilogue();
       }
     } else {
-      t_next = next_tile(t);
+      t_next = next_tile(t, index);
       epilogue();  // rows that see no key: zeros, lse -inf
     }
     p_ready = merged;

@@ -63,8 +63,11 @@ struct FwdTraits {
   static constexpr int kVOffset = kKOffset + kStages * kKVTileBytes;
   static constexpr int kBarOffset = kVOffset + kStages * kKVTileBytes;
   static constexpr int kNumBarriers = 2 * kQBufs + 4 * kStages;
+  // The persistent kernels' task index of each Q buffer (fwd_kernel.cuh), one
+  // int each after the barriers.
+  static constexpr int kQTaskOffset = kBarOffset + 8 * kNumBarriers;
   // Plus up to 1008 bytes to align the dynamic base (only 16 is guaranteed).
-  static constexpr int kSmemBytes = kBarOffset + 8 * kNumBarriers + 1008;
+  static constexpr int kSmemBytes = kQTaskOffset + 8 * kQBufs + 1008;
 
   // Register split (setmaxnreg): the producer gives registers back to the
   // pool, the consumers take them; 128 * kProducerRegs + 128 * kConsumerWGs *

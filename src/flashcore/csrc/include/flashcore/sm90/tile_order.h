@@ -143,11 +143,12 @@ FLASHCORE_TILE_ORDER_FN void tail_part_range(int n_begin, int n_end, int parts, 
 }
 
 // The persistent kernels' scheduler buffer (api/ops.cpp allocates it per call):
-// int [0] the task counter and [1, 1 + sm_count) the blocks' task slots; with
-// a tail split then one arrival counter per split tile and consumer warp
-// (the launch zeroes [0, counts_end)), and from byte ws_offset (16-byte
-// aligned) one partial result per split task and consumer warp: per lane,
-// kNTilesO float4 of O and one float4 (m0, m1, l0, l1).
+// int [0] the task counter; with a tail split then one arrival counter per
+// split tile and consumer warp (the launch zeroes [0, counts_end)), and from
+// byte ws_offset (16-byte aligned) one partial result per split task and
+// consumer warp: per lane, kNTilesO float4 of O and one float4 (m0, m1, l0, l1).
+// (A block hands its next task to its consumers in shared memory: q_task in
+// sm90/fwd_kernel.cuh.)
 struct SchedLayout {
   int64_t counts_begin;  // in ints
   int64_t counts_end;    // in ints
@@ -155,12 +156,11 @@ struct SchedLayout {
   int64_t bytes;
 };
 
-inline SchedLayout sched_layout(int sm_count, const TailSplit& plan, int consumer_warps,
-                                int tile_head_dim) {
+inline SchedLayout sched_layout(const TailSplit& plan, int consumer_warps, int tile_head_dim) {
   const int64_t split_tasks = plan.parts > 1 ? plan.num_tasks - plan.first_task : 0;
   const int64_t split_tiles = plan.parts > 1 ? split_tasks / plan.parts : 0;
   SchedLayout l;
-  l.counts_begin = 1 + static_cast<int64_t>(sm_count);
+  l.counts_begin = 1;
   l.counts_end = l.counts_begin + split_tiles * consumer_warps;
   l.ws_offset = (l.counts_end * 4 + 15) / 16 * 16;
   l.bytes = l.ws_offset + split_tasks * consumer_warps * (tile_head_dim / 8 + 1) * 32 * 16;
