@@ -382,9 +382,7 @@ __global__ void __launch_bounds__(Traits::kNThreads, 1)
           t_next = t + static_cast<int>(gridDim.x);
         }
         if (leader) {
-          auto load_next_q = [&]() {
-            if (Traits::kPersistent || t_next < num_tasks) load_task_q(t_next);
-          };
+          auto load_next_q = [&]() { load_task_q(t_next); };
           int issued = 0;
           for (int n = range.n_end - 1; n >= range.n_begin; --n) {
             load_kv(c, n);
